@@ -1,0 +1,75 @@
+//! The one error type of every cache operation.
+//!
+//! Caches fail for few reasons, and a caller wants to match on them, so `CacheError` is a small
+//! enum rather than a boxed trait object; `#[non_exhaustive]` leaves room for later variants, and
+//! [`CacheError::Backend`] carries any error of a backend that is not an in-memory table.
+
+use std::error::Error;
+use std::fmt;
+
+/// Why a cache operation failed.
+///
+/// Every operation of [`BaseCache`](crate::BaseCache) returns `Result<_, CacheError>`. A failed
+/// `set` leaves whatever was stored under the key before exactly as it was.
+///
+/// ```
+/// use epochcache::{BaseCache, CacheError, DictCache};
+///
+/// let cache = DictCache::new();
+/// cache.close().unwrap();
+/// assert!(matches!(cache.get("k"), Err(CacheError::Closed)));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// The cache was closed; no operation is served after [`close`](crate::BaseCache::close).
+    Closed,
+    /// The entry is larger than the cache accepts for one entry.
+    TooLarge {
+        /// The weight of the refused entry, in bytes (key, value and per-entry overhead).
+        size: usize,
+        /// The largest weight the cache accepts for one entry.
+        max: usize,
+    },
+    /// An error of a backend that stores entries outside this process's memory.
+    Backend(Box<dyn Error + Send + Sync + 'static>),
+}
+
+impl fmt::Display for CacheError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CacheError::Closed => f.write_str("the cache is closed"),
+            CacheError::TooLarge { size, max } => write!(
+                f,
+                "the entry weighs {size} bytes, more than the {max} bytes one entry may weigh"
+            ),
+            CacheError::Backend(e) => write!(f, "cache backend error: {e}"),
+        }
+    }
+}
+
+impl Error for CacheError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            CacheError::Backend(e) => Some(&**e),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_the_cause() {
+        assert_eq!(CacheError::Closed.to_string(), "the cache is closed");
+        let too_large = CacheError::TooLarge { size: 10, max: 4 };
+        assert!(too_large.to_string().contains("10 bytes"));
+        let io = std::io::Error::other("disk gone");
+        let backend = CacheError::Backend(Box::new(io));
+        assert!(backend.to_string().contains("disk gone"));
+        assert!(backend.source().is_some());
+        assert!(CacheError::Closed.source().is_none());
+    }
+}

@@ -1,0 +1,103 @@
+//! When an entry stops being served: the seed's `expires: int | datetime`.
+//!
+//! A caller says "in 30 seconds" ([`Expires::After`]), "at this instant" ([`Expires::At`]) or "at
+//! this Unix timestamp" ([`Expires::UnixSeconds`], the seed's `int`). Caches turn each into one
+//! deadline, a `u64` of nanoseconds since the Unix epoch read from their [`Clock`](crate::Clock),
+//! when the entry is written; a deadline at or before now means the entry is already expired.
+
+use std::time::{Duration, SystemTime};
+
+use crate::clock::system_time_to_nanos;
+
+/// When a value set in a cache expires.
+///
+/// An expiry at or before the current time is not an error: `set` stores the value as already
+/// expired, which replaces any older value, and `get` returns `None` for it.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use epochcache::Expires;
+///
+/// let in_a_minute: Expires = Duration::from_secs(60).into();
+/// let at_noon: Expires = SystemTime::UNIX_EPOCH.into();
+/// let timestamp = Expires::UnixSeconds(1_900_000_000);
+/// assert_eq!(in_a_minute, Expires::After(Duration::from_secs(60)));
+/// # let _ = (at_noon, timestamp);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Expires {
+    /// This long after the value is set.
+    After(Duration),
+    /// At this wall-clock instant.
+    At(SystemTime),
+    /// At this Unix timestamp, in whole seconds.
+    UnixSeconds(u64),
+}
+
+impl Expires {
+    /// The deadline in nanoseconds since the Unix epoch, given the time `now` in the same unit.
+    ///
+    /// The result is never 0, which caches use to mean "never expires": an instant before the
+    /// epoch becomes 1, still long past.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use epochcache::Expires;
+    /// assert_eq!(Expires::After(Duration::from_nanos(5)).deadline_nanos(100), 105);
+    /// assert_eq!(Expires::UnixSeconds(2).deadline_nanos(0), 2_000_000_000);
+    /// ```
+    pub fn deadline_nanos(&self, now: u64) -> u64 {
+        let deadline = match *self {
+            Expires::After(d) => now.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            Expires::At(t) => system_time_to_nanos(t),
+            Expires::UnixSeconds(s) => s.saturating_mul(1_000_000_000),
+        };
+        deadline.max(1)
+    }
+}
+
+impl From<Duration> for Expires {
+    fn from(d: Duration) -> Self {
+        Expires::After(d)
+    }
+}
+
+impl From<SystemTime> for Expires {
+    fn from(t: SystemTime) -> Self {
+        Expires::At(t)
+    }
+}
+
+/// A deadline as stored in an entry: 0 is "never", anything else nanoseconds since the epoch.
+pub(crate) fn deadline_of(expires: Option<Expires>, now: u64) -> u64 {
+    expires.map_or(0, |e| e.deadline_nanos(now))
+}
+
+/// Whether a stored deadline (0 for never) has passed at `now`.
+#[inline]
+pub(crate) fn is_expired(deadline: u64, now: u64) -> bool {
+    deadline != 0 && deadline <= now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn deadlines() {
+        assert_eq!(deadline_of(None, 50), 0);
+        assert_eq!(deadline_of(Some(Expires::At(UNIX_EPOCH)), 50), 1);
+        let before_epoch = UNIX_EPOCH - Duration::from_secs(3);
+        assert_eq!(Expires::At(before_epoch).deadline_nanos(50), 1);
+        assert_eq!(Expires::After(Duration::MAX).deadline_nanos(50), u64::MAX);
+        assert_eq!(Expires::UnixSeconds(u64::MAX).deadline_nanos(0), u64::MAX);
+    }
+
+    #[test]
+    fn expiry_is_at_or_before_now() {
+        assert!(!is_expired(0, u64::MAX));
+        assert!(is_expired(10, 10));
+        assert!(!is_expired(11, 10));
+    }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, in the order a failure is cheapest to find: formatting, lints, the unit,
+# integration, property and doc tests, then the loom models, then the loom models again under
+# AddressSanitizer. README's test command; `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+step() {
+  echo "==> $*"
+  "$@" 2>&1 | tee -a "$log"
+}
+
+# The loom models explore every interleaving up to this many preemptions; 2 keeps the whole
+# suite within minutes on two cores (raise it locally for a deeper search).
+export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
+loom_cfg="--cfg epochcache_loom --cfg crossbeam_loom --cfg crossbeam_sanitize"
+
+step cargo fmt --all -- --check
+step cargo clippy --workspace --all-targets -- -D warnings
+step cargo test --workspace --all-targets
+step cargo test --workspace --doc
+
+# Loom replaces the atomics, the thread locals and crossbeam-epoch's internals with its own, so
+# the models get a target directory of their own and never invalidate the normal build.
+RUSTFLAGS="$loom_cfg" CARGO_TARGET_DIR=target/loom \
+  step cargo test --release -p epochcache-loom-tests
+
+# The same models under AddressSanitizer: loom checks orderings, ASan catches a read of memory
+# that the epoch collector already freed. `--target` keeps the sanitizer off build scripts and
+# proc macros; RUSTC_BOOTSTRAP lets the stable compiler take -Z flags.
+RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address $loom_cfg" \
+  ASAN_OPTIONS="detect_leaks=0" CARGO_TARGET_DIR=target/asan \
+  step cargo test --release -p epochcache-loom-tests --target x86_64-unknown-linux-gnu
+
+passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
+failed=$(grep -oE '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
+echo "all suites: $passed passed, $failed failed"
