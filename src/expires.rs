@@ -48,7 +48,9 @@ impl Expires {
     /// ```
     pub fn deadline_nanos(&self, now: u64) -> u64 {
         let deadline = match *self {
-            Expires::After(d) => now.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+            Expires::After(d) => {
+                now.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            }
             Expires::At(t) => system_time_to_nanos(t),
             Expires::UnixSeconds(s) => s.saturating_mul(1_000_000_000),
         };

@@ -18,6 +18,9 @@ fn initial_data_is_served_and_never_expires() {
     clock.advance(std::time::Duration::from_secs(u32::MAX.into()));
     assert_eq!(cache.len(), 100);
     for i in 0..100 {
-        assert_eq!(cache.get(&format!("k{i}")).unwrap(), Some(Bytes::from(vec![i as u8; i])));
+        assert_eq!(
+            cache.get(&format!("k{i}")).unwrap(),
+            Some(Bytes::from(vec![i as u8; i]))
+        );
     }
 }

@@ -20,10 +20,23 @@ fn main() -> Result<(), epochcache::CacheError> {
         hits += usize::from(cache.get(&format!("key-{i}"))?.is_some());
     }
     let get_time = start.elapsed();
-    cache.set("short-lived", Bytes::from_static(b"x"), Some(Duration::ZERO.into()))?;
-    println!("DictCache: {n} sets in {set_time:?}, {} gets in {get_time:?}, {hits} hits", 2 * n);
-    println!("a value set with an expiry in the past reads as {:?}", cache.get("short-lived")?);
+    cache.set(
+        "short-lived",
+        Bytes::from_static(b"x"),
+        Some(Duration::ZERO.into()),
+    )?;
+    println!(
+        "DictCache: {n} sets in {set_time:?}, {} gets in {get_time:?}, {hits} hits",
+        2 * n
+    );
+    println!(
+        "a value set with an expiry in the past reads as {:?}",
+        cache.get("short-lived")?
+    );
     cache.close()?;
-    println!("after close, get returns {:?}", cache.get("key-1").unwrap_err());
+    println!(
+        "after close, get returns {:?}",
+        cache.get("key-1").unwrap_err()
+    );
     Ok(())
 }

@@ -25,7 +25,8 @@ fn b(s: &str) -> Bytes {
 
 fn read_all<R: Read>(mut r: R) -> Vec<u8> {
     let mut out = Vec::new();
-    r.read_to_end(&mut out).expect("a body stream does not fail");
+    r.read_to_end(&mut out)
+        .expect("a body stream does not fail");
     out
 }
 
@@ -126,7 +127,11 @@ pub fn unusual_keys_and_values<C: BaseCache>(c: &C, _clock: &MockClock) {
         c.set(key, Bytes::from(vec![i as u8; 3]), None).unwrap();
     }
     for (i, key) in unicode.iter().enumerate() {
-        assert_eq!(c.get(key).unwrap(), Some(Bytes::from(vec![i as u8; 3])), "{key}");
+        assert_eq!(
+            c.get(key).unwrap(),
+            Some(Bytes::from(vec![i as u8; 3])),
+            "{key}"
+        );
     }
     let long_key: String = "k".repeat(64 * 1024);
     let long_key_2 = format!("{}x", &long_key[1..]);
@@ -211,7 +216,11 @@ pub fn concurrent_readers_and_writers<C: BaseCache>(c: &C, _clock: &MockClock) {
                         if let Some(v) = c.get(key).unwrap() {
                             let v = std::str::from_utf8(&v).expect("values are text");
                             let (k, _) = v.split_once('=').expect("values are key=...");
-                            assert_eq!(k, key.as_str(), "a value read under {key} was written for {k}");
+                            assert_eq!(
+                                k,
+                                key.as_str(),
+                                "a value read under {key} was written for {k}"
+                            );
                         }
                     }
                     if i % 5 == 0 {
@@ -225,7 +234,10 @@ pub fn concurrent_readers_and_writers<C: BaseCache>(c: &C, _clock: &MockClock) {
         for j in 0..16 {
             let key = format!("private-{t}-{j}");
             let last = (0..ROUNDS).rev().find(|i| i % 16 == j).unwrap();
-            assert_eq!(c.get(&key).unwrap(), Some(Bytes::from(format!("{key}={last}"))));
+            assert_eq!(
+                c.get(&key).unwrap(),
+                Some(Bytes::from(format!("{key}={last}")))
+            );
         }
     }
 }
@@ -238,14 +250,26 @@ pub fn body_and_metadata_are_independent<C: SeparateBodyCache>(c: &C, clock: &Mo
 
     c.set("k", b("meta-1"), Some(Duration::from_secs(5).into()))
         .unwrap();
-    assert_eq!(read_all(c.get_body("k").unwrap().unwrap()), b"body-1", "set leaves the body");
+    assert_eq!(
+        read_all(c.get_body("k").unwrap().unwrap()),
+        b"body-1",
+        "set leaves the body"
+    );
     c.set_body("k", b("body-2")).unwrap();
-    assert_eq!(c.get("k").unwrap(), Some(b("meta-1")), "set_body leaves the metadata");
+    assert_eq!(
+        c.get("k").unwrap(),
+        Some(b("meta-1")),
+        "set_body leaves the metadata"
+    );
     assert_eq!(read_all(c.get_body("k").unwrap().unwrap()), b"body-2");
 
     clock.advance(Duration::from_secs(5));
     assert_eq!(c.get("k").unwrap(), None, "the metadata expired");
-    assert_eq!(read_all(c.get_body("k").unwrap().unwrap()), b"body-2", "a body has no expiry");
+    assert_eq!(
+        read_all(c.get_body("k").unwrap().unwrap()),
+        b"body-2",
+        "a body has no expiry"
+    );
 
     c.set("only-meta", b("m"), None).unwrap();
     assert!(c.get_body("only-meta").unwrap().is_none());
@@ -253,7 +277,10 @@ pub fn body_and_metadata_are_independent<C: SeparateBodyCache>(c: &C, clock: &Mo
     c.set("k", b("meta-2"), None).unwrap();
     c.delete("k").unwrap();
     assert_eq!(c.get("k").unwrap(), None);
-    assert!(c.get_body("k").unwrap().is_none(), "delete removes the body too");
+    assert!(
+        c.get_body("k").unwrap().is_none(),
+        "delete removes the body too"
+    );
 }
 
 pub fn body_stream_survives_replace_and_delete<C: SeparateBodyCache>(c: &C, _clock: &MockClock) {
