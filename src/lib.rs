@@ -27,15 +27,26 @@
 #![warn(missing_docs)]
 
 mod body;
+mod budget;
+mod builder;
+mod byte_cache;
 mod clock;
 mod dict;
+mod equivalent;
 mod error;
 mod expires;
+mod raw;
+mod sharded;
+mod sync;
 mod traits;
 
 pub use body::BodyReader;
+pub use builder::CacheBuilder;
+pub use byte_cache::{ByteCache, ByteCacheBuilder};
 pub use clock::{Clock, MockClock, SystemClock};
 pub use dict::DictCache;
+pub use equivalent::Equivalent;
 pub use error::CacheError;
 pub use expires::Expires;
+pub use sharded::{Pinned, ShardedCache};
 pub use traits::{BaseCache, SeparateBodyCache};

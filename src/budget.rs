@@ -1,0 +1,108 @@
+//! The cache-wide bounds: total weight and entry count, shared by every shard.
+//!
+//! A bound split per shard refuses or evicts early when keys hash unevenly, so the budget is one
+//! pair of counters for the whole cache. A writer reserves its entry's weight before it links the
+//! entry and gives back the weight of what it unlinks. A reservation succeeds only if it keeps the
+//! counter within the bound, so the resident weight never exceeds the budget, even for a moment;
+//! when it would, the writer evicts until it fits.
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// One bounded quantity: its maximum and how much is reserved now.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    max: u64,
+    used: AtomicU64,
+}
+
+impl Bound {
+    pub(crate) fn new(max: u64) -> Self {
+        Bound {
+            max,
+            used: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn max(&self) -> u64 {
+        self.max
+    }
+
+    pub(crate) fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Adds `amount` if the total stays within the maximum.
+    fn try_reserve(&self, amount: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |used| {
+                used.checked_add(amount).filter(|&total| total <= self.max)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, amount: u64) {
+        self.used.fetch_sub(amount, Ordering::AcqRel);
+    }
+}
+
+/// The weight and entry-count bounds of a cache; `None` where unbounded (nothing is counted).
+#[derive(Debug)]
+pub(crate) struct Budget {
+    pub(crate) weight: Option<Bound>,
+    pub(crate) entries: Option<Bound>,
+}
+
+impl Budget {
+    pub(crate) fn is_bounded(&self) -> bool {
+        self.weight.is_some() || self.entries.is_some()
+    }
+
+    /// Reserves one entry of `weight`, all or nothing.
+    pub(crate) fn try_reserve(&self, weight: u64) -> bool {
+        if let Some(entries) = &self.entries {
+            if !entries.try_reserve(1) {
+                return false;
+            }
+        }
+        if let Some(w) = &self.weight {
+            if !w.try_reserve(weight) {
+                if let Some(entries) = &self.entries {
+                    entries.release(1);
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Gives back one entry of `weight`.
+    pub(crate) fn release(&self, weight: u64) {
+        if let Some(entries) = &self.entries {
+            entries.release(1);
+        }
+        if let Some(w) = &self.weight {
+            w.release(weight);
+        }
+    }
+}
+
+#[cfg(all(test, not(epochcache_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reservation_never_exceeds_either_bound() {
+        let budget = Budget {
+            weight: Some(Bound::new(100)),
+            entries: Some(Bound::new(2)),
+        };
+        assert!(budget.try_reserve(60));
+        assert!(!budget.try_reserve(41), "weight would be 101");
+        assert_eq!(budget.entries.as_ref().unwrap().used(), 1, "all or nothing");
+        assert!(budget.try_reserve(40));
+        assert!(!budget.try_reserve(0), "a third entry");
+        budget.release(60);
+        assert!(budget.try_reserve(10));
+        assert_eq!(budget.weight.as_ref().unwrap().used(), 50);
+    }
+}

@@ -1,0 +1,249 @@
+//! `CacheBuilder`: every option of a [`ShardedCache`], checked once, with defaults that suit a
+//! service.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+
+use crate::budget::{Bound, Budget};
+use crate::clock::{default_clock, Clock};
+use crate::sharded::{ShardedCache, Weigher};
+
+/// The fraction of the weight budget one entry may take at most, unless set: 1/8.
+const DEFAULT_MAX_ENTRY_SHARE: u64 = 8;
+
+/// Options for a [`ShardedCache`].
+///
+/// ```
+/// use bytes::Bytes;
+/// use epochcache::ShardedCache;
+///
+/// let cache: ShardedCache<String, Bytes> = ShardedCache::builder()
+///     .shards(8)
+///     .max_entries(10_000)
+///     .build();
+/// assert_eq!(cache.shard_count(), 8);
+/// ```
+pub struct CacheBuilder<K, V, S = ahash::RandomState> {
+    pub(crate) shards: Option<usize>,
+    pub(crate) initial_capacity: usize,
+    pub(crate) max_entries: Option<u64>,
+    pub(crate) max_weight: Option<u64>,
+    pub(crate) max_entry_weight: Option<u64>,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) clock: Option<Arc<dyn Clock>>,
+    pub(crate) hasher: S,
+}
+
+impl<K, V> CacheBuilder<K, V> {
+    /// Default options: shards from the available parallelism, no bound, the system clock, a
+    /// randomly seeded hasher.
+    ///
+    /// ```
+    /// # use epochcache::{CacheBuilder, ShardedCache};
+    /// let cache: ShardedCache<u64, u64> = CacheBuilder::new().build();
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn new() -> Self {
+        CacheBuilder {
+            shards: None,
+            initial_capacity: 0,
+            max_entries: None,
+            max_weight: None,
+            max_entry_weight: None,
+            weigher: None,
+            clock: None,
+            hasher: ahash::RandomState::new(),
+        }
+    }
+}
+
+impl<K, V> Default for CacheBuilder<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V, S> CacheBuilder<K, V, S> {
+    /// The number of shards, rounded up to a power of two (1 to 4096). Default: four per
+    /// available core, rounded up.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder().shards(3).build();
+    /// assert_eq!(cache.shard_count(), 4);
+    /// ```
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// Room for this many entries before the first table rebuild.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder().initial_capacity(1000).build();
+    /// # drop(cache);
+    /// ```
+    pub fn initial_capacity(mut self, entries: usize) -> Self {
+        self.initial_capacity = entries;
+        self
+    }
+
+    /// Bounds the number of entries; the cache evicts to stay within it.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder().max_entries(2).build();
+    /// for i in 0..10 { cache.insert(i, i).unwrap(); }
+    /// assert!(cache.len() <= 2);
+    /// ```
+    pub fn max_entries(mut self, entries: u64) -> Self {
+        self.max_entries = Some(entries);
+        self
+    }
+
+    /// Bounds the total weight (see [`weigher`](Self::weigher)); the cache evicts to stay within
+    /// it.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, Vec<u8>> = ShardedCache::builder()
+    ///     .max_weight(1000)
+    ///     .weigher(|_k, v: &Vec<u8>| v.len() as u64)
+    ///     .build();
+    /// for i in 0..100 { cache.insert(i, vec![0; 100]).unwrap(); }
+    /// assert!(cache.weight() <= 1000);
+    /// ```
+    pub fn max_weight(mut self, weight: u64) -> Self {
+        self.max_weight = Some(weight);
+        self
+    }
+
+    /// The largest weight of one entry; heavier ones are refused with
+    /// [`CacheError::TooLarge`](crate::CacheError::TooLarge). Default: 1/8 of the weight
+    /// budget, or no limit without one.
+    ///
+    /// ```
+    /// # use epochcache::{CacheError, ShardedCache};
+    /// let cache: ShardedCache<u64, Vec<u8>> = ShardedCache::builder()
+    ///     .weigher(|_k, v: &Vec<u8>| v.len() as u64)
+    ///     .max_entry_weight(10)
+    ///     .build();
+    /// assert!(matches!(cache.insert(1, vec![0; 11]), Err(CacheError::TooLarge { .. })));
+    /// ```
+    pub fn max_entry_weight(mut self, weight: u64) -> Self {
+        self.max_entry_weight = Some(weight);
+        self
+    }
+
+    /// How much an entry weighs against [`max_weight`](Self::max_weight). Default: the sizes of
+    /// the key and value types plus the engine's per-entry overhead.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<String, String> = ShardedCache::builder()
+    ///     .weigher(|k: &String, v: &String| (k.len() + v.len()) as u64)
+    ///     .build();
+    /// cache.insert("ab".into(), "cde".into()).unwrap();
+    /// assert_eq!(cache.weight(), 5);
+    /// ```
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Arc::new(weigher));
+        self
+    }
+
+    /// Where expiry reads the time; a [`MockClock`](crate::MockClock) in tests.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use epochcache::{MockClock, ShardedCache};
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+    ///     .clock(Arc::new(MockClock::new()))
+    ///     .build();
+    /// # drop(cache);
+    /// ```
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The hasher. The default is ahash seeded randomly per cache, which resists HashDoS; a fixed
+    /// seed makes runs repeatable (the loom models use one).
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64, _> = ShardedCache::builder()
+    ///     .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
+    ///     .build();
+    /// # drop(cache);
+    /// ```
+    pub fn hasher<S2>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
+        CacheBuilder {
+            shards: self.shards,
+            initial_capacity: self.initial_capacity,
+            max_entries: self.max_entries,
+            max_weight: self.max_weight,
+            max_entry_weight: self.max_entry_weight,
+            weigher: self.weigher,
+            clock: self.clock,
+            hasher,
+        }
+    }
+
+    /// Builds the cache.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder().build();
+    /// cache.insert(1, 2).unwrap();
+    /// assert_eq!(cache.get(&1), Some(2));
+    /// ```
+    pub fn build(self) -> ShardedCache<K, V, S>
+    where
+        K: Hash + Eq + Send + Sync + 'static,
+        V: Clone + Send + Sync + 'static,
+        S: BuildHasher,
+    {
+        let shards = self
+            .shards
+            .unwrap_or_else(|| default_parallelism() * 4)
+            .clamp(1, 4096)
+            .next_power_of_two();
+        let budget = Budget {
+            weight: self.max_weight.map(Bound::new),
+            entries: self.max_entries.map(Bound::new),
+        };
+        let max_entry_weight = self.max_entry_weight.unwrap_or_else(|| {
+            self.max_weight
+                .map_or(u64::MAX, |w| (w / DEFAULT_MAX_ENTRY_SHARE).max(1))
+        });
+        let weigher = self.weigher.unwrap_or_else(|| {
+            let size = (std::mem::size_of::<K>() + std::mem::size_of::<V>()) as u64;
+            Arc::new(move |_: &K, _: &V| size + crate::sharded::ENTRY_OVERHEAD)
+        });
+        ShardedCache::from_parts(
+            shards,
+            self.initial_capacity,
+            budget,
+            max_entry_weight,
+            weigher,
+            self.clock.unwrap_or_else(default_clock),
+            self.hasher,
+        )
+    }
+}
+
+impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("shards", &self.shards)
+            .field("max_entries", &self.max_entries)
+            .field("max_weight", &self.max_weight)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(4, usize::from)
+}

@@ -1,0 +1,127 @@
+//! An entry: one immutable allocation holding a key, its value and one word of metadata.
+//!
+//! A slot of the table points at an entry. An entry never changes after it is published, except
+//! for the small access counter in its metadata word: a `set` of an existing key publishes a new
+//! entry and retires the old one, so a reader that holds a reference sees one consistent pair.
+//!
+//! The metadata word packs the deadline and the access counter, so that expiry and eviction cost
+//! eight bytes an entry together:
+//!
+//! ```text
+//!  63                                  2 1 0
+//! [ deadline in units of 4 ns, 0 = never | freq ]
+//! ```
+//!
+//! The deadline bits are written once, before the entry is published. The two `freq` bits are
+//! raised by readers with a plain relaxed store (never a read-modify-write) and only when the
+//! counter is below its maximum, so a hot entry's line stops being written once it is hot; the
+//! evictor lowers them under the shard lock. A reader's store may race with the evictor's and undo
+//! it; that costs the entry at most one extra round in the cache, never consistency, because the
+//! deadline bits in both stores are the same.
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// The largest value of the access counter.
+pub(crate) const MAX_FREQ: u64 = 3;
+const FREQ_MASK: u64 = 0b11;
+/// The largest deadline unit that survives the shift left by two.
+const MAX_UNITS: u64 = (1 << 62) - 1;
+
+/// A key, its value and its metadata word.
+pub(crate) struct Entry<K, V> {
+    pub(crate) key: K,
+    pub(crate) value: V,
+    meta: AtomicU64,
+}
+
+impl<K, V> Entry<K, V> {
+    /// An entry expiring at `deadline` (nanoseconds since the Unix epoch, 0 for never), with its
+    /// access counter at `freq`.
+    pub(crate) fn new(key: K, value: V, deadline: u64, freq: u64) -> Self {
+        // Rounded up, so an entry never expires before its deadline (at most 3 ns after it).
+        let units = if deadline == 0 {
+            0
+        } else {
+            deadline.div_ceil(4).clamp(1, MAX_UNITS)
+        };
+        Entry {
+            key,
+            value,
+            meta: AtomicU64::new(units << 2 | freq.min(MAX_FREQ)),
+        }
+    }
+
+    /// The deadline in nanoseconds since the Unix epoch (0 for never), rounded up to 4 ns.
+    #[inline]
+    pub(crate) fn deadline(&self) -> u64 {
+        (self.meta.load(Ordering::Relaxed) >> 2) << 2
+    }
+
+    /// Whether the entry has expired at `now`; `now` is only called for entries with a deadline,
+    /// so that entries without one never read the clock.
+    #[inline]
+    pub(crate) fn is_expired(&self, now: impl FnOnce() -> u64) -> bool {
+        let deadline = self.deadline();
+        deadline != 0 && deadline <= now()
+    }
+
+    /// The access counter.
+    #[inline]
+    pub(crate) fn freq(&self) -> u64 {
+        self.meta.load(Ordering::Relaxed) & FREQ_MASK
+    }
+
+    /// Records a read: raises the counter by one unless it is at its maximum, in which case the
+    /// line is not written at all.
+    #[inline]
+    pub(crate) fn record_hit(&self) {
+        let meta = self.meta.load(Ordering::Relaxed);
+        if meta & FREQ_MASK < MAX_FREQ {
+            self.meta.store(meta + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sets the counter (the evictor, under the shard lock).
+    #[inline]
+    pub(crate) fn set_freq(&self, freq: u64) {
+        let meta = self.meta.load(Ordering::Relaxed);
+        self.meta
+            .store((meta & !FREQ_MASK) | freq.min(MAX_FREQ), Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(test, not(epochcache_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_and_never_become_never() {
+        assert_eq!(Entry::new((), (), 0, 0).deadline(), 0);
+        assert_eq!(Entry::new((), (), 1, 0).deadline(), 4);
+        assert_eq!(Entry::new((), (), 8, 0).deadline(), 8);
+        assert_eq!(Entry::new((), (), 9, 0).deadline(), 12);
+        assert_eq!(Entry::new((), (), u64::MAX, 0).deadline(), MAX_UNITS << 2);
+    }
+
+    #[test]
+    fn expiry_reads_the_clock_only_with_a_deadline() {
+        let never = Entry::new((), (), 0, 0);
+        assert!(!never.is_expired(|| unreachable!("no deadline, no clock")));
+        let e = Entry::new((), (), 1_000, 0);
+        assert!(!e.is_expired(|| 999));
+        assert!(e.is_expired(|| 1_000));
+    }
+
+    #[test]
+    fn the_counter_saturates_and_keeps_the_deadline() {
+        let e = Entry::new((), (), 400, 0);
+        for want in [1, 2, 3, 3] {
+            e.record_hit();
+            assert_eq!(e.freq(), want);
+        }
+        e.set_freq(1);
+        assert_eq!(e.freq(), 1);
+        assert_eq!(e.deadline(), 400);
+        assert_eq!(Entry::new((), (), 0, 9).freq(), MAX_FREQ);
+    }
+}

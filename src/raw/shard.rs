@@ -1,0 +1,384 @@
+//! One shard: a table pointer that readers load without a lock, and a lock that writers take.
+//!
+//! The shard owns the entries its current table points at. Every change goes through the
+//! shard's lock, so writers of one shard are serialised and the table code needs no
+//! read-modify-write on control words. Readers never take the lock: they pin an epoch, load the
+//! table pointer and read (see [`table`](super::table)).
+//!
+//! # Retirement
+//!
+//! An entry leaves the table in one of three ways (replaced, removed, evicted); each time it is
+//! unlinked under the lock and handed to `Guard::defer_destroy`, never freed in place. A resize
+//! builds a new table pointing at the same entries, publishes it, and retires the old table
+//! (whose drop frees only its arrays). A reader pinned before a retirement keeps what it loaded
+//! until it unpins. Deferred destructors run when the epoch collector runs, which happens when a
+//! thread pins from unpinned or flushes; the engine pins before it locks and never flushes under
+//! a lock, so no value's `Drop` runs while a shard lock is held.
+//!
+//! # Growth and tombstones
+//!
+//! Deleted slots become tombstones so that probes pass over them. When live entries plus
+//! tombstones would exceed 7/8 of the slots, the writer rebuilds the table: twice as large if the
+//! live entries alone fill more than half of that limit, else the same size, which clears every
+//! tombstone. Tombstones therefore never make up more than 7/8 of a table.
+
+use std::fmt;
+
+use crossbeam_utils::CachePadded;
+
+use super::entry::Entry;
+use super::table::{alloc_entry, Probe, SlotRef, Table};
+use super::tag::{self, Tag, GROUP_SLOTS};
+use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
+use crate::sync::{lock, Mutex, MutexGuard, Ordering};
+
+/// What a writer keeps about a shard, under the shard's lock.
+#[derive(Debug, Default)]
+pub(crate) struct ShardState {
+    /// Linked entries.
+    live: usize,
+    /// Tombstone slots in the current table.
+    tombstones: usize,
+    /// Linked entries that have a deadline: the expiry sweep runs only while there are some.
+    with_deadline: usize,
+    /// Where the eviction and expiry hand is, as a group index of the current table.
+    hand: usize,
+}
+
+/// A shard of the cache.
+pub(crate) struct Shard<K, V> {
+    table: CachePadded<Atomic<Table<K, V>>>,
+    state: CachePadded<Mutex<ShardState>>,
+}
+
+/// An entry that left a shard: still readable until the guard it was returned under is dropped.
+pub(crate) type Unlinked<'g, K, V> = &'g Entry<K, V>;
+
+/// The groups a table needs so that `entries` fill at most 7/16 of its slots.
+fn groups_for(entries: usize) -> usize {
+    (entries.saturating_mul(16) / (7 * GROUP_SLOTS) + 1).next_power_of_two()
+}
+
+impl<K, V> Shard<K, V> {
+    /// An empty shard sized for `capacity` entries.
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Shard {
+            table: CachePadded::new(Atomic::new(Table::with_groups(groups_for(capacity)))),
+            state: CachePadded::new(Mutex::new(ShardState::default())),
+        }
+    }
+
+    /// The current table.
+    #[inline]
+    fn table<'g>(&self, guard: &'g Guard) -> &'g Table<K, V> {
+        let table = self.table.load(Ordering::Acquire, guard);
+        // SAFETY: the table pointer is never null (set in `with_capacity`, replaced only by
+        // another table), and a replaced table is retired with `defer_destroy`, so it lives at
+        // least as long as `guard`, which was pinned before this load.
+        unsafe { table.deref() }
+    }
+
+    /// The entry for a key, if any: takes no lock.
+    #[inline]
+    pub(crate) fn get<'g>(
+        &self,
+        hash: u64,
+        eq: impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<&'g Entry<K, V>> {
+        self.table(guard).find(hash, eq, guard)
+    }
+
+    /// Takes the shard's lock.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ShardState> {
+        lock(&self.state)
+    }
+
+    /// Inserts or replaces the entry for `entry.key`; returns the replaced entry, retired.
+    ///
+    /// `hash_of` recomputes the hash of a key already in the table when the table is rebuilt.
+    pub(crate) fn insert<'g>(
+        &self,
+        state: &mut ShardState,
+        hash: u64,
+        entry: Entry<K, V>,
+        hash_of: &dyn Fn(&K) -> u64,
+        guard: &'g Guard,
+    ) -> Option<Unlinked<'g, K, V>>
+    where
+        K: Eq,
+    {
+        let has_deadline = entry.deadline() != 0;
+        let entry = alloc_entry(entry).into_shared(guard);
+        // SAFETY: `entry` was allocated just above and is not yet shared with any thread.
+        let new = unsafe { entry.deref() };
+        loop {
+            let table = self.table(guard);
+            match table.probe_for_write(hash, |k| *k == new.key, guard) {
+                Some(Probe::Found(at, old)) => {
+                    // SAFETY: `old` is linked in the current table and we hold the lock.
+                    let old_ref = unsafe { old.deref() };
+                    new.set_freq(old_ref.freq());
+                    table.replace(at, entry, guard);
+                    state.with_deadline += usize::from(has_deadline);
+                    state.with_deadline -= usize::from(old_ref.deadline() != 0);
+                    // SAFETY: `old` was just unlinked from the current table (older tables were
+                    // retired before it and readers of them are pinned), so retiring it once is
+                    // sound.
+                    unsafe { guard.defer_destroy(old) };
+                    return Some(old_ref);
+                }
+                Some(Probe::Vacant(at, was)) if !self.must_rebuild(state, table, was) => {
+                    table.occupy(at, hash, entry);
+                    state.live += 1;
+                    state.tombstones -= usize::from(was == Tag::TOMBSTONE);
+                    state.with_deadline += usize::from(has_deadline);
+                    return None;
+                }
+                _ => self.rebuild(state, hash_of, guard),
+            }
+        }
+    }
+
+    /// Whether taking one more slot (empty, or a tombstone) would fill the table past 7/8.
+    fn must_rebuild(&self, state: &ShardState, table: &Table<K, V>, taking: Tag) -> bool {
+        let used_after = state.live + 1 + state.tombstones - usize::from(taking == Tag::TOMBSTONE);
+        used_after * 8 > table.slots() * 7
+    }
+
+    /// Rebuilds the table without tombstones, doubling it when the live entries need it, and
+    /// publishes it; readers of the old table go on reading it until they unpin.
+    #[cold] // once per doubling, or once per 7/8 of a table in tombstones
+    fn rebuild(&self, state: &mut ShardState, hash_of: &dyn Fn(&K) -> u64, guard: &Guard) {
+        let old = self.table.load(Ordering::Relaxed, guard);
+        // SAFETY: we hold the lock, so `old` is the current table and stays linked until the
+        // store below; it is never null.
+        let old_ref = unsafe { old.deref() };
+        let needed = groups_for(state.live + 1);
+        let groups = if needed > old_ref.group_count() {
+            needed
+        } else {
+            old_ref.group_count()
+        };
+        let new = Table::with_groups(groups);
+        for (_, entry) in old_ref.occupied_from(0, guard) {
+            // SAFETY: every entry linked in the current table is alive while we hold the lock.
+            let key = unsafe { &entry.deref().key };
+            new.place_unpublished(hash_of(key), entry);
+        }
+        self.table.store(Owned::new(new), Ordering::Release);
+        state.tombstones = 0;
+        state.hand = 0;
+        // SAFETY: the old table is no longer reachable from the shard; pinned readers may still
+        // read it, so it is retired, not freed. Its drop frees only its arrays: the entries moved
+        // to the new table.
+        unsafe { guard.defer_destroy(old) };
+    }
+
+    /// Removes the entry for a key; returns it, retired.
+    pub(crate) fn remove<'g>(
+        &self,
+        state: &mut ShardState,
+        hash: u64,
+        eq: impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<Unlinked<'g, K, V>> {
+        let table = self.table(guard);
+        match table.probe_for_write(hash, eq, guard)? {
+            Probe::Found(at, _) => Some(self.unlink(state, table, at, guard)),
+            Probe::Vacant(..) => None,
+        }
+    }
+
+    /// Unlinks and retires the entry of an occupied slot of the current table.
+    fn unlink<'g>(
+        &self,
+        state: &mut ShardState,
+        table: &Table<K, V>,
+        at: SlotRef,
+        guard: &'g Guard,
+    ) -> Unlinked<'g, K, V> {
+        let old = table.vacate(at, guard);
+        // SAFETY: the slot was occupied (the caller found it under the lock), so `old` is a
+        // live entry, and it has just been unlinked from the current table.
+        let old_ref = unsafe { old.deref() };
+        state.live -= 1;
+        state.tombstones += 1;
+        state.with_deadline -= usize::from(old_ref.deadline() != 0);
+        // SAFETY: unlinked just above, retired once.
+        unsafe { guard.defer_destroy(old) };
+        old_ref
+    }
+
+    /// Moves the hand over up to `max_slots` occupied slots and unlinks the first entry that
+    /// `choose` picks, if any. `choose` may also change an entry's counter (second chance).
+    pub(crate) fn evict_with<'g>(
+        &self,
+        state: &mut ShardState,
+        max_slots: usize,
+        mut choose: impl FnMut(&Entry<K, V>) -> bool,
+        guard: &'g Guard,
+    ) -> Option<Unlinked<'g, K, V>> {
+        let table = self.table(guard);
+        let groups = table.group_count();
+        let start = state.hand % groups;
+        let mut seen = 0;
+        let mut victim = None;
+        for (at, entry) in table.occupied_from(start, guard) {
+            // SAFETY: linked in the current table, under the lock.
+            if choose(unsafe { entry.deref() }) {
+                victim = Some(at);
+                break;
+            }
+            seen += 1;
+            if seen >= max_slots {
+                state.hand = (at.group + 1) % groups;
+                return None;
+            }
+        }
+        let at = victim?;
+        state.hand = at.group;
+        Some(self.unlink(state, table, at, guard))
+    }
+
+    /// Unlinks every expired entry among the next `groups` groups after the hand.
+    pub(crate) fn sweep_expired<'g>(
+        &self,
+        state: &mut ShardState,
+        groups: usize,
+        now: u64,
+        guard: &'g Guard,
+        mut on_expired: impl FnMut(Unlinked<'g, K, V>),
+    ) where
+        K: 'g,
+        V: 'g,
+    {
+        if state.with_deadline == 0 {
+            return;
+        }
+        let table = self.table(guard);
+        let count = table.group_count();
+        let start = state.hand % count;
+        for i in 0..groups.min(count) {
+            let g = (start + i) % count;
+            let (word, ptrs) = table.group_state(g, guard);
+            for (slot, ptr) in ptrs.iter().enumerate() {
+                // SAFETY: linked in the current table, under the lock.
+                let expired = unsafe { ptr.as_ref() }.is_some_and(|e| e.is_expired(|| now));
+                if expired && tag::tag_at(word, slot).is_full() {
+                    on_expired(self.unlink(state, table, SlotRef { group: g, slot }, guard));
+                }
+            }
+        }
+        state.hand = (start + groups) % count;
+    }
+
+    /// Unlinks every entry and starts over with an empty table; calls `on_removed` for each.
+    pub(crate) fn clear<'g>(
+        &self,
+        state: &mut ShardState,
+        guard: &'g Guard,
+        mut on_removed: impl FnMut(Unlinked<'g, K, V>),
+    ) where
+        K: 'g,
+        V: 'g,
+    {
+        let old = self
+            .table
+            .swap(Owned::new(Table::with_groups(1)), Ordering::AcqRel, guard);
+        // SAFETY: `old` was the current table until the swap; nothing frees it before `guard`.
+        let old_ref = unsafe { old.deref() };
+        for (_, entry) in old_ref.occupied_from(0, guard) {
+            // SAFETY: linked in the table we just unpublished, under the lock; retired once.
+            on_removed(unsafe { entry.deref() });
+            // SAFETY: the entry is no longer reachable from the shard.
+            unsafe { guard.defer_destroy(entry) };
+        }
+        *state = ShardState::default();
+        // SAFETY: unreachable from the shard since the swap; its drop frees only its arrays.
+        unsafe { guard.defer_destroy(old) };
+    }
+
+    /// The number of linked entries (under the lock).
+    pub(crate) fn live(state: &ShardState) -> usize {
+        state.live
+    }
+
+    /// Checks every invariant of the shard; for tests. `hash_of` hashes a stored key.
+    pub(crate) fn validate(&self, hash_of: &dyn Fn(&K) -> u64) -> Result<(), String>
+    where
+        K: Eq + fmt::Debug,
+    {
+        let state = self.lock();
+        let guard = &crate::sync::epoch::pin();
+        let table = self.table(guard);
+        let (mut live, mut tombstones, mut deadlines, mut empty) = (0, 0, 0, 0);
+        for g in 0..table.group_count() {
+            let (word, ptrs) = table.group_state(g, guard);
+            for (slot, ptr) in ptrs.iter().enumerate() {
+                let t = tag::tag_at(word, slot);
+                // SAFETY: linked in the current table, under the lock.
+                match (t, unsafe { ptr.as_ref() }) {
+                    (Tag::EMPTY, None) => empty += 1,
+                    (Tag::TOMBSTONE, None) => tombstones += 1,
+                    (t, Some(e)) if t.is_full() => {
+                        live += 1;
+                        deadlines += usize::from(e.deadline() != 0);
+                        let hash = hash_of(&e.key);
+                        if Tag::full(hash) != t {
+                            return Err(format!("{:?}: tag {t:?} is not its hash's", e.key));
+                        }
+                        let found = table.find(hash, |k| *k == e.key, guard);
+                        if !found.is_some_and(|f| std::ptr::eq(f, e)) {
+                            return Err(format!("{:?} is not found by its own probe", e.key));
+                        }
+                    }
+                    (t, p) => {
+                        let null = p.is_none();
+                        return Err(format!(
+                            "group {g} slot {slot}: tag {t:?}, null pointer: {null}"
+                        ));
+                    }
+                }
+            }
+        }
+        let counted = (state.live, state.tombstones, state.with_deadline);
+        if counted != (live, tombstones, deadlines) {
+            return Err(format!(
+                "counted (live, tombstones, deadlines) {counted:?}, found {:?}",
+                (live, tombstones, deadlines)
+            ));
+        }
+        if empty == 0 || (live + tombstones) * 8 > table.slots() * 7 {
+            return Err(format!(
+                "table over-full: {live} live, {tombstones} tombstones, {empty} empty"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<K, V> Drop for Shard<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self`: no other thread can reach the shard, so the unprotected guard is
+        // enough to take the table out.
+        let guard = unsafe { crate::sync::epoch::unprotected() };
+        let table = self.table.swap(Shared::null(), Ordering::Relaxed, guard);
+        if table.is_null() {
+            return;
+        }
+        // SAFETY: the shard held the only link to its current table; earlier tables and every
+        // unlinked entry were retired to the collector, which frees them on its own, and no live
+        // entry is linked from them alone.
+        let mut table = unsafe { table.into_owned() };
+        // SAFETY: as above: exclusive access, and these entries are linked nowhere else that
+        // will free them.
+        unsafe { table.drop_entries() };
+    }
+}
+
+impl<K, V> fmt::Debug for Shard<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shard").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,297 @@
+//! The open-addressed table of one shard: groups of seven slots, each slot a pointer to an entry.
+//!
+//! ```text
+//!  group 0                     group 1
+//! [tags: u64][ptr x 7]  ...   [tags: u64][ptr x 7]     one 64-byte line a group
+//!                |
+//!                v
+//!           Entry { key, value, meta }                  one allocation an entry
+//! ```
+//!
+//! A lookup hashes the key, starts at the group named by the hash's low bits, compares the
+//! group's control word against the key's tag (see [`tag`](super::tag)), follows only the
+//! pointers whose tag matches, and stops at the first group with an empty slot. On a hit that is
+//! two cache lines: the group and the entry.
+//!
+//! # Probing
+//!
+//! Groups are visited in triangular order (`g, g+1, g+3, g+6, ...` modulo the group count).
+//! Because the count is a power of two, the first `n` steps visit every group exactly once, so a
+//! probe that has not met an empty slot has seen the whole table; the table always keeps at least
+//! one empty slot (the shard grows it before it fills), so every probe ends.
+//!
+//! # Concurrency
+//!
+//! Only the holder of the shard's lock writes a table; readers take no lock. The writer orders
+//! its stores so that a reader never follows a control byte to the wrong memory:
+//! - insert: store the slot's pointer, then its control byte (both `Release`);
+//! - delete: store `TOMBSTONE` in the control byte, then null in the pointer;
+//! - replace: swap the pointer; the control byte stays, since the key (and its hash) is the same.
+//!
+//! A reader loads the control word and then the pointer (both `Acquire`), checks the pointer for
+//! null and the key for equality, so a stale control byte costs it at most a wasted compare.
+//! Entries are freed only through the epoch collector after they are unlinked, and a table
+//! replaced by a resize is freed the same way, so whatever a pinned reader loaded stays valid
+//! until it unpins.
+
+use std::fmt;
+
+use super::entry::Entry;
+use super::tag::{self, Tag, GROUP_SLOTS};
+use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
+use crate::sync::{AtomicU64, Ordering};
+
+/// Seven slots and their control bytes: one cache line.
+#[repr(C, align(64))]
+pub(crate) struct Group<K, V> {
+    tags: AtomicU64,
+    slots: [Atomic<Entry<K, V>>; GROUP_SLOTS],
+}
+
+impl<K, V> Group<K, V> {
+    fn new() -> Self {
+        Group {
+            tags: AtomicU64::new(0),
+            slots: std::array::from_fn(|_| Atomic::null()),
+        }
+    }
+}
+
+/// Where a slot is: a group index and a slot index within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SlotRef {
+    pub(crate) group: usize,
+    pub(crate) slot: usize,
+}
+
+/// The result of a writer's probe for a key.
+pub(crate) enum Probe<'g, K, V> {
+    /// The key is in the table, at this slot.
+    Found(SlotRef, Shared<'g, Entry<K, V>>),
+    /// The key is absent; it would go in this slot, which is empty or a tombstone.
+    Vacant(SlotRef, Tag),
+}
+
+/// A power-of-two array of groups.
+pub(crate) struct Table<K, V> {
+    groups: Box<[Group<K, V>]>,
+    mask: usize,
+}
+
+impl<K, V> Table<K, V> {
+    /// A table of `groups` groups, rounded up to a power of two.
+    pub(crate) fn with_groups(groups: usize) -> Self {
+        let groups = groups.max(1).next_power_of_two();
+        Table {
+            groups: (0..groups).map(|_| Group::new()).collect(),
+            mask: groups - 1,
+        }
+    }
+
+    /// The number of slots.
+    pub(crate) fn slots(&self) -> usize {
+        self.groups.len() * GROUP_SLOTS
+    }
+
+    /// The number of groups.
+    pub(crate) fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The groups a probe for `hash` visits, in order; every group once.
+    #[inline]
+    fn probe_seq(&self, hash: u64) -> impl Iterator<Item = usize> {
+        let mask = self.mask;
+        let mut pos = hash as usize & mask;
+        (0..=mask).map(move |stride| {
+            let at = pos;
+            pos = (pos + stride + 1) & mask;
+            at
+        })
+    }
+
+    /// The entry whose key satisfies `eq`, if any: the reader's lookup. Takes no lock.
+    #[inline]
+    pub(crate) fn find<'g>(
+        &'g self,
+        hash: u64,
+        mut eq: impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<&'g Entry<K, V>> {
+        let tag = Tag::full(hash);
+        for g in self.probe_seq(hash) {
+            let group = &self.groups[g];
+            let word = group.tags.load(Ordering::Acquire);
+            for slot in tag::matching(word, tag) {
+                let ptr = group.slots[slot].load(Ordering::Acquire, guard);
+                // SAFETY: entries are freed only by `Guard::defer_destroy` after being unlinked
+                // from every table that is still reachable (invariant of `Shard`), and `guard`
+                // was pinned before this table was loaded, so the entry outlives `'g`.
+                if let Some(entry) = unsafe { ptr.as_ref() } {
+                    if eq(&entry.key) {
+                        return Some(entry);
+                    }
+                }
+            }
+            if tag::has_empty(word) {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// The writer's probe: where `eq`'s key is, or where it would go. Call with the shard lock
+    /// held.
+    pub(crate) fn probe_for_write<'g>(
+        &self,
+        hash: u64,
+        mut eq: impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<Probe<'g, K, V>> {
+        let tag = Tag::full(hash);
+        let mut vacant = None;
+        for g in self.probe_seq(hash) {
+            let group = &self.groups[g];
+            let word = group.tags.load(Ordering::Relaxed);
+            for slot in tag::matching(word, tag) {
+                let ptr = group.slots[slot].load(Ordering::Relaxed, guard);
+                // SAFETY: as in `find`; the caller holds the shard lock and a pinned guard, so
+                // no entry of this table is retired while it is looked at.
+                if let Some(entry) = unsafe { ptr.as_ref() } {
+                    if eq(&entry.key) {
+                        return Some(Probe::Found(SlotRef { group: g, slot }, ptr));
+                    }
+                }
+            }
+            if vacant.is_none() {
+                vacant = tag::first_vacant(word)
+                    .map(|slot| (SlotRef { group: g, slot }, tag::tag_at(word, slot)));
+            }
+            if tag::has_empty(word) {
+                break;
+            }
+        }
+        vacant.map(|(at, was)| Probe::Vacant(at, was))
+    }
+
+    /// Publishes `entry` in a vacant slot with its full tag: pointer first, then tag.
+    pub(crate) fn occupy(&self, at: SlotRef, hash: u64, entry: Shared<'_, Entry<K, V>>) {
+        let group = &self.groups[at.group];
+        group.slots[at.slot].store(entry, Ordering::Release);
+        let word = group.tags.load(Ordering::Relaxed);
+        group.tags.store(
+            tag::with_tag(word, at.slot, Tag::full(hash)),
+            Ordering::Release,
+        );
+    }
+
+    /// Puts `entry` in place of the one in an occupied slot and returns the old one.
+    pub(crate) fn replace<'g>(
+        &self,
+        at: SlotRef,
+        entry: Shared<'g, Entry<K, V>>,
+        guard: &'g Guard,
+    ) -> Shared<'g, Entry<K, V>> {
+        self.groups[at.group].slots[at.slot].swap(entry, Ordering::AcqRel, guard)
+    }
+
+    /// Unlinks the entry of an occupied slot: tombstone first, then null. Returns the entry,
+    /// which the caller must retire.
+    pub(crate) fn vacate<'g>(&self, at: SlotRef, guard: &'g Guard) -> Shared<'g, Entry<K, V>> {
+        let group = &self.groups[at.group];
+        let word = group.tags.load(Ordering::Relaxed);
+        group.tags.store(
+            tag::with_tag(word, at.slot, Tag::TOMBSTONE),
+            Ordering::Release,
+        );
+        group.slots[at.slot].swap(Shared::null(), Ordering::AcqRel, guard)
+    }
+
+    /// Puts an entry into a table nobody else sees yet (a resize target): the first vacant slot
+    /// on its probe sequence.
+    pub(crate) fn place_unpublished(&self, hash: u64, entry: Shared<'_, Entry<K, V>>) {
+        for g in self.probe_seq(hash) {
+            let word = self.groups[g].tags.load(Ordering::Relaxed);
+            if let Some(slot) = tag::first_vacant(word) {
+                self.occupy(SlotRef { group: g, slot }, hash, entry);
+                return;
+            }
+        }
+        unreachable!("a resize target always has room for every live entry");
+    }
+
+    /// Every occupied slot and its entry, in table order, starting at group `from`.
+    pub(crate) fn occupied_from<'a, 'g>(
+        &'a self,
+        from: usize,
+        guard: &'g Guard,
+    ) -> impl Iterator<Item = (SlotRef, Shared<'g, Entry<K, V>>)> + 'a
+    where
+        'g: 'a,
+        K: 'g,
+        V: 'g,
+    {
+        let n = self.groups.len();
+        (0..n).flat_map(move |i| {
+            let g = (from + i) & self.mask;
+            let group = &self.groups[g];
+            let word = group.tags.load(Ordering::Relaxed);
+            (0..GROUP_SLOTS).filter_map(move |slot| {
+                if !tag::tag_at(word, slot).is_full() {
+                    return None;
+                }
+                let ptr = group.slots[slot].load(Ordering::Relaxed, guard);
+                (!ptr.is_null()).then_some((SlotRef { group: g, slot }, ptr))
+            })
+        })
+    }
+
+    /// The control word of group `g` and its seven pointers, for `validate`.
+    pub(crate) fn group_state<'g>(
+        &self,
+        g: usize,
+        guard: &'g Guard,
+    ) -> (u64, [Shared<'g, Entry<K, V>>; GROUP_SLOTS]) {
+        let group = &self.groups[g];
+        let word = group.tags.load(Ordering::Relaxed);
+        (
+            word,
+            std::array::from_fn(|s| group.slots[s].load(Ordering::Relaxed, guard)),
+        )
+    }
+
+    /// Drops every entry still linked in this table.
+    ///
+    /// # Safety
+    ///
+    /// - No other thread can reach this table or its entries any more (the cache is being
+    ///   dropped), and no entry of it is also retired or linked in another live table.
+    pub(crate) unsafe fn drop_entries(&mut self) {
+        // SAFETY: the caller guarantees exclusive access, so the unprotected guard is enough.
+        let guard = unsafe { crate::sync::epoch::unprotected() };
+        for group in self.groups.iter() {
+            for slot in &group.slots {
+                let ptr = slot.swap(Shared::null(), Ordering::Relaxed, guard);
+                if !ptr.is_null() {
+                    // SAFETY: by the caller's guarantee this table holds the only link to the
+                    // entry, so it is dropped exactly once, here.
+                    drop(unsafe { ptr.into_owned() });
+                }
+            }
+            group.tags.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for Table<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field("groups", &self.groups.len())
+            .finish()
+    }
+}
+
+/// A new entry, allocated.
+pub(crate) fn alloc_entry<K, V>(entry: Entry<K, V>) -> Owned<Entry<K, V>> {
+    Owned::new(entry)
+}

@@ -1,0 +1,582 @@
+//! `ShardedCache`: the engine, generic over key and value.
+//!
+//! A cache is a power-of-two array of [`Shard`]s, a hasher, a clock and a budget. An operation
+//! hashes its key once: the top bits choose the shard, the low bits the group in the shard's
+//! table and bits 32..39 the tag, so the three choices are independent.
+//!
+//! - `get` pins the epoch once, loads the shard's table, probes, and on a hit raises the entry's
+//!   access counter with a relaxed store when it is not yet at its maximum. It takes no lock and
+//!   writes no line shared with other readers (the counter stops being written once an entry is
+//!   hot).
+//! - `insert` and `remove` pin, take their shard's lock, change the table, and release the lock
+//!   before anything else: unlinked entries are retired to the epoch collector, which drops them
+//!   later, outside every lock.
+//! - A bounded cache reserves an entry's weight in the cache-wide [`Budget`] before linking it;
+//!   when the budget is full the writer evicts (see [`evict_one`](ShardedCache::evict_one)),
+//!   taking one shard lock at a time and never while holding another.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+
+use crate::budget::Budget;
+use crate::builder::CacheBuilder;
+use crate::clock::Clock;
+use crate::equivalent::Equivalent;
+use crate::expires::deadline_of;
+use crate::raw::{Entry, Shard};
+use crate::sync::epoch::{self, Guard};
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::{CacheError, Expires};
+
+/// The engine's own memory for one entry beyond its key and value, as the default weigher
+/// counts it: the metadata word, the slot pointer and control byte at the table's typical fill,
+/// and the allocator's header.
+pub(crate) const ENTRY_OVERHEAD: u64 = 40;
+
+/// How many occupied slots one eviction looks at in one shard before it moves to the next.
+const EVICTION_SCAN: usize = 64;
+
+/// How many groups each write sweeps for expired entries.
+const SWEEP_GROUPS: usize = 1;
+
+/// How an entry is weighed against the budget.
+pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
+
+/// A concurrent cache: a sharded open-addressed table with lock-free reads and epoch-based
+/// reclamation.
+///
+/// `K` is looked up by any [`Equivalent`] form (a `&str` for `String` keys); `V` is cloned out
+/// by [`get`](Self::get), or lent by [`get_with`](Self::get_with) without a clone.
+///
+/// ```
+/// use epochcache::ShardedCache;
+///
+/// let cache: ShardedCache<String, u32> = ShardedCache::new();
+/// cache.insert("a".to_string(), 1).unwrap();
+/// assert_eq!(cache.get("a"), Some(1));
+/// assert_eq!(cache.get_with("a", |v| v * 10), Some(10));
+/// assert!(cache.remove("a"));
+/// assert_eq!(cache.get("a"), None);
+/// ```
+pub struct ShardedCache<K, V, S = ahash::RandomState> {
+    shards: Box<[Shard<K, V>]>,
+    shard_shift: u32,
+    hasher: S,
+    clock: Arc<dyn Clock>,
+    budget: Budget,
+    max_entry_weight: u64,
+    weigher: Weigher<K, V>,
+    /// The next shard an eviction starts in: eviction goes round the shards.
+    evict_cursor: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl<K, V> ShardedCache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// An unbounded cache with default options.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn new() -> Self {
+        CacheBuilder::new().build()
+    }
+
+    /// A builder of options.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder().max_entries(100).build();
+    /// # drop(cache);
+    /// ```
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::new()
+    }
+}
+
+impl<K, V> Default for ShardedCache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V, S> ShardedCache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    pub(crate) fn from_parts(
+        shards: usize,
+        initial_capacity: usize,
+        budget: Budget,
+        max_entry_weight: u64,
+        weigher: Weigher<K, V>,
+        clock: Arc<dyn Clock>,
+        hasher: S,
+    ) -> Self {
+        let per_shard = initial_capacity.div_ceil(shards);
+        ShardedCache {
+            shards: (0..shards)
+                .map(|_| Shard::with_capacity(per_shard))
+                .collect(),
+            shard_shift: 64 - shards.trailing_zeros(),
+            hasher,
+            clock,
+            budget,
+            max_entry_weight,
+            weigher,
+            evict_cursor: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    #[inline]
+    fn hash<Q: ?Sized + Hash>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn shard(&self, hash: u64) -> &Shard<K, V> {
+        // `checked_shr` gives 0 for one shard (a shift by 64).
+        &self.shards[hash.checked_shr(self.shard_shift).unwrap_or(0) as usize]
+    }
+
+    /// The number of shards.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder().shards(16).build();
+    /// assert_eq!(cache.shard_count(), 16);
+    /// ```
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// A clone of the value for `key`, or `None` if absent or expired. Takes no lock.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, String> = ShardedCache::new();
+    /// cache.insert(7, "seven".into()).unwrap();
+    /// assert_eq!(cache.get(&7).as_deref(), Some("seven"));
+    /// ```
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+    {
+        self.get_with(key, V::clone)
+    }
+
+    /// Calls `f` with a reference to the value for `key` and returns what it returns; the value
+    /// is not cloned (a `Bytes` value's reference count is not touched). Takes no lock.
+    ///
+    /// `f` runs while the calling thread is pinned: keep it short, or memory that other threads
+    /// retire waits for it.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, Vec<u8>> = ShardedCache::new();
+    /// cache.insert(1, vec![1, 2, 3]).unwrap();
+    /// assert_eq!(cache.get_with(&1, |v| v.len()), Some(3));
+    /// ```
+    #[inline]
+    pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+    {
+        let guard = epoch::pin();
+        self.get_pinned(key, f, &guard)
+    }
+
+    #[inline]
+    fn get_pinned<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R, guard: &Guard) -> Option<R>
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+    {
+        let hash = self.hash(key);
+        let entry = self.shard(hash).get(hash, |k| key.equivalent(k), guard)?;
+        if entry.is_expired(|| self.clock.now_nanos()) {
+            return None;
+        }
+        entry.record_hit();
+        Some(f(&entry.value))
+    }
+
+    /// A handle that keeps the calling thread pinned across many reads, so that a batch pays for
+    /// one pin instead of one a read.
+    ///
+    /// While the handle lives, memory retired by any thread cannot be freed: drop it soon.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    /// cache.insert(1, 10).unwrap();
+    /// let pinned = cache.pin();
+    /// let sum: u64 = (0..4).filter_map(|k| pinned.get(&k)).sum();
+    /// assert_eq!(sum, 10);
+    /// ```
+    pub fn pin(&self) -> Pinned<'_, K, V, S> {
+        Pinned {
+            cache: self,
+            guard: epoch::pin(),
+        }
+    }
+
+    /// Stores `value` under `key` with no expiry, replacing any older value.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    /// cache.insert(1, 1).unwrap();
+    /// cache.insert(1, 2).unwrap();
+    /// assert_eq!(cache.get(&1), Some(2));
+    /// ```
+    pub fn insert(&self, key: K, value: V) -> Result<(), CacheError> {
+        self.insert_with_expiry(key, value, None)
+    }
+
+    /// Stores `value` under `key` until `expires`, replacing any older value.
+    ///
+    /// Fails with [`CacheError::TooLarge`] if the entry weighs more than one entry may (the old
+    /// value stays), and with [`CacheError::Closed`] after [`close`](Self::close).
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use epochcache::{MockClock, ShardedCache};
+    /// let clock = MockClock::new();
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder().clock(Arc::new(clock.clone())).build();
+    /// cache.insert_with_expiry(1, 1, Some(Duration::from_secs(5).into())).unwrap();
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(cache.get(&1), None);
+    /// ```
+    pub fn insert_with_expiry(
+        &self,
+        key: K,
+        value: V,
+        expires: Option<Expires>,
+    ) -> Result<(), CacheError> {
+        if self.is_closed() {
+            return Err(CacheError::Closed);
+        }
+        let weight = if self.budget.weight.is_some() || self.max_entry_weight < u64::MAX {
+            (self.weigher)(&key, &value)
+        } else {
+            0
+        };
+        if weight > self.max_entry_weight {
+            return Err(CacheError::TooLarge {
+                size: usize::try_from(weight).unwrap_or(usize::MAX),
+                max: usize::try_from(self.max_entry_weight).unwrap_or(usize::MAX),
+            });
+        }
+        let deadline = deadline_of(expires, expires.map_or(0, |_| self.clock.now_nanos()));
+        let hash = self.hash(&key);
+        let guard = epoch::pin();
+        self.reserve(weight, &guard)?;
+        let shard = self.shard(hash);
+        let mut state = shard.lock();
+        if self.is_closed() {
+            drop(state);
+            self.release(weight);
+            return Err(CacheError::Closed);
+        }
+        let hash_of = |k: &K| self.hash(k);
+        let entry = Entry::new(key, value, deadline, 0);
+        let replaced = shard.insert(&mut state, hash, entry, &hash_of, &guard);
+        let mut expired = Vec::new();
+        shard.sweep_expired(
+            &mut state,
+            SWEEP_GROUPS,
+            self.clock.now_nanos(),
+            &guard,
+            |e| expired.push(e),
+        );
+        drop(state);
+        for old in replaced.into_iter().chain(expired) {
+            self.release_entry(old);
+        }
+        Ok(())
+    }
+
+    /// Removes the value for `key`; returns whether there was one (expired ones count).
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    /// cache.insert(1, 1).unwrap();
+    /// assert!(cache.remove(&1));
+    /// assert!(!cache.remove(&1));
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> bool
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+    {
+        let hash = self.hash(key);
+        let guard = epoch::pin();
+        let shard = self.shard(hash);
+        let mut state = shard.lock();
+        let removed = shard.remove(&mut state, hash, |k| key.equivalent(k), &guard);
+        drop(state);
+        removed.map(|old| self.release_entry(old)).is_some()
+    }
+
+    /// Removes every entry and refuses every later write with [`CacheError::Closed`]; reads
+    /// return `None`. Closing twice is fine. Memory is freed as the epoch collector runs.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    /// cache.insert(1, 1).unwrap();
+    /// cache.close();
+    /// assert_eq!(cache.get(&1), None);
+    /// assert!(cache.insert(2, 2).is_err());
+    /// ```
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let guard = epoch::pin();
+        for shard in self.shards.iter() {
+            let mut removed = Vec::new();
+            let mut state = shard.lock();
+            shard.clear(&mut state, &guard, |e| removed.push(e));
+            drop(state);
+            for old in removed {
+                self.release_entry(old);
+            }
+        }
+        guard.flush();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    /// assert!(!cache.is_closed());
+    /// ```
+    #[inline]
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// The number of entries, expired ones not yet removed included. Shards are counted one at
+    /// a time, so under concurrent writes this is approximate.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    /// cache.insert(1, 1).unwrap();
+    /// assert_eq!(cache.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| Shard::<K, V>::live(&s.lock()))
+            .sum()
+    }
+
+    /// Whether the cache holds no entry.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// assert!(ShardedCache::<u64, u64>::new().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The total weight of the entries. Without a weight bound the weight is not counted and
+    /// this returns 0.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder().max_weight(1 << 20).build();
+    /// cache.insert(1, 1).unwrap();
+    /// assert!(cache.weight() > 0);
+    /// ```
+    pub fn weight(&self) -> u64 {
+        self.budget.weight.as_ref().map_or(0, |b| b.used())
+    }
+
+    /// The weight bound, if any.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder().max_weight(100).build();
+    /// assert_eq!(cache.max_weight(), Some(100));
+    /// ```
+    pub fn max_weight(&self) -> Option<u64> {
+        self.budget.weight.as_ref().map(|b| b.max())
+    }
+
+    /// Checks every internal invariant of every shard (counts, tags, reachability, fill); for
+    /// tests. Takes each shard's lock in turn.
+    #[doc(hidden)]
+    pub fn validate(&self) -> Result<(), String>
+    where
+        K: fmt::Debug,
+    {
+        let hash_of = |k: &K| self.hash(k);
+        for (i, shard) in self.shards.iter().enumerate() {
+            shard
+                .validate(&hash_of)
+                .map_err(|e| format!("shard {i}: {e}"))?;
+        }
+        if let Some(entries) = &self.budget.entries {
+            let (used, len) = (entries.used(), self.len() as u64);
+            if used != len {
+                return Err(format!("{used} entries reserved, {len} linked"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reserves room for one entry of `weight`, evicting until it fits.
+    fn reserve(&self, weight: u64, guard: &Guard) -> Result<(), CacheError> {
+        if !self.budget.is_bounded() {
+            return Ok(());
+        }
+        let mut fruitless_rounds = 0;
+        while !self.budget.try_reserve(weight) {
+            if self.evict_one(guard) {
+                fruitless_rounds = 0;
+            } else {
+                // Nothing evictable: the budget is held by other writers' reservations whose
+                // entries are about to be linked. Let them run.
+                fruitless_rounds += 1;
+                if fruitless_rounds > 1000 || self.is_closed() {
+                    return Err(CacheError::TooLarge {
+                        size: usize::try_from(weight).unwrap_or(usize::MAX),
+                        max: usize::try_from(self.max_entry_weight).unwrap_or(usize::MAX),
+                    });
+                }
+                crate::sync::yield_now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Evicts one entry, going round the shards from a shared cursor; an expired entry first,
+    /// else one whose access counter is zero, lowering counters on the way (CLOCK). Returns
+    /// whether it evicted anything.
+    fn evict_one(&self, guard: &Guard) -> bool {
+        let n = self.shards.len();
+        let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed) as usize;
+        let now = self.clock.now_nanos();
+        for i in 0..2 * n {
+            let shard = &self.shards[(start + i) % n];
+            let mut state = shard.lock();
+            let victim =
+                shard.evict_with(&mut state, EVICTION_SCAN, |e| clock_choice(e, now), guard);
+            drop(state);
+            if let Some(victim) = victim {
+                self.release_entry(victim);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn release_entry(&self, entry: &Entry<K, V>) {
+        if self.budget.is_bounded() {
+            let weight = if self.budget.weight.is_some() {
+                (self.weigher)(&entry.key, &entry.value)
+            } else {
+                0
+            };
+            self.release(weight);
+        }
+    }
+
+    fn release(&self, weight: u64) {
+        if self.budget.is_bounded() {
+            self.budget.release(weight);
+        }
+    }
+}
+
+/// The CLOCK choice: evict an expired entry or one not read since the hand last passed; give a
+/// read entry another round by lowering its counter.
+fn clock_choice<K, V>(entry: &Entry<K, V>, now: u64) -> bool {
+    if entry.is_expired(|| now) {
+        return true;
+    }
+    match entry.freq() {
+        0 => true,
+        f => {
+            entry.set_freq(f - 1);
+            false
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for ShardedCache<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardedCache")
+            .field("shards", &self.shards.len())
+            .field("budget", &self.budget)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cache handle that stays pinned: reads through it share one pin. See
+/// [`ShardedCache::pin`].
+pub struct Pinned<'c, K, V, S = ahash::RandomState> {
+    cache: &'c ShardedCache<K, V, S>,
+    guard: Guard,
+}
+
+impl<K, V, S> Pinned<'_, K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// As [`ShardedCache::get`], without pinning again.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    /// assert_eq!(cache.pin().get(&1), None);
+    /// ```
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+    {
+        self.cache.get_pinned(key, V::clone, &self.guard)
+    }
+
+    /// As [`ShardedCache::get_with`], without pinning again.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    /// cache.insert(1, 5).unwrap();
+    /// assert_eq!(cache.pin().get_with(&1, |v| v + 1), Some(6));
+    /// ```
+    #[inline]
+    pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+    {
+        self.cache.get_pinned(key, f, &self.guard)
+    }
+}
+
+impl<K, V, S> fmt::Debug for Pinned<'_, K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pinned").finish_non_exhaustive()
+    }
+}
