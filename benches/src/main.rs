@@ -1,42 +1,210 @@
-//! The main job. Until the benchmark comparison lands, a small program that exercises the cache
-//! and prints what it did.
+//! `epochcache-bench`: the main job. Runs epochcache and its peers on the same workloads, in one
+//! process, and prints a table of ops/s, the ratio of each system to epochcache and the hit ratio
+//! where it applies; then latency percentiles and memory per entry.
+//!
+//! ```sh
+//! cargo run --release --bin epochcache-bench                    # about a minute on 2 cores
+//! cargo run --release --bin epochcache-bench -- --quick         # a few seconds, a smoke test
+//! cargo run --release --bin epochcache-bench -- --help
+//! ```
 
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use epochcache::{BaseCache, DictCache};
+use clap::Parser;
+use epochcache_bench::memory::CountingAlloc;
+use epochcache_bench::report::{latency_table, memory_table, throughput_table};
+use epochcache_bench::suite::{self, Options};
+use epochcache_bench::trace::Trace;
+use epochcache_bench::{chart, Config, System, Workload};
+use indicatif::{ProgressBar, ProgressStyle};
 
-fn main() -> Result<(), epochcache::CacheError> {
-    let cache = DictCache::new();
-    let n = 100_000;
-    let start = Instant::now();
-    for i in 0..n {
-        cache.set(&format!("key-{i}"), Bytes::from(vec![0u8; 64]), None)?;
+/// Counts live heap bytes, for the memory workload.
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+/// Compare epochcache with moka, quick_cache, papaya, dashmap and scc on the same workloads.
+///
+/// Prints, per workload and thread count, each system's ops/s, its ratio to epochcache
+/// (above 1: the peer is faster) and the hit ratio where one applies; then get and set latency
+/// under a concurrent writer, and heap bytes per entry.
+#[derive(Parser, Debug)]
+#[command(name = "epochcache-bench", version, about, long_about)]
+struct Args {
+    /// Thread counts of the throughput workloads.
+    #[arg(short, long, value_delimiter = ',', default_value = "1,2")]
+    threads: Vec<usize>,
+
+    /// Seconds each measurement runs (per system, workload and thread count).
+    #[arg(short, long, default_value_t = 0.5)]
+    duration: f64,
+
+    /// Workloads to run [default: every one but miss and trace; trace too with --trace].
+    #[arg(short, long, value_enum, value_delimiter = ',')]
+    workloads: Vec<Workload>,
+
+    /// Systems to run (epochcache is always added, first: the ratios are against it).
+    #[arg(short, long, value_enum, value_delimiter = ',')]
+    systems: Vec<System>,
+
+    /// Keys in the data set and the key space of cache-aside.
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: usize,
+
+    /// Bound, in entries, of the eviction workloads (cache-aside, trace).
+    #[arg(short, long, default_value_t = 100_000)]
+    capacity: usize,
+
+    /// Bytes per value (64 and 4096 are the usual ones). Large values shrink the data set to
+    /// 1 GiB of values.
+    #[arg(short = 'v', long, default_value_t = 64)]
+    value_size: usize,
+
+    /// A trace file (one key per line, the first field) to replay cache-aside.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+
+    /// Draw the throughput results as a bar chart to this SVG file.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+
+    /// A smoke test: 0.05 s per measurement and a data set of 100,000 keys.
+    #[arg(long)]
+    quick: bool,
+
+    /// No progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("epochcache-bench: {e}");
+            ExitCode::FAILURE
+        }
     }
-    let set_time = start.elapsed();
-    let start = Instant::now();
-    let mut hits = 0;
-    for i in 0..2 * n {
-        hits += usize::from(cache.get(&format!("key-{i}"))?.is_some());
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let opts = options(&args)?;
+    let started = Instant::now();
+    let bar = progress_bar(opts.steps(), args.no_progress);
+    let report = suite::run(&opts, &|what| {
+        bar.set_message(what.to_string());
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let m = &report.machine;
+    println!(
+        "epochcache-bench: {} ({} hardware threads, {}), {} s per measurement, values of {} B",
+        m.cpu, m.threads, m.os, report.seconds_per_measurement, report.config.value_size
+    );
+    println!("x epochcache = the system's ops/s / epochcache's (above 1: the system is faster)");
+    for &s in &opts.systems {
+        println!("  {:<24} {}", s.name(), s.note());
     }
-    let get_time = start.elapsed();
-    cache.set(
-        "short-lived",
-        Bytes::from_static(b"x"),
-        Some(Duration::ZERO.into()),
-    )?;
-    println!(
-        "DictCache: {n} sets in {set_time:?}, {} gets in {get_time:?}, {hits} hits",
-        2 * n
-    );
-    println!(
-        "a value set with an expiry in the past reads as {:?}",
-        cache.get("short-lived")?
-    );
-    cache.close()?;
-    println!(
-        "after close, get returns {:?}",
-        cache.get("key-1").unwrap_err()
-    );
+    print!("{}", throughput_table(&report));
+    print!("{}", latency_table(&report));
+    print!("{}", memory_table(&report));
+    println!("\nfinished in {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("results written to {}", path.display());
+    }
+    if let Some(path) = &args.chart {
+        chart::draw(&report, path)?;
+        println!("chart drawn to {}", path.display());
+    }
     Ok(())
+}
+
+/// Turns the command line into what the suite runs.
+fn options(args: &Args) -> Result<Options, String> {
+    let mut config = Config {
+        keys: args.keys,
+        capacity: args.capacity,
+        value_size: args.value_size,
+        ..Config::default()
+    };
+    let mut duration = args.duration;
+    if args.quick {
+        duration = 0.05;
+        config.keys = config.keys.min(100_000);
+        config.capacity = config.capacity.min(10_000);
+        config.inserts = 50_000;
+        config.stream_len = 1 << 16;
+    }
+    let max_keys = ((1usize << 30) / args.value_size.max(1)).max(1_000);
+    if config.keys > max_keys {
+        eprintln!(
+            "note: {} B values: the data set is cut to {max_keys} keys (1 GiB of values)",
+            args.value_size
+        );
+        config.keys = max_keys;
+        config.inserts = config.inserts.min(max_keys);
+    }
+    if args.threads.is_empty()
+        || args.threads.contains(&0)
+        || !duration.is_finite()
+        || duration <= 0.0
+    {
+        return Err("threads must be positive and the duration above 0".into());
+    }
+    if config.keys == 0 || config.capacity == 0 || config.keys > u32::MAX as usize / 4 {
+        return Err("keys and capacity must be positive (and keys below 2^30)".into());
+    }
+    let trace = match &args.trace {
+        Some(p) => {
+            Some(Trace::load(p, args.value_size).map_err(|e| format!("{}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    let mut workloads = args.workloads.clone();
+    if workloads.is_empty() {
+        workloads = Workload::DEFAULT.to_vec();
+        if trace.is_some() {
+            workloads.insert(workloads.len() - 2, Workload::Trace);
+        }
+    }
+    if workloads.contains(&Workload::Trace) && trace.is_none() {
+        return Err("the trace workload needs --trace FILE".into());
+    }
+    let mut systems = if args.systems.is_empty() {
+        System::ALL.to_vec()
+    } else {
+        args.systems.clone()
+    };
+    systems.retain(|&s| s != System::Epochcache);
+    systems.insert(0, System::Epochcache);
+    Ok(Options {
+        systems,
+        workloads,
+        threads: args.threads.clone(),
+        duration: Duration::from_secs_f64(duration),
+        config,
+        trace,
+    })
+}
+
+fn progress_bar(steps: u64, hidden: bool) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
 }

@@ -1,0 +1,33 @@
+//! The benchmarks of epochcache, side by side with its peers: the shared code of the comparison
+//! command (`cargo run --release --bin epochcache-bench`) and the criterion benches
+//! (`cargo bench -p epochcache-bench`).
+//!
+//! # Layout
+//!
+//! - [`systems`]: the systems under test (epochcache, moka, quick_cache, papaya, dashmap, scc and a
+//!   read-only `std` `HashMap` baseline), each behind the [`Contender`] trait.
+//! - [`data`]: keys (16 to 40 byte strings), values and Zipf or uniform index streams, all made
+//!   before any clock starts.
+//! - [`workload`]: what each workload does and which systems it applies to.
+//! - [`runner`]: runs a workload on a system with a number of threads.
+//! - [`latency`]: get and set percentiles under a concurrent writer (HDR histograms).
+//! - [`memory`]: heap bytes per entry, from a counting global allocator.
+//! - [`trace`]: trace files, replayed cache-aside.
+//! - [`suite`]: the whole comparison run; [`report`] and [`chart`] print and draw its results.
+//!
+//! Nothing here asserts speed: the unit tests check the generators and the tables, and the
+//! numbers are only ever printed.
+
+pub mod chart;
+pub mod data;
+pub mod latency;
+pub mod memory;
+pub mod report;
+pub mod runner;
+pub mod suite;
+pub mod systems;
+pub mod trace;
+pub mod workload;
+
+pub use systems::{Contender, Kind, Sizing, System};
+pub use workload::{Config, DataSet, Workload};

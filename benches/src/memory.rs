@@ -1,0 +1,151 @@
+//! Heap memory per entry, counted by a global allocator that tracks live requested bytes.
+//!
+//! The comparison binary installs [`CountingAlloc`] as its `#[global_allocator]`; it forwards to
+//! the system allocator and keeps a running total of the bytes requested and not yet freed. Each
+//! system is built for [`ENTRIES`] entries with `u64` keys and `u64` values, filled, and measured:
+//!
+//! ```text
+//! overhead per entry = (live bytes after filling - live bytes before) / entries held - 16
+//! ```
+//!
+//! 16 is the key and the value themselves, so the figure is what the system spends on top of the
+//! data: table slots left empty, per-entry nodes, hashes, pointers, eviction bookkeeping. The
+//! count is of requested bytes, not of what the allocator rounds them up to. Where no counting
+//! allocator is installed (the criterion benches), the figures are `None`.
+
+use std::alloc::{GlobalAlloc, Layout, System as SystemAlloc};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use serde::Serialize;
+
+use crate::systems::System;
+
+/// Entries inserted for the measurement.
+pub const ENTRIES: usize = 1_000_000;
+
+static LIVE: AtomicI64 = AtomicI64::new(0);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// A global allocator that forwards to the system allocator and counts live requested bytes.
+///
+/// ```ignore
+/// #[global_allocator]
+/// static ALLOC: epochcache_bench::memory::CountingAlloc = epochcache_bench::memory::CountingAlloc;
+/// ```
+pub struct CountingAlloc;
+
+// SAFETY: every method forwards to the system allocator with the caller's arguments unchanged,
+// so the caller's contract is the system allocator's; the counter is only bookkeeping.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        INSTALLED.store(true, Ordering::Relaxed);
+        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which we pass on.
+        unsafe { SystemAlloc.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        INSTALLED.store(true, Ordering::Relaxed);
+        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: as for `alloc`.
+        unsafe { SystemAlloc.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: `ptr` was allocated by this allocator (so by the system one) with `layout`.
+        unsafe { SystemAlloc.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: as for `dealloc`, and `new_size` is the caller's, valid by its contract.
+        unsafe { SystemAlloc.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Live requested heap bytes, or `None` when [`CountingAlloc`] is not the global allocator.
+pub fn live_bytes() -> Option<i64> {
+    INSTALLED
+        .load(Ordering::Relaxed)
+        .then(|| LIVE.load(Ordering::Relaxed))
+}
+
+/// The memory figure of one system.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Footprint {
+    /// Entries the system held after the inserts (a bounded cache may hold fewer than it got).
+    pub entries: usize,
+    /// Live heap bytes the filled system holds.
+    pub bytes: i64,
+    /// Bytes per entry beyond the 16 bytes of key and value.
+    pub overhead_per_entry: f64,
+}
+
+/// Builds `system` for [`ENTRIES`] `u64` to `u64` entries, fills it and counts its heap bytes.
+///
+/// Returns `None` when no counting allocator is installed.
+pub fn footprint(system: System) -> Option<Footprint> {
+    let before = live_bytes()?;
+    let n = ENTRIES;
+    let keys = (0..n as u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let (held, after, keep) = match system {
+        System::Epochcache => {
+            let c = epochcache::ShardedCache::<u64, u64>::builder()
+                .max_entries(n as u64)
+                .initial_capacity(n)
+                .build();
+            keys.for_each(|k| {
+                let _ = c.insert(k, k);
+            });
+            (c.len(), live_bytes()?, Box::new(c) as Box<dyn Send>)
+        }
+        System::Moka => {
+            let c = moka::sync::Cache::<u64, u64>::new(n as u64);
+            keys.for_each(|k| c.insert(k, k));
+            c.run_pending_tasks();
+            (c.entry_count() as usize, live_bytes()?, Box::new(c) as _)
+        }
+        System::QuickCache => {
+            let c = quick_cache::sync::Cache::<u64, u64>::new(n);
+            keys.for_each(|k| c.insert(k, k));
+            (c.len(), live_bytes()?, Box::new(c) as _)
+        }
+        System::Papaya => {
+            let c = papaya::HashMap::<u64, u64>::with_capacity(n);
+            keys.for_each(|k| {
+                c.pin().insert(k, k);
+            });
+            (c.len(), live_bytes()?, Box::new(c) as _)
+        }
+        System::Dashmap => {
+            let c = dashmap::DashMap::<u64, u64>::with_capacity(n);
+            keys.for_each(|k| {
+                c.insert(k, k);
+            });
+            (c.len(), live_bytes()?, Box::new(c) as _)
+        }
+        System::Scc => {
+            let c = scc::HashMap::<u64, u64>::with_capacity(n);
+            keys.for_each(|k| {
+                c.upsert_sync(k, k);
+            });
+            (c.len(), live_bytes()?, Box::new(c) as _)
+        }
+        System::StdHashmap => {
+            let mut c = HashMap::<u64, u64>::with_capacity(n);
+            keys.for_each(|k| {
+                c.insert(k, k);
+            });
+            (c.len(), live_bytes()?, Box::new(c) as _)
+        }
+    };
+    drop(keep);
+    let bytes = after - before;
+    Some(Footprint {
+        entries: held,
+        bytes,
+        overhead_per_entry: bytes as f64 / held.max(1) as f64 - 16.0,
+    })
+}

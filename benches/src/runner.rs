@@ -1,0 +1,167 @@
+//! Runs one workload on one system with a number of threads, and counts what happened.
+//!
+//! Each thread walks its own pre-generated stream of key indices (see [`crate::data`]), so that no
+//! random number, key or value is made while the clock runs. The threads start together at a
+//! barrier and stop either at a deadline (the comparison command) or after a fixed number of
+//! operations (criterion, which picks the count). The clock is read once every [`CHUNK`]
+//! operations, not per operation.
+
+use std::hint::black_box;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::data::{INDEX_MASK, SET_BIT};
+use crate::systems::Contender;
+
+/// How many operations a thread runs between two looks at the clock.
+pub const CHUNK: usize = 256;
+
+/// What a thread does with each entry of its stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A get of the entry's key.
+    Get,
+    /// A set of the entry's key to its value.
+    Set,
+    /// A set where the entry carries [`SET_BIT`], a get otherwise.
+    Mixed,
+    /// Cache-aside: a get, and on a miss a set of the key (as if loaded from a database).
+    CacheAside,
+}
+
+/// The keys, values and per-thread streams of one workload.
+#[derive(Clone, Copy)]
+pub struct Plan<'a> {
+    /// The keys the stream indices point into.
+    pub keys: &'a [String],
+    /// The value written for each key (same length as `keys`).
+    pub values: &'a [Bytes],
+    /// One stream per thread; a run uses the first `threads` of them.
+    pub streams: &'a [Vec<u32>],
+    /// What each stream entry means.
+    pub mode: Mode,
+}
+
+/// When the threads stop.
+#[derive(Clone, Copy, Debug)]
+pub enum Until {
+    /// After running for this long.
+    Elapsed(Duration),
+    /// After this many operations per thread.
+    Ops(u64),
+}
+
+/// What a run did, summed over its threads.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Measurement {
+    /// Operations done, all threads together.
+    pub ops: u64,
+    /// Gets among them.
+    pub gets: u64,
+    /// Gets that found a value.
+    pub hits: u64,
+    /// The longest time a thread ran (the run's wall time).
+    pub elapsed: Duration,
+}
+
+impl Measurement {
+    /// Operations per second, all threads together.
+    pub fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The fraction of gets that hit, or `None` when there were no gets.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        (self.gets > 0).then(|| self.hits as f64 / self.gets as f64)
+    }
+
+    fn add(&mut self, other: Measurement) {
+        self.ops += other.ops;
+        self.gets += other.gets;
+        self.hits += other.hits;
+        self.elapsed = self.elapsed.max(other.elapsed);
+    }
+}
+
+/// Runs `plan` on `cache` with `threads` threads until `until`, and returns what they did.
+///
+/// # Panics
+///
+/// When the plan has fewer streams than `threads`.
+pub fn run(cache: &dyn Contender, plan: Plan<'_>, threads: usize, until: Until) -> Measurement {
+    assert!(plan.streams.len() >= threads, "one stream per thread");
+    assert_eq!(plan.keys.len(), plan.values.len(), "one value per key");
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = plan.streams[..threads]
+            .iter()
+            .map(|stream| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    drive(cache, plan, stream, until)
+                })
+            })
+            .collect();
+        let mut total = Measurement::default();
+        for w in workers {
+            total.add(w.join().expect("a benchmark thread panicked"));
+        }
+        total
+    })
+}
+
+/// One thread's loop: walks `stream` (wrapping around) until `until`.
+fn drive(cache: &dyn Contender, plan: Plan<'_>, stream: &[u32], until: Until) -> Measurement {
+    assert!(!stream.is_empty(), "an empty stream");
+    let mut m = Measurement::default();
+    let start = Instant::now();
+    let (deadline, budget) = match until {
+        Until::Elapsed(d) => (Some(start + d), u64::MAX),
+        Until::Ops(n) => (None, n),
+    };
+    let mut pos = 0;
+    while m.ops < budget {
+        let n = CHUNK.min((budget - m.ops) as usize).min(stream.len() - pos);
+        for &op in &stream[pos..pos + n] {
+            step(cache, plan, op, &mut m);
+        }
+        m.ops += n as u64;
+        pos = if pos + n == stream.len() { 0 } else { pos + n };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    m.elapsed = start.elapsed();
+    m
+}
+
+/// One operation.
+#[inline(always)]
+fn step(cache: &dyn Contender, plan: Plan<'_>, op: u32, m: &mut Measurement) {
+    let i = (op & INDEX_MASK) as usize;
+    let key = &plan.keys[i];
+    let get = |m: &mut Measurement| {
+        m.gets += 1;
+        let found = black_box(cache.get(key)).is_some();
+        m.hits += u64::from(found);
+        found
+    };
+    match plan.mode {
+        Mode::Get => {
+            get(m);
+        }
+        Mode::Set => cache.set(key.clone(), plan.values[i].clone()),
+        Mode::Mixed if op & SET_BIT != 0 => cache.set(key.clone(), plan.values[i].clone()),
+        Mode::Mixed => {
+            get(m);
+        }
+        Mode::CacheAside => {
+            if !get(m) {
+                cache.set(key.clone(), plan.values[i].clone());
+            }
+        }
+    }
+}

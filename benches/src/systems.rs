@@ -1,0 +1,283 @@
+//! The systems under test, each behind one small adapter trait, [`Contender`].
+//!
+//! Every system is driven through the same trait object, so that each pays the same dynamic call
+//! per operation and no system gets a code path the others lack. A get returns an owned
+//! `Bytes` (a reference-count increment), which is what a caller of any of these caches gets.
+//!
+//! Three kinds of system take part (see [`Kind`]): caches with a bound and eviction (epochcache,
+//! moka, quick_cache, scc's `HashCache`), concurrent maps without eviction (papaya, dashmap, scc's
+//! `HashMap`), and one baseline that is not a cache at all: a read-only
+//! `std::collections::HashMap` shared by the threads, which shows how far reads can scale when
+//! nothing is ever written.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+/// One system under test, as the workloads see it: string keys, `Bytes` values.
+pub trait Contender: Send + Sync {
+    /// The value stored under `key`, cloned out of the system.
+    fn get(&self, key: &str) -> Option<Bytes>;
+    /// Stores `value` under `key`, replacing an older value.
+    fn set(&self, key: String, value: Bytes);
+}
+
+/// What a system is, which decides the workloads it takes part in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A cache with a bound and eviction: every workload applies.
+    Cache,
+    /// A concurrent map without eviction: everything but the eviction workload.
+    Map,
+    /// A read-only baseline, not a cache: the read workloads only.
+    Baseline,
+}
+
+/// The systems the comparison knows, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum System {
+    /// epochcache's `ShardedCache<String, Bytes>`.
+    Epochcache,
+    /// `moka::sync::Cache`.
+    Moka,
+    /// `quick_cache::sync::Cache`.
+    QuickCache,
+    /// `papaya::HashMap`: a lock-free map, no eviction.
+    Papaya,
+    /// `dashmap::DashMap`: a sharded locked map, no eviction.
+    Dashmap,
+    /// `scc::HashMap`, or `scc::HashCache` where a bound is asked for.
+    Scc,
+    /// A read-only `std::collections::HashMap<String, Bytes>`: a scaling baseline, not a cache.
+    StdHashmap,
+}
+
+/// How big a system is made for a workload.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizing {
+    /// About how many entries it will hold (a capacity hint).
+    pub entries: usize,
+    /// The most entries it may hold; `None` means room for all of them (no eviction).
+    pub bound: Option<usize>,
+}
+
+impl System {
+    /// Every system, epochcache first (the one the others are compared with).
+    pub const ALL: [System; 7] = [
+        System::Epochcache,
+        System::Moka,
+        System::QuickCache,
+        System::Papaya,
+        System::Dashmap,
+        System::Scc,
+        System::StdHashmap,
+    ];
+
+    /// The name printed in tables, charts and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Epochcache => "epochcache",
+            System::Moka => "moka",
+            System::QuickCache => "quick_cache",
+            System::Papaya => "papaya",
+            System::Dashmap => "dashmap",
+            System::Scc => "scc",
+            System::StdHashmap => "std HashMap (baseline)",
+        }
+    }
+
+    /// Whether it is a cache, a map or the baseline.
+    pub fn kind(self) -> Kind {
+        match self {
+            System::Epochcache | System::Moka | System::QuickCache => Kind::Cache,
+            // scc is a map by default and becomes scc::HashCache when a bound is asked for.
+            System::Scc => Kind::Cache,
+            System::Papaya | System::Dashmap => Kind::Map,
+            System::StdHashmap => Kind::Baseline,
+        }
+    }
+
+    /// A note printed beside the system's name in the legend.
+    pub fn note(self) -> &'static str {
+        match self {
+            System::Epochcache => "ShardedCache<String, Bytes>",
+            System::Moka => "moka::sync::Cache (TinyLFU)",
+            System::QuickCache => "quick_cache::sync::Cache (CLOCK-Pro)",
+            System::Papaya => "papaya::HashMap: not a cache, no eviction",
+            System::Dashmap => "dashmap::DashMap: not a cache, no eviction",
+            System::Scc => "scc::HashMap; scc::HashCache (per-bucket LRU) when bounded",
+            System::StdHashmap => "read-only std HashMap shared by the threads: not a cache",
+        }
+    }
+
+    /// Builds the system, sized by `sizing`, holding `prefill`.
+    ///
+    /// Prefilling is never timed. A bounded cache given more than its bound evicts as it fills.
+    pub fn build(
+        self,
+        sizing: Sizing,
+        prefill: impl IntoIterator<Item = (String, Bytes)>,
+    ) -> Box<dyn Contender> {
+        // A cache that must not evict gets a quarter more room than it will hold.
+        let capacity = sizing
+            .bound
+            .unwrap_or(sizing.entries + sizing.entries / 4)
+            .max(16);
+        let contender: Box<dyn Contender> = match self {
+            System::Epochcache => Box::new(
+                epochcache::ShardedCache::<String, Bytes>::builder()
+                    .max_entries(capacity as u64)
+                    .initial_capacity(sizing.entries.min(capacity))
+                    .build(),
+            ),
+            System::Moka => Box::new(
+                moka::sync::Cache::<String, Bytes>::builder()
+                    .max_capacity(capacity as u64)
+                    .initial_capacity(sizing.entries.min(capacity))
+                    .build(),
+            ),
+            System::QuickCache => {
+                Box::new(quick_cache::sync::Cache::<String, Bytes>::new(capacity))
+            }
+            System::Papaya => Box::new(papaya::HashMap::<String, Bytes>::with_capacity(
+                sizing.entries,
+            )),
+            System::Dashmap => Box::new(dashmap::DashMap::<String, Bytes>::with_capacity(
+                sizing.entries,
+            )),
+            System::Scc => match sizing.bound {
+                Some(bound) => {
+                    Box::new(scc::HashCache::<String, Bytes>::with_capacity(bound, bound))
+                }
+                None => Box::new(scc::HashMap::<String, Bytes>::with_capacity(sizing.entries)),
+            },
+            System::StdHashmap => {
+                return Box::new(Baseline(prefill.into_iter().collect()));
+            }
+        };
+        for (k, v) in prefill {
+            contender.set(k, v);
+        }
+        contender
+    }
+}
+
+/// The epochcache side: the engine's `ShardedCache<String, Bytes>`, bounded by entry count.
+///
+/// A failed insert (the engine refuses an entry, for instance after `close`) is counted as done,
+/// as it is for the peers, whose inserts cannot fail.
+impl<S: BuildHasher + Send + Sync + 'static> Contender
+    for epochcache::ShardedCache<String, Bytes, S>
+{
+    fn get(&self, key: &str) -> Option<Bytes> {
+        epochcache::ShardedCache::get(self, key)
+    }
+    fn set(&self, key: String, value: Bytes) {
+        let _ = self.insert(key, value);
+    }
+}
+
+impl Contender for moka::sync::Cache<String, Bytes> {
+    fn get(&self, key: &str) -> Option<Bytes> {
+        moka::sync::Cache::get(self, key)
+    }
+    fn set(&self, key: String, value: Bytes) {
+        self.insert(key, value);
+    }
+}
+
+impl Contender for quick_cache::sync::Cache<String, Bytes> {
+    fn get(&self, key: &str) -> Option<Bytes> {
+        quick_cache::sync::Cache::get(self, key)
+    }
+    fn set(&self, key: String, value: Bytes) {
+        self.insert(key, value);
+    }
+}
+
+impl<S: BuildHasher + Send + Sync> Contender for papaya::HashMap<String, Bytes, S> {
+    fn get(&self, key: &str) -> Option<Bytes> {
+        self.pin().get(key).cloned()
+    }
+    fn set(&self, key: String, value: Bytes) {
+        self.pin().insert(key, value);
+    }
+}
+
+impl<S: BuildHasher + Clone + Send + Sync> Contender for dashmap::DashMap<String, Bytes, S> {
+    fn get(&self, key: &str) -> Option<Bytes> {
+        dashmap::DashMap::get(self, key).map(|r| r.value().clone())
+    }
+    fn set(&self, key: String, value: Bytes) {
+        self.insert(key, value);
+    }
+}
+
+impl<S: BuildHasher + Send + Sync> Contender for scc::HashMap<String, Bytes, S> {
+    fn get(&self, key: &str) -> Option<Bytes> {
+        self.read_sync(key, |_, v| v.clone())
+    }
+    fn set(&self, key: String, value: Bytes) {
+        self.upsert_sync(key, value);
+    }
+}
+
+impl<S: BuildHasher + Send + Sync> Contender for scc::HashCache<String, Bytes, S> {
+    fn get(&self, key: &str) -> Option<Bytes> {
+        // `get_sync` (not `read_sync`) so that a hit refreshes the entry's place in its bucket's
+        // LRU list, as a cache read should.
+        self.get_sync(key).map(|e| e.get().clone())
+    }
+    fn set(&self, key: String, value: Bytes) {
+        match self.entry_sync(key) {
+            scc::hash_cache::Entry::Occupied(mut o) => {
+                o.put(value);
+            }
+            scc::hash_cache::Entry::Vacant(v) => {
+                v.put_entry(value);
+            }
+        }
+    }
+}
+
+/// The read-only baseline: a plain `HashMap` that the threads share by reference.
+struct Baseline(HashMap<String, Bytes>);
+
+impl Contender for Baseline {
+    fn get(&self, key: &str) -> Option<Bytes> {
+        self.0.get(key).cloned()
+    }
+    fn set(&self, _key: String, _value: Bytes) {
+        // The runner never gives the baseline a write (its kind is `Baseline`).
+        unreachable!("the std HashMap baseline is read-only")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_system_stores_and_returns_values() {
+        let sizing = Sizing {
+            entries: 100,
+            bound: None,
+        };
+        let data = || (0..100u64).map(|i| (crate::data::key(i), crate::data::value(i, 64)));
+        for system in System::ALL {
+            let c = system.build(sizing, data());
+            for (k, v) in data() {
+                assert_eq!(c.get(&k), Some(v), "{}", system.name());
+            }
+            assert_eq!(c.get("absent:key:0000000000"), None, "{}", system.name());
+            if system.kind() != Kind::Baseline {
+                c.set("fresh:key:00000000000".into(), Bytes::from_static(b"v"));
+                assert_eq!(c.get("fresh:key:00000000000").as_deref(), Some(&b"v"[..]));
+            }
+        }
+    }
+}
