@@ -144,6 +144,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// # use epochcache::ShardedCache;
     /// let cache: ShardedCache<String, String> = ShardedCache::builder()
     ///     .weigher(|k: &String, v: &String| (k.len() + v.len()) as u64)
+    ///     .max_weight(100)
     ///     .build();
     /// cache.insert("ab".into(), "cde".into()).unwrap();
     /// assert_eq!(cache.weight(), 5);

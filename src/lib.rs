@@ -19,6 +19,52 @@
 //! # Ok::<(), epochcache::CacheError>(())
 //! ```
 //!
+//! # The engine
+//!
+//! [`ShardedCache`] is the store that makes the crate worth choosing: a power-of-two array of
+//! shards, each an open-addressed table of 64-byte groups (seven control bytes and seven entry
+//! pointers a group), with memory reclaimed by crossbeam-epoch. It is generic over key and value;
+//! [`ByteCache`] is its instantiation for the cache object API (`str` keys, `Bytes` values), with
+//! short keys stored inside the entry.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use epochcache::{BaseCache, ByteCache, SeparateBodyCache};
+//!
+//! let cache = ByteCache::builder().max_weight(256 << 20).build();
+//! cache.set("page:/", Bytes::from_static(b"{\"etag\":\"x\"}"), None)?;
+//! cache.set_body("page:/", Bytes::from(vec![b'.'; 1 << 20]))?;
+//! assert_eq!(cache.get_with("page:/", |meta| meta.len())?, Some(12));
+//! assert_eq!(cache.get_body("page:/")?.unwrap().remaining(), 1 << 20);
+//! # Ok::<(), epochcache::CacheError>(())
+//! ```
+//!
+//! # Consistency
+//!
+//! - Single-key operations are linearizable. A `set` (or `insert`) or `delete` (or `remove`) is
+//!   visible to every `get` that starts after it returns, on any thread.
+//! - A `get` running at the same time as a write of its key returns the old value or the new one,
+//!   never a mix, and never memory that was freed: a reader is pinned, and a replaced or removed
+//!   entry is retired to the epoch collector, not freed in place.
+//! - A `get` during a table rebuild reads the old table, which still points at every live entry,
+//!   until it unpins.
+//! - `len` counts shard by shard, so under concurrent writes it is approximate; there is no
+//!   iteration.
+//! - A value is dropped exactly once: after it is replaced, removed, evicted or expired and every
+//!   reader pinned at that moment has moved on, or when the cache is dropped. Drops never run
+//!   under a shard lock.
+//! - A bounded cache reserves an entry's weight before linking it, so its resident weight (what
+//!   [`ShardedCache::weight`] reports) never exceeds the bound.
+//!
+//! # Performance
+//!
+//! `get` pins the epoch once, hashes once, reads one group line and one entry, and writes
+//! nothing shared except, for [`ShardedCache::get`] and [`BaseCache::get`], the returned value's
+//! reference count. [`ShardedCache::get_with`] and [`ByteCache::get_with`] lend the value
+//! instead and write no shared line at all; [`ShardedCache::pin`] shares one pin across a batch
+//! of reads. Writes take one shard's lock. `BENCHMARKS.md` has the measured ratios against the
+//! peers.
+//!
 //! # Time
 //!
 //! Expiry decisions read a [`Clock`]; tests give caches a [`MockClock`] and advance it, so that
