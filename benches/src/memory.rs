@@ -101,6 +101,8 @@ pub fn footprint(system: System) -> Option<Footprint> {
             });
             (c.len(), live_bytes()?, Box::new(c) as Box<dyn Send>)
         }
+        // ByteCache has `str` keys only: its figure is the engine's, measured above.
+        System::EpochcacheBytes => return None,
         System::Moka => {
             let c = moka::sync::Cache::<u64, u64>::new(n as u64);
             keys.for_each(|k| c.insert(k, k));

@@ -42,6 +42,9 @@ pub enum Kind {
 pub enum System {
     /// epochcache's `ShardedCache<String, Bytes>`.
     Epochcache,
+    /// epochcache's `ByteCache` (the cache object API: `str` keys, `Bytes` values), through its
+    /// `BaseCache` trait.
+    EpochcacheBytes,
     /// `moka::sync::Cache`.
     Moka,
     /// `quick_cache::sync::Cache`.
@@ -67,8 +70,9 @@ pub struct Sizing {
 
 impl System {
     /// Every system, epochcache first (the one the others are compared with).
-    pub const ALL: [System; 7] = [
+    pub const ALL: [System; 8] = [
         System::Epochcache,
+        System::EpochcacheBytes,
         System::Moka,
         System::QuickCache,
         System::Papaya,
@@ -81,6 +85,7 @@ impl System {
     pub fn name(self) -> &'static str {
         match self {
             System::Epochcache => "epochcache",
+            System::EpochcacheBytes => "epochcache ByteCache",
             System::Moka => "moka",
             System::QuickCache => "quick_cache",
             System::Papaya => "papaya",
@@ -90,10 +95,25 @@ impl System {
         }
     }
 
+    /// A name without spaces, for benchmark ids and file names.
+    pub fn id(self) -> &'static str {
+        match self {
+            System::Epochcache => "epochcache",
+            System::EpochcacheBytes => "epochcache-bytes",
+            System::Moka => "moka",
+            System::QuickCache => "quick_cache",
+            System::Papaya => "papaya",
+            System::Dashmap => "dashmap",
+            System::Scc => "scc",
+            System::StdHashmap => "std-hashmap-baseline",
+        }
+    }
+
     /// Whether it is a cache, a map or the baseline.
     pub fn kind(self) -> Kind {
         match self {
-            System::Epochcache | System::Moka | System::QuickCache => Kind::Cache,
+            System::Epochcache | System::EpochcacheBytes => Kind::Cache,
+            System::Moka | System::QuickCache => Kind::Cache,
             // scc is a map by default and becomes scc::HashCache when a bound is asked for.
             System::Scc => Kind::Cache,
             System::Papaya | System::Dashmap => Kind::Map,
@@ -105,6 +125,7 @@ impl System {
     pub fn note(self) -> &'static str {
         match self {
             System::Epochcache => "ShardedCache<String, Bytes>",
+            System::EpochcacheBytes => "ByteCache via BaseCache (get/set return Result)",
             System::Moka => "moka::sync::Cache (TinyLFU)",
             System::QuickCache => "quick_cache::sync::Cache (CLOCK-Pro)",
             System::Papaya => "papaya::HashMap: not a cache, no eviction",
@@ -132,6 +153,11 @@ impl System {
                 epochcache::ShardedCache::<String, Bytes>::builder()
                     .max_entries(capacity as u64)
                     .initial_capacity(sizing.entries.min(capacity))
+                    .build(),
+            ),
+            System::EpochcacheBytes => Box::new(
+                epochcache::ByteCache::builder()
+                    .max_entries(capacity as u64)
                     .build(),
             ),
             System::Moka => Box::new(
@@ -178,6 +204,16 @@ impl<S: BuildHasher + Send + Sync + 'static> Contender
     }
     fn set(&self, key: String, value: Bytes) {
         let _ = self.insert(key, value);
+    }
+}
+
+/// The cache object API on the engine: `ByteCache` through `BaseCache`.
+impl Contender for epochcache::ByteCache {
+    fn get(&self, key: &str) -> Option<Bytes> {
+        epochcache::BaseCache::get(self, key).ok().flatten()
+    }
+    fn set(&self, key: String, value: Bytes) {
+        let _ = epochcache::BaseCache::set(self, &key, value, None);
     }
 }
 
