@@ -37,7 +37,7 @@ struct Args {
     threads: Vec<usize>,
 
     /// Seconds each measurement runs (per system, workload and thread count).
-    #[arg(short, long, default_value_t = 0.5)]
+    #[arg(short, long, default_value_t = 0.4)]
     duration: f64,
 
     /// Workloads to run [default: every one but miss and trace; trace too with --trace].

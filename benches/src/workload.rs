@@ -118,7 +118,10 @@ impl Workload {
     pub fn describe(self, cfg: &Config) -> String {
         let k = thousands(cfg.keys as u64);
         match self {
-            Workload::HotGet => format!("get, hit, uniform over {} hot keys", cfg.hot_keys),
+            Workload::HotGet => format!(
+                "get, hit, uniform over {} hot keys",
+                thousands(cfg.hot_keys as u64)
+            ),
             Workload::Get => format!("get, hit, uniform over {k} keys"),
             Workload::ZipfGet => format!("get, hit, Zipf {} over {k} keys", cfg.zipf),
             Workload::Miss => format!("get, miss, on {k} keys"),
