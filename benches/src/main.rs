@@ -40,6 +40,11 @@ struct Args {
     #[arg(short, long, default_value_t = 0.4)]
     duration: f64,
 
+    /// Repeat each throughput measurement this many times and keep the median (for noisy
+    /// machines; the run takes about that many times longer).
+    #[arg(short, long, default_value_t = 1)]
+    repeat: usize,
+
     /// Workloads to run [default: every one but miss and trace; trace too with --trace].
     #[arg(short, long, value_enum, value_delimiter = ',')]
     workloads: Vec<Workload>,
@@ -104,8 +109,14 @@ fn run(args: Args) -> Result<(), String> {
     bar.finish_and_clear();
     let m = &report.machine;
     println!(
-        "epochcache-bench: {} ({} hardware threads, {}), {} s per measurement, values of {} B",
-        m.cpu, m.threads, m.os, report.seconds_per_measurement, report.config.value_size
+        "epochcache-bench: {} ({} hardware threads, {}), {} s per measurement (median of {}), \
+         values of {} B",
+        m.cpu,
+        m.threads,
+        m.os,
+        report.seconds_per_measurement,
+        opts.repeat.max(1),
+        report.config.value_size
     );
     println!("x epochcache = the system's ops/s / epochcache's (above 1: the system is faster)");
     for &s in &opts.systems {
@@ -190,6 +201,7 @@ fn options(args: &Args) -> Result<Options, String> {
         workloads,
         threads: args.threads.clone(),
         duration: Duration::from_secs_f64(duration),
+        repeat: args.repeat,
         config,
         trace,
     })

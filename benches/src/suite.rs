@@ -26,6 +26,8 @@ pub struct Options {
     pub threads: Vec<usize>,
     /// How long each throughput and latency measurement runs.
     pub duration: Duration,
+    /// How many times each throughput measurement is repeated; the median (by ops/s) is kept.
+    pub repeat: usize,
     /// Sizes and mix.
     pub config: Config,
     /// The trace of the trace workload.
@@ -122,7 +124,9 @@ impl Session<'_> {
     fn measure_all(&mut self, c: &dyn crate::Contender, system: System, w: Workload, plan: Plan) {
         for &t in &self.opts.threads {
             self.step(system, w, t);
-            let m = runner::run(c, plan, t, Until::Elapsed(self.opts.duration));
+            let m = median_of(self.opts.repeat, || {
+                runner::run(c, plan, t, Until::Elapsed(self.opts.duration))
+            });
             self.row(w, t, system, Some(m));
         }
     }
@@ -270,10 +274,12 @@ impl Session<'_> {
                     entries: data.len(),
                     bound: None,
                 };
-                let c = system.build(sizing, std::iter::empty());
                 self.step(system, w, t);
-                let per_thread = streams[0].len() as u64;
-                let m = runner::run(&*c, plan(&data, &streams, w), t, Until::Ops(per_thread));
+                let per_thread = Until::Ops(streams[0].len() as u64);
+                let m = median_of(opts.repeat, || {
+                    let c = system.build(sizing, std::iter::empty());
+                    runner::run(&*c, plan(&data, &streams, w), t, per_thread)
+                });
                 self.row(w, t, system, Some(m));
             }
         }
@@ -305,6 +311,13 @@ impl Session<'_> {
             self.report.memory.push(MemoryRow { system, footprint });
         }
     }
+}
+
+/// Runs `measure` `repeat` times (at least once) and keeps the median run by ops/s.
+fn median_of(repeat: usize, mut measure: impl FnMut() -> Measurement) -> Measurement {
+    let mut runs: Vec<Measurement> = (0..repeat.max(1)).map(|_| measure()).collect();
+    runs.sort_by(|a, b| a.ops_per_sec().total_cmp(&b.ops_per_sec()));
+    runs[runs.len() / 2]
 }
 
 fn plan<'a>(data: &'a DataSet, streams: &'a [Vec<u32>], w: Workload) -> Plan<'a> {
