@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::budget::{Bound, Budget};
 use crate::clock::{default_clock, Clock};
-use crate::sharded::{ShardedCache, Weigher};
+use crate::sharded::{Listener, ShardedCache, Weigher};
+use crate::stats::RemovalCause;
 
 /// The fraction of the weight budget one entry may take at most, unless set: 1/8.
 const DEFAULT_MAX_ENTRY_SHARE: u64 = 8;
@@ -31,6 +32,7 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     pub(crate) max_weight: Option<u64>,
     pub(crate) max_entry_weight: Option<u64>,
     pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) clock: Option<Arc<dyn Clock>>,
     pub(crate) hasher: S,
 }
@@ -52,6 +54,7 @@ impl<K, V> CacheBuilder<K, V> {
             max_weight: None,
             max_entry_weight: None,
             weigher: None,
+            listener: None,
             clock: None,
             hasher: ahash::RandomState::new(),
         }
@@ -154,6 +157,31 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
+    /// Called for every entry that leaves the cache, with the cause. It runs on the thread whose
+    /// operation removed the entry, after the shard lock is released (never under a lock), so it
+    /// may use the cache; keep it short, as that operation waits for it.
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use epochcache::{RemovalCause, ShardedCache};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+    ///     .eviction_listener(move |k: &u64, _v: &u64, cause| log.lock().unwrap().push((*k, cause)))
+    ///     .build();
+    /// cache.insert(1, 1).unwrap();
+    /// cache.insert(1, 2).unwrap();
+    /// cache.remove(&1);
+    /// assert_eq!(*seen.lock().unwrap(), [(1, RemovalCause::Replaced), (1, RemovalCause::Deleted)]);
+    /// ```
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
     /// Where expiry reads the time; a [`MockClock`](crate::MockClock) in tests.
     ///
     /// ```
@@ -187,6 +215,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             max_weight: self.max_weight,
             max_entry_weight: self.max_entry_weight,
             weigher: self.weigher,
+            listener: self.listener,
             clock: self.clock,
             hasher,
         }
@@ -223,7 +252,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             let size = (std::mem::size_of::<K>() + std::mem::size_of::<V>()) as u64;
             Arc::new(move |_: &K, _: &V| size + crate::sharded::ENTRY_OVERHEAD)
         });
-        ShardedCache::from_parts(
+        let mut cache = ShardedCache::from_parts(
             shards,
             self.initial_capacity,
             budget,
@@ -231,7 +260,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             weigher,
             self.clock.unwrap_or_else(default_clock),
             self.hasher,
-        )
+        );
+        cache.listener = self.listener;
+        cache
     }
 }
 

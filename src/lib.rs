@@ -83,6 +83,7 @@ mod error;
 mod expires;
 mod raw;
 mod sharded;
+mod stats;
 mod sync;
 mod traits;
 
@@ -95,4 +96,5 @@ pub use equivalent::Equivalent;
 pub use error::CacheError;
 pub use expires::Expires;
 pub use sharded::{Pinned, ShardedCache};
+pub use stats::{CacheStats, RemovalCause};
 pub use traits::{BaseCache, SeparateBodyCache};

@@ -25,6 +25,7 @@ use crate::clock::Clock;
 use crate::equivalent::Equivalent;
 use crate::expires::deadline_of;
 use crate::raw::{Entry, Shard};
+use crate::stats::{CacheStats, RemovalCause};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
 use crate::{CacheError, Expires};
@@ -42,6 +43,9 @@ const SWEEP_GROUPS: usize = 1;
 
 /// How an entry is weighed against the budget.
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
+
+/// What is told of every entry that leaves the cache.
+pub(crate) type Listener<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
 
 /// A concurrent cache: a sharded open-addressed table with lock-free reads and epoch-based
 /// reclamation.
@@ -70,6 +74,7 @@ pub struct ShardedCache<K, V, S = ahash::RandomState> {
     /// The next shard an eviction starts in: eviction goes round the shards.
     evict_cursor: AtomicU64,
     closed: AtomicBool,
+    pub(crate) listener: Option<Listener<K, V>>,
 }
 
 impl<K, V> ShardedCache<K, V>
@@ -138,6 +143,7 @@ where
             weigher,
             evict_cursor: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            listener: None,
         }
     }
 
@@ -295,6 +301,10 @@ where
         let hash_of = |k: &K| self.hash(k);
         let entry = Entry::new(key, value, deadline, 0);
         let replaced = shard.insert(&mut state, hash, entry, &hash_of, &guard);
+        state.stats.inserts += 1;
+        if replaced.is_some() {
+            state.stats.count_removal(RemovalCause::Replaced);
+        }
         let mut expired = Vec::new();
         shard.sweep_expired(
             &mut state,
@@ -303,9 +313,15 @@ where
             &guard,
             |e| expired.push(e),
         );
+        for _ in &expired {
+            state.stats.count_removal(RemovalCause::Expired);
+        }
         drop(state);
-        for old in replaced.into_iter().chain(expired) {
-            self.release_entry(old);
+        if let Some(old) = replaced {
+            self.release_entry(old, RemovalCause::Replaced);
+        }
+        for old in expired {
+            self.release_entry(old, RemovalCause::Expired);
         }
         Ok(())
     }
@@ -328,8 +344,13 @@ where
         let shard = self.shard(hash);
         let mut state = shard.lock();
         let removed = shard.remove(&mut state, hash, |k| key.equivalent(k), &guard);
+        if removed.is_some() {
+            state.stats.count_removal(RemovalCause::Deleted);
+        }
         drop(state);
-        removed.map(|old| self.release_entry(old)).is_some()
+        removed
+            .map(|old| self.release_entry(old, RemovalCause::Deleted))
+            .is_some()
     }
 
     /// Removes every entry and refuses every later write with [`CacheError::Closed`]; reads
@@ -350,9 +371,10 @@ where
             let mut removed = Vec::new();
             let mut state = shard.lock();
             shard.clear(&mut state, &guard, |e| removed.push(e));
+            state.stats.closed += removed.len() as u64;
             drop(state);
             for old in removed {
-                self.release_entry(old);
+                self.release_entry(old, RemovalCause::Closed);
             }
         }
         guard.flush();
@@ -420,6 +442,59 @@ where
         self.budget.weight.as_ref().map(|b| b.max())
     }
 
+    /// What the cache did since it was built, summed over the shards (one lock at a time, so
+    /// approximate under concurrent writes).
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    /// cache.insert(1, 1).unwrap();
+    /// cache.insert(1, 2).unwrap();
+    /// cache.remove(&1);
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.inserts, stats.replaced, stats.deleted), (2, 1, 1));
+    /// ```
+    pub fn stats(&self) -> CacheStats {
+        let mut total = CacheStats::default();
+        for shard in self.shards.iter() {
+            let state = shard.lock();
+            let mut stats = state.stats;
+            stats.entries = Shard::<K, V>::live(&state) as u64;
+            total += stats;
+        }
+        total.weight = self.weight();
+        total
+    }
+
+    /// Removes every expired entry now. Writes already sweep a little on every call; an idle
+    /// cache calls this (from a timer of its own) to free expired memory without writes.
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use epochcache::{MockClock, ShardedCache};
+    /// let clock = MockClock::new();
+    /// let cache: ShardedCache<u64, u64> =
+    ///     ShardedCache::builder().clock(Arc::new(clock.clone())).build();
+    /// cache.insert_with_expiry(1, 1, Some(Duration::from_secs(1).into())).unwrap();
+    /// clock.advance(Duration::from_secs(1));
+    /// cache.purge_expired();
+    /// assert_eq!(cache.len(), 0);
+    /// ```
+    pub fn purge_expired(&self) {
+        let guard = epoch::pin();
+        let now = self.clock.now_nanos();
+        for shard in self.shards.iter() {
+            let mut expired = Vec::new();
+            let mut state = shard.lock();
+            shard.sweep_expired(&mut state, usize::MAX, now, &guard, |e| expired.push(e));
+            state.stats.expired += expired.len() as u64;
+            drop(state);
+            for old in expired {
+                self.release_entry(old, RemovalCause::Expired);
+            }
+        }
+    }
+
     /// Checks every internal invariant of every shard (counts, tags, reachability, fill); for
     /// tests. Takes each shard's lock in turn.
     #[doc(hidden)]
@@ -479,16 +554,26 @@ where
             let mut state = shard.lock();
             let victim =
                 shard.evict_with(&mut state, EVICTION_SCAN, |e| clock_choice(e, now), guard);
+            let Some(victim) = victim else { continue };
+            let cause = if victim.is_expired(|| now) {
+                RemovalCause::Expired
+            } else {
+                RemovalCause::Evicted
+            };
+            state.stats.count_removal(cause);
             drop(state);
-            if let Some(victim) = victim {
-                self.release_entry(victim);
-                return true;
-            }
+            self.release_entry(victim, cause);
+            return true;
         }
         false
     }
 
-    fn release_entry(&self, entry: &Entry<K, V>) {
+    /// Gives back an unlinked entry's share of the budget and tells the listener; called after
+    /// the shard lock is released, while still pinned.
+    fn release_entry(&self, entry: &Entry<K, V>, cause: RemovalCause) {
+        if let Some(listener) = &self.listener {
+            listener(&entry.key, &entry.value, cause);
+        }
         if self.budget.is_bounded() {
             let weight = if self.budget.weight.is_some() {
                 (self.weigher)(&entry.key, &entry.value)

@@ -29,6 +29,7 @@ use crossbeam_utils::CachePadded;
 use super::entry::Entry;
 use super::table::{alloc_entry, Probe, SlotRef, Table};
 use super::tag::{self, Tag, GROUP_SLOTS};
+use crate::stats::CacheStats;
 use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
 use crate::sync::{lock, Mutex, MutexGuard, Ordering};
 
@@ -43,6 +44,8 @@ pub(crate) struct ShardState {
     with_deadline: usize,
     /// Where the eviction and expiry hand is, as a group index of the current table.
     hand: usize,
+    /// What the writers of this shard did; kept here so that counting needs no atomic.
+    pub(crate) stats: CacheStats,
 }
 
 /// A shard of the cache.
@@ -259,7 +262,8 @@ impl<K, V> Shard<K, V> {
         let table = self.table(guard);
         let count = table.group_count();
         let start = state.hand % count;
-        for i in 0..groups.min(count) {
+        let groups = groups.min(count);
+        for i in 0..groups {
             let g = (start + i) % count;
             let (word, ptrs) = table.group_state(g, guard);
             for (slot, ptr) in ptrs.iter().enumerate() {
@@ -294,7 +298,10 @@ impl<K, V> Shard<K, V> {
             // SAFETY: the entry is no longer reachable from the shard.
             unsafe { guard.defer_destroy(entry) };
         }
-        *state = ShardState::default();
+        *state = ShardState {
+            stats: state.stats,
+            ..ShardState::default()
+        };
         // SAFETY: unreachable from the shard since the swap; its drop frees only its arrays.
         unsafe { guard.defer_destroy(old) };
     }
