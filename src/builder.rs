@@ -69,7 +69,7 @@ impl<K, V> Default for CacheBuilder<K, V> {
 
 impl<K, V, S> CacheBuilder<K, V, S> {
     /// The number of shards, rounded up to a power of two (1 to 4096). Default: four per
-    /// available core, rounded up.
+    /// available core, rounded up, but no more than one per 512 entries of the entry bound.
     ///
     /// ```
     /// # use epochcache::ShardedCache;
@@ -237,7 +237,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     {
         let shards = self
             .shards
-            .unwrap_or_else(|| default_parallelism() * 4)
+            .unwrap_or_else(|| default_shards(self.max_entries))
             .clamp(1, 4096)
             .next_power_of_two();
         let budget = Budget {
@@ -276,6 +276,19 @@ impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
     }
 }
 
-fn default_parallelism() -> usize {
-    std::thread::available_parallelism().map_or(4, usize::from)
+/// Entries a shard should have at least, when the entry bound is known: each shard runs its own
+/// eviction policy, and a policy with a handful of entries decides on noise.
+const MIN_ENTRIES_PER_SHARD: u64 = 512;
+
+/// Four shards per available core, rounded up; fewer for a small entry bound.
+fn default_shards(max_entries: Option<u64>) -> usize {
+    let by_cores = std::thread::available_parallelism().map_or(4, usize::from) * 4;
+    match max_entries {
+        Some(max) => by_cores.min(
+            usize::try_from(max / MIN_ENTRIES_PER_SHARD)
+                .unwrap_or(usize::MAX)
+                .max(1),
+        ),
+        None => by_cores,
+    }
 }

@@ -24,7 +24,7 @@ use crate::builder::CacheBuilder;
 use crate::clock::Clock;
 use crate::equivalent::Equivalent;
 use crate::expires::deadline_of;
-use crate::raw::{Entry, Shard};
+use crate::raw::{Entry, Shard, Verdict};
 use crate::stats::{CacheStats, RemovalCause};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{AtomicBool, AtomicU64, Ordering};
@@ -35,8 +35,8 @@ use crate::{CacheError, Expires};
 /// and the allocator's header.
 pub(crate) const ENTRY_OVERHEAD: u64 = 40;
 
-/// How many occupied slots one eviction looks at in one shard before it moves to the next.
-const EVICTION_SCAN: usize = 64;
+/// How many policy steps one eviction takes in one shard before it moves to the next.
+const EVICTION_STEPS: usize = 256;
 
 /// How many groups each write sweeps for expired entries.
 const SWEEP_GROUPS: usize = 1;
@@ -133,7 +133,7 @@ where
         let per_shard = initial_capacity.div_ceil(shards);
         ShardedCache {
             shards: (0..shards)
-                .map(|_| Shard::with_capacity(per_shard))
+                .map(|_| Shard::new(per_shard, budget.is_bounded()))
                 .collect(),
             shard_shift: 64 - shards.trailing_zeros(),
             hasher,
@@ -542,9 +542,9 @@ where
         Ok(())
     }
 
-    /// Evicts one entry, going round the shards from a shared cursor; an expired entry first,
-    /// else one whose access counter is zero, lowering counters on the way (CLOCK). Returns
-    /// whether it evicted anything.
+    /// Evicts one entry, going round the shards from a shared cursor so that every shard gives
+    /// up entries in turn; each shard's S3-FIFO policy picks its victim. Returns whether it
+    /// evicted anything.
     fn evict_one(&self, guard: &Guard) -> bool {
         let n = self.shards.len();
         let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed) as usize;
@@ -552,13 +552,14 @@ where
         for i in 0..2 * n {
             let shard = &self.shards[(start + i) % n];
             let mut state = shard.lock();
-            let victim =
-                shard.evict_with(&mut state, EVICTION_SCAN, |e| clock_choice(e, now), guard);
-            let Some(victim) = victim else { continue };
-            let cause = if victim.is_expired(|| now) {
-                RemovalCause::Expired
-            } else {
-                RemovalCause::Evicted
+            let hash_of = |k: &K| self.hash(k);
+            let victim = shard.evict(&mut state, EVICTION_STEPS, &hash_of, now, guard);
+            let Some((victim, verdict)) = victim else {
+                continue;
+            };
+            let cause = match verdict {
+                Verdict::Expired => RemovalCause::Expired,
+                Verdict::Evicted => RemovalCause::Evicted,
             };
             state.stats.count_removal(cause);
             drop(state);
@@ -587,21 +588,6 @@ where
     fn release(&self, weight: u64) {
         if self.budget.is_bounded() {
             self.budget.release(weight);
-        }
-    }
-}
-
-/// The CLOCK choice: evict an expired entry or one not read since the hand last passed; give a
-/// read entry another round by lowering its counter.
-fn clock_choice<K, V>(entry: &Entry<K, V>, now: u64) -> bool {
-    if entry.is_expired(|| now) {
-        return true;
-    }
-    match entry.freq() {
-        0 => true,
-        f => {
-            entry.set_freq(f - 1);
-            false
         }
     }
 }

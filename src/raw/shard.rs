@@ -27,6 +27,7 @@ use std::fmt;
 use crossbeam_utils::CachePadded;
 
 use super::entry::Entry;
+use super::policy::{Policy, Verdict};
 use super::table::{alloc_entry, Probe, SlotRef, Table};
 use super::tag::{self, Tag, GROUP_SLOTS};
 use crate::stats::CacheStats;
@@ -46,6 +47,8 @@ pub(crate) struct ShardState {
     hand: usize,
     /// What the writers of this shard did; kept here so that counting needs no atomic.
     pub(crate) stats: CacheStats,
+    /// The eviction policy's queues; only bounded caches keep them.
+    policy: Option<Policy>,
 }
 
 /// A shard of the cache.
@@ -63,11 +66,15 @@ fn groups_for(entries: usize) -> usize {
 }
 
 impl<K, V> Shard<K, V> {
-    /// An empty shard sized for `capacity` entries.
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
+    /// An empty shard sized for `capacity` entries; `bounded` shards keep eviction queues.
+    pub(crate) fn new(capacity: usize, bounded: bool) -> Self {
+        let state = ShardState {
+            policy: bounded.then(Policy::default),
+            ..ShardState::default()
+        };
         Shard {
             table: CachePadded::new(Atomic::new(Table::with_groups(groups_for(capacity)))),
-            state: CachePadded::new(Mutex::new(ShardState::default())),
+            state: CachePadded::new(Mutex::new(state)),
         }
     }
 
@@ -133,6 +140,9 @@ impl<K, V> Shard<K, V> {
                 }
                 Some(Probe::Vacant(at, was)) if !self.must_rebuild(state, table, was) => {
                     table.occupy(at, hash, entry);
+                    if let Some(policy) = &mut state.policy {
+                        policy.admit(hash);
+                    }
                     state.live += 1;
                     state.tombstones -= usize::from(was == Tag::TOMBSTONE);
                     state.with_deadline += usize::from(has_deadline);
@@ -213,35 +223,25 @@ impl<K, V> Shard<K, V> {
         old_ref
     }
 
-    /// Moves the hand over up to `max_slots` occupied slots and unlinks the first entry that
-    /// `choose` picks, if any. `choose` may also change an entry's counter (second chance).
-    pub(crate) fn evict_with<'g>(
+    /// Unlinks the entry the eviction policy picks, after at most `max_steps` steps of it;
+    /// `None` if the shard keeps no policy (unbounded) or found no victim in that many steps.
+    pub(crate) fn evict<'g>(
         &self,
         state: &mut ShardState,
-        max_slots: usize,
-        mut choose: impl FnMut(&Entry<K, V>) -> bool,
+        max_steps: usize,
+        hash_of: &dyn Fn(&K) -> u64,
+        now: u64,
         guard: &'g Guard,
-    ) -> Option<Unlinked<'g, K, V>> {
+    ) -> Option<(Unlinked<'g, K, V>, Verdict)> {
         let table = self.table(guard);
-        let groups = table.group_count();
-        let start = state.hand % groups;
-        let mut seen = 0;
-        let mut victim = None;
-        for (at, entry) in table.occupied_from(start, guard) {
-            // SAFETY: linked in the current table, under the lock.
-            if choose(unsafe { entry.deref() }) {
-                victim = Some(at);
-                break;
-            }
-            seen += 1;
-            if seen >= max_slots {
-                state.hand = (at.group + 1) % groups;
-                return None;
-            }
+        let live = state.live;
+        let policy = state.policy.as_mut()?;
+        if policy.queued() > 2 * live + 64 {
+            policy.compact(table, hash_of, guard);
         }
-        let at = victim?;
-        state.hand = at.group;
-        Some(self.unlink(state, table, at, guard))
+        let is_expired = |e: &Entry<K, V>| e.is_expired(|| now);
+        let (at, verdict) = policy.victim(table, live, max_steps, hash_of, &is_expired, guard)?;
+        Some((self.unlink(state, table, at, guard), verdict))
     }
 
     /// Unlinks every expired entry among the next `groups` groups after the hand.
@@ -298,10 +298,13 @@ impl<K, V> Shard<K, V> {
             // SAFETY: the entry is no longer reachable from the shard.
             unsafe { guard.defer_destroy(entry) };
         }
-        *state = ShardState {
-            stats: state.stats,
-            ..ShardState::default()
-        };
+        if let Some(policy) = &mut state.policy {
+            policy.clear();
+        }
+        state.live = 0;
+        state.tombstones = 0;
+        state.with_deadline = 0;
+        state.hand = 0;
         // SAFETY: unreachable from the shard since the swap; its drop frees only its arrays.
         unsafe { guard.defer_destroy(old) };
     }

@@ -140,6 +140,35 @@ impl<K, V> Table<K, V> {
         None
     }
 
+    /// The entry whose key hashes to exactly `hash`, and its slot: how the eviction policy finds
+    /// the entry of a queued hash. Call with the shard lock held.
+    pub(crate) fn find_hash<'g>(
+        &self,
+        hash: u64,
+        hash_of: &dyn Fn(&K) -> u64,
+        guard: &'g Guard,
+    ) -> Option<(SlotRef, &'g Entry<K, V>)> {
+        let tag = Tag::full(hash);
+        for g in self.probe_seq(hash) {
+            let group = &self.groups[g];
+            let word = group.tags.load(Ordering::Relaxed);
+            for slot in tag::matching(word, tag) {
+                let ptr = group.slots[slot].load(Ordering::Relaxed, guard);
+                // SAFETY: as in `find`; the caller holds the shard lock and a pinned guard, so
+                // no entry of this table is retired while it is looked at.
+                if let Some(entry) = unsafe { ptr.as_ref() } {
+                    if hash_of(&entry.key) == hash {
+                        return Some((SlotRef { group: g, slot }, entry));
+                    }
+                }
+            }
+            if tag::has_empty(word) {
+                return None;
+            }
+        }
+        None
+    }
+
     /// The writer's probe: where `eq`'s key is, or where it would go. Call with the shard lock
     /// held.
     pub(crate) fn probe_for_write<'g>(
