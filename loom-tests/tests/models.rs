@@ -1,0 +1,390 @@
+//! Loom models of the engine: `ShardedCache` with one shard, driven through its public API, so
+//! that loom explores the interleavings of the real table code (its atomics and its shard lock
+//! are loom's under `--cfg epochcache_loom`, and so are crossbeam-epoch's).
+//!
+//! Every value is a heap `String` whose contents the readers check, so that a read of an entry
+//! the epoch collector already freed shows up under AddressSanitizer (see the README). Writers
+//! flush their epoch bag after they retire something, and `crossbeam_sanitize` makes the
+//! collector free garbage eagerly, so frees really happen inside these small models.
+//!
+//! Each model has two threads and two or three operations; `LOOM_MAX_PREEMPTIONS` bounds the
+//! search (2 in `tests/all.sh`, and 2 when unset), except that the resize model always runs with
+//! at least 3.
+
+#![cfg(epochcache_loom)]
+
+use epochcache::ShardedCache;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+
+/// The engine with a fixed-seed hasher, so that every execution of a model places its keys in
+/// the same slots.
+type Cache<V> = ShardedCache<u64, V, ahash::RandomState>;
+
+/// One shard, the default (smallest) table: one group of seven slots, rebuilt on the seventh
+/// insert. `max_entries` bounds the cache, which then evicts to stay within it.
+fn cache<V: Clone + Send + Sync + 'static>(max_entries: Option<u64>) -> Cache<V> {
+    let builder = ShardedCache::<u64, V>::builder()
+        .shards(1)
+        .initial_capacity(0)
+        .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
+    match max_entries {
+        Some(n) => builder.max_entries(n).build(),
+        None => builder.build(),
+    }
+}
+
+/// The preemption bound when `LOOM_MAX_PREEMPTIONS` is unset (loom's own default is no bound,
+/// an exhaustive search far longer than a test run).
+const DEFAULT_PREEMPTIONS: usize = 2;
+
+/// Runs `f` under loom with the bounds from the environment (`LOOM_MAX_PREEMPTIONS`, ...), and
+/// prints how many executions loom explored (shown with `--nocapture`).
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_with_at_least(0, f);
+}
+
+/// As [`model`], with at least `min_preemptions` preemptions whatever the environment says: for
+/// a model whose race window loom reaches only with that many.
+fn model_with_at_least(min_preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = executions.clone();
+    let mut builder = loom::model::Builder::new();
+    let bound = builder
+        .preemption_bound
+        .unwrap_or(DEFAULT_PREEMPTIONS)
+        .max(min_preemptions);
+    builder.preemption_bound = Some(bound);
+    builder.check(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        f();
+    });
+    eprintln!(
+        "{} executions explored with at most {bound} preemptions",
+        executions.load(std::sync::atomic::Ordering::Relaxed),
+    );
+}
+
+/// Pushes this thread's bag of retired objects to the collector and lets it advance the epoch
+/// and free what no pinned thread can still see. Called by a writer after it retired something,
+/// so that a reader still pinned races with real frees.
+fn flush() {
+    crossbeam_epoch::pin().flush();
+}
+
+/// Runs the collector until `done` says every retired object it waits for was freed, and
+/// gives up after a bounded number of rounds. Call it once every spawned thread has been joined.
+///
+/// A bag of retired objects sealed in epoch `e` is freed once the global epoch reaches `e + 2`,
+/// and a flush advances the epoch by at most one, and only while no thread is pinned in an older
+/// epoch. Under loom, `join` returns before the joined thread's thread locals are dropped, and
+/// dropping its epoch handle pins it once more to hand its last bag to the collector; loom may
+/// pause it there, so each round yields to let it finish before flushing again. Two rounds have
+/// sufficed in every execution so far; 8 leave a margin, and running out means a leak.
+fn collect_all_garbage(done: impl Fn() -> bool) {
+    for _ in 0..8 {
+        if done() {
+            return;
+        }
+        thread::yield_now();
+        crossbeam_epoch::pin().flush();
+    }
+}
+
+fn s(text: &str) -> String {
+    text.to_string()
+}
+
+/// Model 1: a reader racing an insert that replaces the value of its key sees the old value or
+/// the new one, intact, and once it saw the new one it never sees the old one again.
+#[test]
+fn get_racing_a_replacing_insert() {
+    model(|| {
+        let cache = Arc::new(cache::<String>(None));
+        cache.insert(1, s("old")).unwrap();
+
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.insert(1, s("new")).unwrap();
+                flush();
+                flush();
+            })
+        };
+
+        let first = cache.get(&1);
+        let second = cache.get(&1);
+        for seen in [&first, &second] {
+            let seen = seen.as_deref();
+            assert!(
+                seen == Some("old") || seen == Some("new"),
+                "read {seen:?} while key 1 held \"old\" then \"new\""
+            );
+        }
+        assert!(
+            !(first.as_deref() == Some("new") && second.as_deref() == Some("old")),
+            "the value went back from \"new\" to \"old\""
+        );
+
+        writer.join().unwrap();
+        assert_eq!(cache.get(&1).as_deref(), Some("new"));
+        assert_eq!(cache.len(), 1);
+        cache.validate().unwrap();
+    });
+}
+
+/// Model 2: a reader racing a remove sees the value, intact, or nothing.
+#[test]
+fn get_racing_remove() {
+    model(|| {
+        let cache = Arc::new(cache::<String>(None));
+        cache.insert(1, s("one")).unwrap();
+
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                assert!(cache.remove(&1));
+                flush();
+                flush();
+            })
+        };
+
+        let seen = cache.get_with(&1, |v| v.clone());
+        assert!(
+            seen.is_none() || seen.as_deref() == Some("one"),
+            "read {seen:?} while key 1 was being removed"
+        );
+
+        writer.join().unwrap();
+        assert_eq!(cache.get(&1), None);
+        assert_eq!(cache.len(), 0);
+        cache.validate().unwrap();
+    });
+}
+
+/// Model 3: a reader racing a table rebuild always finds a key that was there before it, with
+/// its value. Six entries fill the one group; the seventh insert rebuilds the table into a
+/// larger one, publishes it and retires the old one while the reader may still be probing it.
+///
+/// Runs with at least 3 preemptions: the window where the reader has loaded the old table's
+/// pointer, the writer publishes the new table and retires the old one, and the reader then
+/// reads the old one, takes three. With two, loom never runs a read of the old table after its
+/// retirement (a rebuild that freed the old table in place passed 856 executions at 2 and
+/// failed under AddressSanitizer at 3).
+#[test]
+fn get_racing_a_resize() {
+    model_with_at_least(3, || {
+        let cache = Arc::new(cache::<String>(None));
+        for k in 0..6 {
+            cache.insert(k, format!("v{k}")).unwrap();
+        }
+
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.insert(6, s("v6")).unwrap();
+                flush();
+                flush();
+            })
+        };
+
+        for k in [0, 5] {
+            let seen = cache.get(&k);
+            assert_eq!(
+                seen.as_deref(),
+                Some(format!("v{k}").as_str()),
+                "key {k} during the rebuild"
+            );
+        }
+
+        writer.join().unwrap();
+        assert_eq!(cache.len(), 7);
+        for k in 0..7 {
+            assert_eq!(cache.get(&k), Some(format!("v{k}")));
+        }
+        cache.validate().unwrap();
+    });
+}
+
+/// Model 4: two writers on one shard, one key in common and one key each, with the table
+/// already holding four entries so that the last of the three new keys rebuilds it. Afterwards
+/// the shard's invariants hold and the contents are one of the two serial outcomes.
+#[test]
+fn two_writers_on_one_shard() {
+    model(|| {
+        let cache = Arc::new(cache::<String>(None));
+        for k in 10..14 {
+            cache.insert(k, format!("v{k}")).unwrap();
+        }
+
+        let other = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.insert(1, s("a2")).unwrap();
+                cache.insert(3, s("c")).unwrap();
+            })
+        };
+        cache.insert(1, s("a1")).unwrap();
+        cache.insert(2, s("b")).unwrap();
+        other.join().unwrap();
+
+        cache.validate().unwrap();
+        assert_eq!(cache.len(), 7);
+        let one = cache.get(&1);
+        assert!(
+            matches!(one.as_deref(), Some("a1" | "a2")),
+            "key 1 holds {one:?}"
+        );
+        assert_eq!(cache.get(&2).as_deref(), Some("b"));
+        assert_eq!(cache.get(&3).as_deref(), Some("c"));
+        for k in 10..14 {
+            assert_eq!(cache.get(&k), Some(format!("v{k}")));
+        }
+    });
+}
+
+/// How many tracked values were made and how many dropped.
+#[derive(Default)]
+struct Counts {
+    created: AtomicUsize,
+    dropped: AtomicUsize,
+}
+
+/// A value that counts its drops; clones count as new values.
+struct Tracked {
+    text: String,
+    counts: Arc<Counts>,
+}
+
+impl Tracked {
+    fn new(text: &str, counts: &Arc<Counts>) -> Self {
+        counts.created.fetch_add(1, Ordering::Relaxed);
+        Tracked {
+            text: text.to_string(),
+            counts: counts.clone(),
+        }
+    }
+}
+
+impl Clone for Tracked {
+    fn clone(&self) -> Self {
+        Tracked::new(&self.text, &self.counts)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        assert!(!self.text.is_empty(), "a value dropped twice or never set");
+        self.text.clear();
+        self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Model 5: every value is dropped exactly once, whichever way it leaves: replaced, removed,
+/// evicted (the cache holds at most two entries) or still linked when the cache is dropped.
+/// The values are made before the threads start, so counting them adds no interleavings.
+#[test]
+fn every_value_is_dropped_exactly_once() {
+    model(|| {
+        let counts = Arc::new(Counts::default());
+        let cache = Arc::new(cache::<Tracked>(Some(2)));
+        cache.insert(1, Tracked::new("one", &counts)).unwrap();
+        let (one_b, three) = (
+            Tracked::new("one-b", &counts),
+            Tracked::new("three", &counts),
+        );
+        let two = Tracked::new("two", &counts);
+
+        let other = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.insert(1, one_b).unwrap(); // replaces, or re-inserts if 1 was evicted
+                cache.insert(3, three).unwrap(); // evicts when the cache is full
+            })
+        };
+        cache.insert(2, two).unwrap();
+        cache.remove(&1);
+        other.join().unwrap();
+
+        cache.validate().unwrap();
+        assert!(cache.len() <= 2);
+        drop(cache);
+        let created = counts.created.load(Ordering::Relaxed);
+        assert_eq!(created, 4);
+        collect_all_garbage(|| counts.dropped.load(Ordering::Relaxed) >= created);
+        let dropped = counts.dropped.load(Ordering::Relaxed);
+        assert_eq!(dropped, created, "values dropped != values created");
+    });
+}
+
+/// Model 6: a reader racing an eviction (the cache holds one entry, a second insert evicts it)
+/// reads the evicted value intact or not at all; the evicted entry is freed only after the
+/// reader unpins.
+#[test]
+fn get_racing_eviction() {
+    model(|| {
+        let cache = Arc::new(cache::<String>(Some(1)));
+        cache.insert(1, s("one")).unwrap();
+
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.insert(2, s("two")).unwrap();
+                flush();
+                flush();
+            })
+        };
+
+        let seen = cache.get_with(&1, |v| v.clone());
+        assert!(
+            seen.is_none() || seen.as_deref() == Some("one"),
+            "read {seen:?} while key 1 was being evicted"
+        );
+
+        writer.join().unwrap();
+        assert_eq!(cache.get(&1), None);
+        assert_eq!(cache.get(&2).as_deref(), Some("two"));
+        assert_eq!(cache.len(), 1);
+        cache.validate().unwrap();
+    });
+}
+
+/// Model 7: the reader's hit counter (a relaxed load and store on the entry's metadata word)
+/// racing the evictor, whose policy reads and lowers the counter under the shard lock (a second
+/// chance) before it unlinks the entry. The reader may store into an entry already unlinked but never into freed memory; the
+/// eviction terminates whatever the reader's stores undo, and the budget stays exact.
+#[test]
+fn hit_counter_racing_eviction() {
+    model(|| {
+        let cache = Arc::new(cache::<String>(Some(1)));
+        cache.insert(1, s("one")).unwrap();
+
+        let writer = {
+            let cache = cache.clone();
+            thread::spawn(move || {
+                cache.insert(2, s("two")).unwrap();
+                flush();
+            })
+        };
+
+        let first = cache.get_with(&1, |v| v.clone());
+        let second = cache.get_with(&1, |v| v.clone());
+        for seen in [&first, &second] {
+            assert!(
+                seen.is_none() || seen.as_deref() == Some("one"),
+                "read {seen:?} while key 1 was being evicted"
+            );
+        }
+        assert!(
+            !(first.is_none() && second.is_some()),
+            "key 1 came back after its eviction"
+        );
+
+        writer.join().unwrap();
+        assert_eq!(cache.get(&1), None);
+        assert_eq!(cache.get(&2).as_deref(), Some("two"));
+        assert_eq!(cache.len(), 1);
+        cache.validate().unwrap();
+    });
+}
