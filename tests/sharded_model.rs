@@ -1,0 +1,451 @@
+//! Model-based property tests of the engine.
+//!
+//! proptest generates random sequences of operations over a small key space (so that probe
+//! chains, tombstones, table rebuilds and expiry sweeps all happen within a few dozen steps), runs
+//! each sequence against the engine and against a reference, and after every step compares what
+//! the two returned and calls the engine's `validate()`, which checks every internal invariant of
+//! every shard table.
+//!
+//! - [`ByteCache`] (unbounded) against [`DictCache`], both reading one [`MockClock`]: `set` with
+//!   and without expiry (zero, past, future, absolute, Unix seconds), `get`, `delete`,
+//!   `set_body`, `get_body`, clock advances and, rarely, `close`. Every few steps the whole key
+//!   space is compared, not only the key just touched.
+//! - [`ShardedCache<u16, u32>`] against a `HashMap`: `insert`, `remove` (its `bool` too), `get`,
+//!   `get_with`, a pinned `get`, and `len()`, which must be exact for an unbounded cache.
+//! - A bounded [`ShardedCache<u16, u32>`]: eviction may drop any entry, but a read must return
+//!   either nothing or the last value written for the key, never an older or another key's one,
+//!   and `len()` stays within `max_entries`.
+//!
+//! Clock advances are whole milliseconds: the engine stores deadlines rounded up to 4 ns (see
+//! `raw/entry.rs`), so at nanosecond resolution it may keep a value up to 3 ns longer than the
+//! reference, by design.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::Bytes;
+use epochcache::{
+    BaseCache, ByteCache, CacheError, DictCache, Expires, MockClock, SeparateBodyCache,
+    ShardedCache,
+};
+use proptest::prelude::*;
+
+/// Keys `k0` to `k39`.
+const KEYS: u16 = 40;
+
+/// An expiry as generated; turned into an [`Expires`] against the clock at the time of the set.
+#[derive(Debug, Clone)]
+enum Expiry {
+    After(Duration),
+    /// This long before now (already expired).
+    AtPast(Duration),
+    /// This long after now.
+    AtFuture(Duration),
+    /// A Unix timestamp this many seconds from now's whole second (0: already expired unless now
+    /// is on the second).
+    UnixSecondsFromNow(u64),
+    /// A Unix timestamp long past.
+    UnixZero,
+}
+
+impl Expiry {
+    fn resolve(&self, clock: &MockClock) -> Expires {
+        match *self {
+            Expiry::After(d) => Expires::After(d),
+            Expiry::AtPast(d) => Expires::At(clock.now() - d),
+            Expiry::AtFuture(d) => Expires::At(clock.now() + d),
+            Expiry::UnixSecondsFromNow(s) => {
+                let now = clock.now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+                Expires::UnixSeconds(now + s)
+            }
+            Expiry::UnixZero => Expires::UnixSeconds(0),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum ByteOp {
+    Set(u16, u8, Option<Expiry>),
+    Get(u16),
+    Delete(u16),
+    SetBody(u16, u8),
+    GetBody(u16),
+    Advance(Duration),
+    Close,
+}
+
+fn millis(max: u64) -> impl Strategy<Value = Duration> {
+    (0..=max).prop_map(Duration::from_millis)
+}
+
+fn expiry() -> impl Strategy<Value = Expiry> {
+    prop_oneof![
+        3 => millis(3_000).prop_map(Expiry::After),
+        1 => Just(Expiry::After(Duration::ZERO)),
+        1 => millis(10_000).prop_map(Expiry::AtPast),
+        1 => millis(3_000).prop_map(Expiry::AtFuture),
+        1 => (0..4u64).prop_map(Expiry::UnixSecondsFromNow),
+        1 => Just(Expiry::UnixZero),
+    ]
+}
+
+fn byte_op() -> impl Strategy<Value = ByteOp> {
+    let key = 0..KEYS;
+    prop_oneof![
+        12 => (key.clone(), 0..4u8, proptest::option::weighted(0.5, expiry()))
+            .prop_map(|(k, len, e)| ByteOp::Set(k, len, e)),
+        10 => key.clone().prop_map(ByteOp::Get),
+        5 => key.clone().prop_map(ByteOp::Delete),
+        4 => (key.clone(), 0..4u8).prop_map(|(k, len)| ByteOp::SetBody(k, len)),
+        4 => key.prop_map(ByteOp::GetBody),
+        3 => millis(1_500).prop_map(ByteOp::Advance),
+        // Rare: the rest of the sequence then checks that both caches refuse everything.
+        1 => Just(ByteOp::Close),
+    ]
+}
+
+/// Key `k`'s name: short for most keys, longer than any inline key for every fifth one, and
+/// empty for key 0, so that every way a key may be stored is exercised.
+fn key_name(k: u16) -> String {
+    match k {
+        0 => String::new(),
+        k if k % 5 == 0 => format!("k{k}-{}", "long".repeat(20)),
+        k => format!("k{k}"),
+    }
+}
+
+/// A value unique to the step that wrote it, of a length chosen by the test (empty included).
+fn value_for(step: usize, len: u8) -> Bytes {
+    if len == 0 {
+        return Bytes::new();
+    }
+    let mut v = format!("{step}:").into_bytes();
+    v.resize(v.len() + usize::from(len) * 7, b'.');
+    Bytes::from(v)
+}
+
+fn body_bytes(body: Option<epochcache::BodyReader>) -> Option<Vec<u8>> {
+    body.map(|mut r| {
+        let mut out = Vec::new();
+        r.read_to_end(&mut out)
+            .expect("a body stream does not fail");
+        out
+    })
+}
+
+/// Whether two results are the same: equal values, or the same error kind.
+fn same<T: PartialEq + std::fmt::Debug>(
+    got: &Result<T, CacheError>,
+    want: &Result<T, CacheError>,
+) -> bool {
+    match (got, want) {
+        (Ok(a), Ok(b)) => a == b,
+        (Err(CacheError::Closed), Err(CacheError::Closed)) => true,
+        _ => false,
+    }
+}
+
+fn run_byte_model(shards: usize, ops: &[ByteOp]) -> Result<(), TestCaseError> {
+    let clock = MockClock::new();
+    let engine = ByteCache::builder()
+        .shards(shards)
+        .clock(Arc::new(clock.clone()))
+        .build();
+    let model = DictCache::new().with_clock(Arc::new(clock.clone()));
+    for (step, op) in ops.iter().enumerate() {
+        match op {
+            ByteOp::Set(k, len, e) => {
+                let expires = e.as_ref().map(|e| e.resolve(&clock));
+                let v = value_for(step, *len);
+                let got = engine.set(&key_name(*k), v.clone(), expires);
+                let want = model.set(&key_name(*k), v, expires);
+                prop_assert!(same(&got, &want), "step {step} {op:?}: {got:?} vs {want:?}");
+            }
+            ByteOp::Get(k) => {
+                let (got, want) = (engine.get(&key_name(*k)), model.get(&key_name(*k)));
+                prop_assert!(same(&got, &want), "step {step} {op:?}: {got:?} vs {want:?}");
+                let len = engine.get_with(&key_name(*k), |v| v.len());
+                let want_len = want.map(|v| v.map(|v| v.len()));
+                prop_assert!(same(&len, &want_len), "step {step} get_with {k}");
+            }
+            ByteOp::Delete(k) => {
+                let (got, want) = (engine.delete(&key_name(*k)), model.delete(&key_name(*k)));
+                prop_assert!(same(&got, &want), "step {step} {op:?}: {got:?} vs {want:?}");
+            }
+            ByteOp::SetBody(k, len) => {
+                let v = value_for(step, *len);
+                let got = engine.set_body(&key_name(*k), v.clone());
+                let want = model.set_body(&key_name(*k), v);
+                prop_assert!(same(&got, &want), "step {step} {op:?}: {got:?} vs {want:?}");
+            }
+            ByteOp::GetBody(k) => {
+                let got = engine.get_body(&key_name(*k)).map(body_bytes);
+                let want = model.get_body(&key_name(*k)).map(body_bytes);
+                prop_assert!(same(&got, &want), "step {step} {op:?}: {got:?} vs {want:?}");
+            }
+            ByteOp::Advance(d) => clock.advance(*d),
+            ByteOp::Close => {
+                engine.close().unwrap();
+                model.close().unwrap();
+            }
+        }
+        if let Err(e) = engine.validate() {
+            return Err(TestCaseError::fail(format!("step {step} {op:?}: {e}")));
+        }
+        if step % 8 == 7 || step + 1 == ops.len() {
+            for k in 0..KEYS {
+                let name = key_name(k);
+                let (got, want) = (engine.get(&name), model.get(&name));
+                prop_assert!(
+                    same(&got, &want),
+                    "after step {step}, key {name}: {got:?} vs {want:?}"
+                );
+                let got = engine.get_body(&name).map(body_bytes);
+                let want = model.get_body(&name).map(body_bytes);
+                prop_assert!(
+                    same(&got, &want),
+                    "after step {step}, body {name}: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn byte_cache_one_shard_matches_dict_cache(ops in prop::collection::vec(byte_op(), 1..300)) {
+        run_byte_model(1, &ops)?;
+    }
+
+    #[test]
+    fn byte_cache_four_shards_matches_dict_cache(ops in prop::collection::vec(byte_op(), 1..300)) {
+        run_byte_model(4, &ops)?;
+    }
+}
+
+#[derive(Debug, Clone)]
+enum MapOp {
+    Insert(u16, u32),
+    Remove(u16),
+    Get(u16),
+    GetWith(u16),
+    PinnedGet(u16),
+}
+
+fn map_op() -> impl Strategy<Value = MapOp> {
+    let key = 0..KEYS;
+    prop_oneof![
+        6 => (key.clone(), any::<u32>()).prop_map(|(k, v)| MapOp::Insert(k, v)),
+        3 => key.clone().prop_map(MapOp::Remove),
+        3 => key.clone().prop_map(MapOp::Get),
+        1 => key.clone().prop_map(MapOp::GetWith),
+        1 => key.prop_map(MapOp::PinnedGet),
+    ]
+}
+
+type Seeds = (u64, u64, u64, u64);
+
+fn engine(
+    shards: usize,
+    seeds: Seeds,
+    max_entries: Option<u64>,
+) -> ShardedCache<u16, u32, ahash::RandomState> {
+    let builder = ShardedCache::<u16, u32>::builder().shards(shards);
+    let builder = match max_entries {
+        Some(n) => builder.max_entries(n),
+        None => builder,
+    };
+    builder
+        .hasher(ahash::RandomState::with_seeds(
+            seeds.0, seeds.1, seeds.2, seeds.3,
+        ))
+        .build()
+}
+
+fn run_map_model(shards: usize, seeds: Seeds, ops: &[MapOp]) -> Result<(), TestCaseError> {
+    let cache = engine(shards, seeds, None);
+    let mut model: HashMap<u16, u32> = HashMap::new();
+    for (step, op) in ops.iter().enumerate() {
+        match *op {
+            MapOp::Insert(k, v) => {
+                prop_assert!(cache.insert(k, v).is_ok(), "step {step}: insert refused");
+                model.insert(k, v);
+            }
+            MapOp::Remove(k) => {
+                let got = cache.remove(&k);
+                prop_assert_eq!(got, model.remove(&k).is_some(), "step {} {:?}", step, op);
+            }
+            MapOp::Get(k) => prop_assert_eq!(
+                cache.get(&k),
+                model.get(&k).copied(),
+                "step {} {:?}",
+                step,
+                op
+            ),
+            MapOp::GetWith(k) => prop_assert_eq!(
+                cache.get_with(&k, |v| u64::from(*v) + 1),
+                model.get(&k).map(|v| u64::from(*v) + 1),
+                "step {} {:?}",
+                step,
+                op
+            ),
+            MapOp::PinnedGet(k) => prop_assert_eq!(
+                cache.pin().get(&k),
+                model.get(&k).copied(),
+                "step {} {:?}",
+                step,
+                op
+            ),
+        }
+        if let Err(e) = cache.validate() {
+            return Err(TestCaseError::fail(format!("step {step} {op:?}: {e}")));
+        }
+        prop_assert_eq!(cache.len(), model.len(), "len after step {} {:?}", step, op);
+    }
+    for k in 0..KEYS {
+        prop_assert_eq!(
+            cache.get(&k),
+            model.get(&k).copied(),
+            "final state of key {}",
+            k
+        );
+    }
+    Ok(())
+}
+
+fn run_bounded_model(
+    shards: usize,
+    max_entries: u64,
+    seeds: Seeds,
+    ops: &[MapOp],
+) -> Result<(), TestCaseError> {
+    let cache = engine(shards, seeds, Some(max_entries));
+    // The last value written for each key; a removed key maps to nothing.
+    let mut last: HashMap<u16, u32> = HashMap::new();
+    for (step, op) in ops.iter().enumerate() {
+        let k = match *op {
+            MapOp::Insert(k, v) => {
+                prop_assert!(cache.insert(k, v).is_ok(), "step {step}: insert refused");
+                prop_assert_eq!(
+                    cache.get(&k),
+                    Some(v),
+                    "step {}: a fresh insert is readable",
+                    step
+                );
+                last.insert(k, v);
+                k
+            }
+            MapOp::Remove(k) => {
+                let was = cache.remove(&k);
+                prop_assert!(
+                    !was || last.contains_key(&k),
+                    "step {step}: removed a key never written"
+                );
+                last.remove(&k);
+                k
+            }
+            MapOp::Get(k) | MapOp::GetWith(k) | MapOp::PinnedGet(k) => k,
+        };
+        let got = cache.get(&k);
+        prop_assert!(
+            got.is_none() || got == last.get(&k).copied(),
+            "step {} {:?}: read {:?}, last written {:?}",
+            step,
+            op,
+            got,
+            last.get(&k)
+        );
+        if let Err(e) = cache.validate() {
+            return Err(TestCaseError::fail(format!("step {step} {op:?}: {e}")));
+        }
+        prop_assert!(
+            cache.len() as u64 <= max_entries,
+            "step {step}: len {} over {max_entries}",
+            cache.len()
+        );
+    }
+    Ok(())
+}
+
+fn seeds() -> impl Strategy<Value = Seeds> {
+    (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn sharded_one_shard_matches_hash_map(seeds in seeds(), ops in prop::collection::vec(map_op(), 1..300)) {
+        run_map_model(1, seeds, &ops)?;
+    }
+
+    #[test]
+    fn sharded_four_shards_matches_hash_map(seeds in seeds(), ops in prop::collection::vec(map_op(), 1..300)) {
+        run_map_model(4, seeds, &ops)?;
+    }
+
+    #[test]
+    fn bounded_sharded_returns_only_the_last_write(
+        seeds in seeds(),
+        shards in prop_oneof![Just(1usize), Just(4usize)],
+        max_entries in 1..24u64,
+        ops in prop::collection::vec(map_op(), 1..300),
+    ) {
+        run_bounded_model(shards, max_entries, seeds, &ops)?;
+    }
+}
+
+/// The model tests above draw short sequences; this one walks one long deterministic sequence
+/// through many rebuilds (growth and tombstone clearing) on both paths, so that a regression
+/// there fails even if proptest's draw missed it.
+#[test]
+fn long_churn_through_rebuilds_matches_hash_map() {
+    let mut ops = Vec::new();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..6_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = (x % 300) as u16;
+        ops.push(match (x >> 32) % 4 {
+            0 | 1 => MapOp::Insert(k, (x >> 40) as u32),
+            2 => MapOp::Remove(k),
+            _ => MapOp::Get(k),
+        });
+    }
+    let cache = engine(2, (1, 2, 3, 4), None);
+    let mut model = HashMap::new();
+    for (step, op) in ops.iter().enumerate() {
+        match *op {
+            MapOp::Insert(k, v) => {
+                cache.insert(k, v).unwrap();
+                model.insert(k, v);
+            }
+            MapOp::Remove(k) => {
+                assert_eq!(cache.remove(&k), model.remove(&k).is_some(), "step {step}")
+            }
+            _ => {
+                let k = match *op {
+                    MapOp::Get(k) => k,
+                    _ => unreachable!(),
+                };
+                assert_eq!(cache.get(&k), model.get(&k).copied(), "step {step}");
+            }
+        }
+        if step % 50 == 0 {
+            cache
+                .validate()
+                .unwrap_or_else(|e| panic!("step {step}: {e}"));
+        }
+    }
+    cache.validate().unwrap();
+    assert_eq!(cache.len(), model.len());
+    for k in 0..300 {
+        assert_eq!(cache.get(&k), model.get(&k).copied(), "key {k}");
+    }
+}
