@@ -1,0 +1,370 @@
+//! `epochcache-sim`: the hit-ratio simulator. Replays trace files or synthetic workloads
+//! cache-aside against epochcache, moka, quick_cache, an LRU and Belady's optimum at one or
+//! several cache sizes, and prints one Markdown table: each system's hit ratio, the best of moka
+//! and quick_cache, epochcache's distance to it and to the optimum.
+//!
+//! ```sh
+//! cargo run --release --bin epochcache-sim -- --all               # the standard suite
+//! cargo run --release --bin epochcache-sim -- --trace ../shared/traces/lirs-sprite.txt \
+//!     --sizes 100,250,500,1000,2500 --chart hitratio-lirs-sprite.svg
+//! cargo run --release --bin epochcache-sim -- --workload zipf:0.9 --sizes 10000,100000
+//! ```
+//!
+//! # Modules
+//!
+//! - `workload`: trace files and the synthetic generators (Zipf, scan-polluted Zipf, loop).
+//! - `systems`: the caches and the cache-aside replay.
+//! - `opt`: Belady's optimum and the LRU baseline, simulated on the keys directly.
+//! - `report`: rows, the table and the JSON report.
+//! - `chart`: the hit-ratio curve as SVG.
+//!
+//! Only hit ratios are measured; nothing here is timed.
+
+mod chart;
+mod opt;
+mod report;
+mod systems;
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use report::{Machine, Report, Row};
+use systems::{ReplayOptions, System};
+use workload::{Defaults, Spec};
+
+/// Replay traces or synthetic workloads against epochcache and its peers and compare hit ratios.
+///
+/// Each request is a `get`, and on a miss an `insert` (cache-aside), single-threaded, so a run is
+/// repeatable. Prints, per workload and cache size, each system's hit ratio in percent, the best
+/// of moka and quick_cache, epochcache minus that best peer, and Belady's optimum minus
+/// epochcache (in points); rows where epochcache is more than 0.5 points below the best peer are
+/// marked.
+#[derive(Parser, Debug)]
+#[command(name = "epochcache-sim", version, about, long_about)]
+struct Args {
+    /// The standard suite: every trace in --traces-dir at its telling size, then Zipf 0.7, 0.9
+    /// and 1.1 over 1M keys at 10k and 100k entries, a scan-polluted Zipf hot set and two loops
+    /// 10% larger than the cache.
+    #[arg(long)]
+    all: bool,
+
+    /// A trace file to replay (one unsigned integer key a line); may be repeated.
+    #[arg(short, long)]
+    trace: Vec<PathBuf>,
+
+    /// A synthetic workload: zipf:S, scan, scan:PERIOD:BURST or loop:N; may be repeated.
+    #[arg(short, long)]
+    workload: Vec<String>,
+
+    /// Cache sizes in entries [default for a trace: its telling size from the traces' README].
+    #[arg(short, long, value_delimiter = ',')]
+    sizes: Vec<usize>,
+
+    /// Key space of zipf:S and scan (the hot set).
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+
+    /// Requests of a synthetic workload.
+    #[arg(long, default_value_t = 2_000_000)]
+    accesses: usize,
+
+    /// Seed of the synthetic workloads.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+
+    /// Systems to replay against [default: all of them].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    systems: Vec<System>,
+
+    /// Where --all finds the trace files (`*.txt`).
+    #[arg(long, default_value = "../shared/traces")]
+    traces_dir: PathBuf,
+
+    /// epochcache's shard count [default: the builder's default for this machine].
+    #[arg(long)]
+    shards: Option<usize>,
+
+    /// Run moka's pending tasks after every insert (1), every N requests, or never (0: moka
+    /// decides).
+    #[arg(long, default_value_t = 1)]
+    moka_pending: usize,
+
+    /// Draw the hit-ratio curve (hit ratio against cache size, one line per system) to this SVG
+    /// file; with several workloads, one file each, named after the workload.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+
+    /// Replays run at once [default: the available cores].
+    #[arg(short, long)]
+    jobs: Option<usize>,
+}
+
+/// A workload with its keys, made once, and the sizes to replay it at.
+struct Job {
+    /// The workload's name in the table.
+    name: String,
+    /// The requests.
+    keys: Vec<u64>,
+    /// The next request of the same key, per position (for OPT; empty without OPT).
+    next: Vec<usize>,
+    /// Distinct keys requested.
+    distinct: usize,
+    /// Cache sizes, in entries.
+    sizes: Vec<usize>,
+}
+
+/// One replay: a job, a size and a system.
+#[derive(Clone, Copy)]
+struct Task {
+    /// Index into the jobs.
+    job: usize,
+    /// The cache size.
+    size: usize,
+    /// The system.
+    system: System,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("epochcache-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the jobs, replays them, prints the table and writes the chart and JSON asked for.
+fn run(args: &Args) -> Result<(), String> {
+    let systems = if args.systems.is_empty() {
+        System::ALL.to_vec()
+    } else {
+        System::ALL
+            .into_iter()
+            .filter(|s| args.systems.contains(s))
+            .collect()
+    };
+    let specs = specs(args)?;
+    let jobs = make_jobs(&specs, args.seed, systems.contains(&System::Opt))?;
+    let opts = ReplayOptions {
+        shards: args.shards,
+        moka_pending: args.moka_pending,
+    };
+    let threads = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let rows = replay_all(&jobs, &systems, &opts, threads);
+    let report = Report {
+        machine: Machine::current(),
+        shards: args.shards,
+        moka_pending: args.moka_pending,
+        seed: args.seed,
+        rows,
+    };
+    print!("{}", report::table(&report.rows));
+    println!("\n{}", report::summary(&report.rows));
+    if let Some(path) = &args.chart {
+        draw_charts(&jobs, &report.rows, path)?;
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The workloads the arguments name, each with its sizes.
+fn specs(args: &Args) -> Result<Vec<(Spec, Vec<usize>)>, String> {
+    let defaults = Defaults {
+        keys: args.keys,
+        accesses: args.accesses,
+    };
+    let mut specs = Vec::new();
+    if args.all {
+        for path in trace_files(&args.traces_dir)? {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            let sizes = match workload::telling_size(stem) {
+                Some(size) => vec![size],
+                None => vec![500, 1_000],
+            };
+            specs.push((Spec::Trace(path), sizes));
+        }
+        specs.extend(workload::standard_synthetic());
+    }
+    for path in &args.trace {
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let sizes = match (&args.sizes[..], workload::telling_size(stem)) {
+            ([], Some(size)) => vec![size],
+            ([], None) => return Err(format!("{}: give --sizes", path.display())),
+            (sizes, _) => sizes.to_vec(),
+        };
+        specs.push((Spec::Trace(path.clone()), sizes));
+    }
+    for text in &args.workload {
+        if args.sizes.is_empty() {
+            return Err(format!("{text}: give --sizes"));
+        }
+        specs.push((Spec::parse(text, defaults)?, args.sizes.clone()));
+    }
+    if specs.is_empty() {
+        return Err("nothing to replay: give --all, --trace FILE or --workload SPEC".into());
+    }
+    Ok(specs)
+}
+
+/// The `*.txt` files of `dir`, sorted; `dir` may also be found relative to this package's
+/// directory's parent, so the default works from the workspace root or from `benches/`.
+fn trace_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let fallback = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+    let dir = if dir.is_dir() || dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        fallback
+    };
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("{}: no *.txt trace files", dir.display()));
+    }
+    Ok(files)
+}
+
+/// Makes each workload's keys (and next uses, for OPT).
+fn make_jobs(specs: &[(Spec, Vec<usize>)], seed: u64, opt: bool) -> Result<Vec<Job>, String> {
+    let mut jobs = Vec::with_capacity(specs.len());
+    for (spec, sizes) in specs {
+        let keys = spec.keys(seed).map_err(|e| e.to_string())?;
+        let next = if opt {
+            opt::next_uses(&keys)
+        } else {
+            Vec::new()
+        };
+        let distinct = if opt {
+            next.iter().filter(|&&n| n == usize::MAX).count()
+        } else {
+            keys.iter().collect::<std::collections::HashSet<_>>().len()
+        };
+        let mut sizes = sizes.clone();
+        sizes.sort_unstable();
+        sizes.dedup();
+        jobs.push(Job {
+            name: spec.to_string(),
+            keys,
+            next,
+            distinct,
+            sizes,
+        });
+    }
+    Ok(jobs)
+}
+
+/// Replays every job at every size on every system, `threads` replays at a time, the costliest
+/// first; returns one row per job and size, in the jobs' order.
+fn replay_all(jobs: &[Job], systems: &[System], opts: &ReplayOptions, threads: usize) -> Vec<Row> {
+    let tasks = tasks(jobs, systems);
+    let total: u64 = tasks.iter().map(|t| jobs[t.job].keys.len() as u64).sum();
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {percent}% {msg}")
+            .expect("a valid template"),
+    );
+    let next_task = AtomicUsize::new(0);
+    let results: Mutex<Vec<(Task, u64)>> = Mutex::new(Vec::with_capacity(tasks.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(tasks.len()) {
+            scope.spawn(|| {
+                while let Some(&task) = tasks.get(next_task.fetch_add(1, Ordering::Relaxed)) {
+                    let job = &jobs[task.job];
+                    let what = format!("{} @ {} {}", job.name, task.size, task.system.name());
+                    bar.set_message(what);
+                    let progress = |n: u64| bar.inc(n);
+                    let (keys, next) = (&job.keys, &job.next);
+                    let hits = systems::hits(task.system, keys, next, task.size, opts, &progress);
+                    results.lock().expect("no replay panics").push((task, hits));
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let results = results.into_inner().expect("no replay panics");
+    let mut rows = Vec::new();
+    for (j, job) in jobs.iter().enumerate() {
+        for &size in &job.sizes {
+            let hits: Vec<(System, u64)> = results
+                .iter()
+                .filter(|(t, _)| t.job == j && t.size == size)
+                .map(|(t, h)| (t.system, *h))
+                .collect();
+            let name = job.name.clone();
+            rows.push(Row::new(name, size, job.keys.len(), job.distinct, &hits));
+        }
+    }
+    rows
+}
+
+/// Every replay to run, the costliest first (so that no thread is left with a long one at the
+/// end).
+fn tasks(jobs: &[Job], systems: &[System]) -> Vec<Task> {
+    let mut tasks: Vec<Task> = Vec::new();
+    for (j, job) in jobs.iter().enumerate() {
+        for &size in &job.sizes {
+            for &system in systems {
+                tasks.push(Task {
+                    job: j,
+                    size,
+                    system,
+                });
+            }
+        }
+    }
+    let cost = |t: &Task| jobs[t.job].keys.len() as u64 * u64::from(t.system.cost());
+    tasks.sort_by_key(|t| std::cmp::Reverse(cost(t)));
+    tasks
+}
+
+/// Draws one chart per job: to `path` when there is one job, else to `path`'s stem followed by
+/// the workload's name.
+fn draw_charts(jobs: &[Job], rows: &[Row], path: &Path) -> Result<(), String> {
+    for job in jobs {
+        let mine: Vec<Row> = rows
+            .iter()
+            .filter(|r| r.workload == job.name)
+            .cloned()
+            .collect();
+        let file = if jobs.len() == 1 {
+            path.to_path_buf()
+        } else {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("chart");
+            let slug: String = job
+                .name
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            path.with_file_name(format!("{stem}-{slug}.svg"))
+        };
+        let title = format!(
+            "{}: hit ratio by cache size ({} requests)",
+            job.name,
+            report::thousands(job.keys.len() as u64)
+        );
+        chart::draw(&mine, &title, &file)?;
+        eprintln!("wrote {}", file.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,251 @@
+//! The results of a run: one row per workload and cache size, as data (for `--json`) and as a
+//! Markdown table (what the command prints, and what `HITRATIO.md` quotes).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::systems::System;
+
+/// How far below the best peer epochcache may be, in points of hit ratio, before a row is
+/// marked.
+pub const TOLERANCE: f64 = 0.5;
+
+/// The machine a run happened on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    /// The CPU model, from `/proc/cpuinfo` where there is one.
+    pub cpu: String,
+    /// Hardware threads available to the process.
+    pub threads: usize,
+    /// Operating system and architecture.
+    pub os: String,
+}
+
+impl Machine {
+    /// The machine this process runs on.
+    pub fn current() -> Self {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("model name"))?;
+                Some(line.split(':').nth(1)?.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        Machine {
+            cpu,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+        }
+    }
+}
+
+/// One system's result on one workload at one size.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cell {
+    /// The system.
+    pub system: System,
+    /// Requests that hit.
+    pub hits: u64,
+    /// Hits per request, in percent.
+    pub hit_pct: f64,
+}
+
+/// One workload at one cache size: every system's hit ratio and the comparisons.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    /// The workload's name.
+    pub workload: String,
+    /// The cache size, in entries.
+    pub size: usize,
+    /// Requests replayed.
+    pub accesses: usize,
+    /// Distinct keys requested.
+    pub distinct: usize,
+    /// Each system that ran, in [`System::ALL`] order.
+    pub cells: Vec<Cell>,
+    /// The better of moka and quick_cache, where either ran.
+    pub best_peer: Option<System>,
+    /// epochcache's hit ratio minus the best peer's, in points.
+    pub vs_best_peer: Option<f64>,
+    /// OPT's hit ratio minus epochcache's, in points.
+    pub to_opt: Option<f64>,
+    /// epochcache is more than [`TOLERANCE`] points below the best peer.
+    pub below_peer: bool,
+}
+
+impl Row {
+    /// A row from each system's hits, filling in the comparisons.
+    pub fn new(
+        workload: String,
+        size: usize,
+        accesses: usize,
+        distinct: usize,
+        hits: &[(System, u64)],
+    ) -> Row {
+        let mut cells: Vec<Cell> = System::ALL
+            .iter()
+            .filter_map(|&s| hits.iter().find(|(x, _)| *x == s))
+            .map(|&(system, hits)| Cell {
+                system,
+                hits,
+                hit_pct: 100.0 * hits as f64 / accesses.max(1) as f64,
+            })
+            .collect();
+        cells.dedup_by_key(|c| c.system);
+        let pct = |s: System| cells.iter().find(|c| c.system == s).map(|c| c.hit_pct);
+        let best_peer = System::PEERS
+            .into_iter()
+            .filter_map(|s| Some((s, pct(s)?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        let epoch = pct(System::Epochcache);
+        let vs_best_peer = epoch.zip(best_peer).map(|(e, (_, p))| e - p);
+        let to_opt = epoch.zip(pct(System::Opt)).map(|(e, o)| o - e);
+        Row {
+            workload,
+            size,
+            accesses,
+            distinct,
+            best_peer: best_peer.map(|(s, _)| s),
+            vs_best_peer,
+            to_opt,
+            below_peer: vs_best_peer.is_some_and(|d| d < -TOLERANCE),
+            cells,
+        }
+    }
+
+    /// This row's hit ratio of `system`, in percent.
+    pub fn pct(&self, system: System) -> Option<f64> {
+        self.cells
+            .iter()
+            .find(|c| c.system == system)
+            .map(|c| c.hit_pct)
+    }
+}
+
+/// The whole run, as `--json` writes it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Where it ran.
+    pub machine: Machine,
+    /// epochcache's shard count (`None`: the builder's default for this machine).
+    pub shards: Option<usize>,
+    /// How often moka's pending tasks ran (see `--moka-pending`).
+    pub moka_pending: usize,
+    /// The seed of the synthetic workloads.
+    pub seed: u64,
+    /// One row per workload and size.
+    pub rows: Vec<Row>,
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A signed number of points, `+0.12` or `-3.40`.
+fn points(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".into(), |x| format!("{x:+.2}"))
+}
+
+/// The rows as a Markdown table: hit ratios in percent, the best peer, epochcache's distance
+/// to it and to OPT, and a note on every row where epochcache is more than [`TOLERANCE`]
+/// points below the best peer.
+pub fn table(rows: &[Row]) -> String {
+    let systems: Vec<System> = System::ALL
+        .into_iter()
+        .filter(|&s| rows.iter().any(|r| r.pct(s).is_some()))
+        .collect();
+    let mut out = String::from("| workload | size | accesses |");
+    for s in &systems {
+        let _ = write!(out, " {} |", s.name());
+    }
+    out.push_str(" best peer | epochcache − best peer | OPT − epochcache | note |\n|---|--:|--:|");
+    out.push_str(&"--:|".repeat(systems.len()));
+    out.push_str("---|--:|--:|---|\n");
+    for row in rows {
+        let _ = write!(
+            out,
+            "| {} | {} | {} |",
+            row.workload,
+            thousands(row.size as u64),
+            thousands(row.accesses as u64)
+        );
+        for &s in &systems {
+            match row.pct(s) {
+                Some(p) => {
+                    let _ = write!(out, " {p:.2} |");
+                }
+                None => out.push_str(" - |"),
+            }
+        }
+        let note = if row.below_peer {
+            format!("**below the best peer by more than {TOLERANCE}**")
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            " {} | {} | {} | {note} |",
+            row.best_peer.map_or("-", System::name),
+            points(row.vs_best_peer),
+            points(row.to_opt),
+        );
+    }
+    out
+}
+
+/// A one-line summary: how many rows fall short of the best peer, and the worst of them.
+pub fn summary(rows: &[Row]) -> String {
+    let compared: Vec<&Row> = rows.iter().filter(|r| r.vs_best_peer.is_some()).collect();
+    let below = compared.iter().filter(|r| r.below_peer).count();
+    let worst = compared
+        .iter()
+        .filter_map(|r| Some((r, r.vs_best_peer?)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    match worst {
+        None => "no row compares epochcache with a peer".into(),
+        Some((r, d)) => format!(
+            "{below} of {} rows have epochcache more than {TOLERANCE} points below the best of \
+             moka and quick_cache; the lowest is {} @ {}: {d:+.2} points",
+            compared.len(),
+            r.workload,
+            thousands(r.size as u64)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compares_with_the_best_peer_and_opt() {
+        let hits = [
+            (System::Opt, 80),
+            (System::Epochcache, 50),
+            (System::Moka, 51),
+            (System::QuickCache, 60),
+        ];
+        let row = Row::new("w".into(), 10, 100, 20, &hits);
+        assert_eq!(row.best_peer, Some(System::QuickCache));
+        assert!((row.vs_best_peer.unwrap() + 10.0).abs() < 1e-9);
+        assert!((row.to_opt.unwrap() - 30.0).abs() < 1e-9);
+        assert!(row.below_peer);
+        let t = table(&[row]);
+        assert!(
+            t.contains("| w | 10 | 100 | 50.00 | 51.00 | 60.00 | 80.00 |"),
+            "{t}"
+        );
+        assert!(t.contains("quick_cache | -10.00 | +30.00 | **below"), "{t}");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+}

@@ -1,0 +1,219 @@
+//! The systems the simulator replays a workload against, and the cache-aside replay itself.
+//!
+//! Every cache is the thread-safe one a service would use (epochcache's `ShardedCache`,
+//! `moka::sync::Cache`, `quick_cache::sync::Cache`), keyed by `u64` with a `u64` value, built
+//! with its bound in entries and a fixed-seed hasher, so that a run is repeatable. The replay is
+//! single-threaded: for each key a `get`, and on a miss an `insert`.
+//!
+//! moka applies reads and writes to its policy in batches ("pending tasks"); by default the
+//! replay runs them after every insert, so that moka holds no more than its bound and has seen
+//! every earlier request when it decides what to evict, as it would in a service with a steady
+//! trickle of requests. `--moka-pending N` runs them every N requests instead (0: only when moka
+//! decides to).
+
+use serde::Serialize;
+
+use crate::opt;
+
+/// The seeds of every cache's hasher.
+const SEEDS: [u64; 4] = [
+    0x243F_6A88_85A3_08D3,
+    0x1319_8A2E_0370_7344,
+    0xA409_3822_299F_31D0,
+    0x082E_FA98_EC4E_6C89,
+];
+
+/// How many requests the replay runs between two progress reports.
+pub const PROGRESS_STEP: usize = 1 << 16;
+
+/// A system the simulator knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum System {
+    /// epochcache's `ShardedCache<u64, u64>`.
+    Epochcache,
+    /// `moka::sync::Cache<u64, u64>` (W-TinyLFU).
+    Moka,
+    /// `quick_cache::sync::Cache<u64, u64>` (S3-FIFO).
+    QuickCache,
+    /// A plain least-recently-used cache: the baseline.
+    Lru,
+    /// Belady's optimum: knows the future; the ceiling.
+    Opt,
+}
+
+impl System {
+    /// Every system, in table order.
+    pub const ALL: [System; 5] = [
+        System::Epochcache,
+        System::Moka,
+        System::QuickCache,
+        System::Lru,
+        System::Opt,
+    ];
+
+    /// The peers epochcache must match: the best of them is the bar.
+    pub const PEERS: [System; 2] = [System::Moka, System::QuickCache];
+
+    /// The name in tables, charts and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Epochcache => "epochcache",
+            System::Moka => "moka",
+            System::QuickCache => "quick_cache",
+            System::Lru => "lru",
+            System::Opt => "opt",
+        }
+    }
+
+    /// A rough cost per request, relative to the others: the replays are started in decreasing
+    /// order of cost so that the threads finish together.
+    pub fn cost(self) -> u32 {
+        match self {
+            System::Moka => 8,
+            System::Opt | System::Lru => 2,
+            System::Epochcache | System::QuickCache => 1,
+        }
+    }
+}
+
+/// Options of the replay that are not the workload or the cache size.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct ReplayOptions {
+    /// epochcache's shard count; `None` is the builder's default.
+    pub shards: Option<usize>,
+    /// Run moka's pending tasks every this many requests, and after every insert when 1
+    /// (`0`: only when moka itself decides to).
+    pub moka_pending: usize,
+}
+
+/// A fixed-seed hasher, the same for every cache.
+fn hasher() -> ahash::RandomState {
+    ahash::RandomState::with_seeds(SEEDS[0], SEEDS[1], SEEDS[2], SEEDS[3])
+}
+
+/// The number of hits of `system` on `keys` with room for `size` entries. `next` is
+/// [`opt::next_uses`] of `keys` (only OPT reads it); `progress` is called with the requests done
+/// since its last call.
+pub fn hits(
+    system: System,
+    keys: &[u64],
+    next: &[usize],
+    size: usize,
+    opts: &ReplayOptions,
+    progress: &dyn Fn(u64),
+) -> u64 {
+    let hits = match system {
+        System::Epochcache => epochcache_hits(keys, size, opts, progress),
+        System::Moka => moka_hits(keys, size, opts.moka_pending, progress),
+        System::QuickCache => quick_cache_hits(keys, size, progress),
+        System::Lru => opt::lru_hits(keys, size),
+        System::Opt => opt::opt_hits(keys, next, size),
+    };
+    if matches!(system, System::Lru | System::Opt) {
+        progress(keys.len() as u64);
+    }
+    hits
+}
+
+/// Replays `keys` cache-aside: `get(key)` says whether it hit, and on a miss `insert(key)`.
+/// Reports progress every [`PROGRESS_STEP`] requests; returns the hits.
+fn replay(
+    keys: &[u64],
+    progress: &dyn Fn(u64),
+    mut get: impl FnMut(u64) -> bool,
+    mut insert: impl FnMut(u64),
+) -> u64 {
+    let mut hits = 0;
+    for chunk in keys.chunks(PROGRESS_STEP) {
+        for &key in chunk {
+            if get(key) {
+                hits += 1;
+            } else {
+                insert(key);
+            }
+        }
+        progress(chunk.len() as u64);
+    }
+    hits
+}
+
+/// Hits of epochcache's engine, built with `max_entries(size)`.
+fn epochcache_hits(keys: &[u64], size: usize, opts: &ReplayOptions, progress: &dyn Fn(u64)) -> u64 {
+    let mut builder = epochcache::ShardedCache::<u64, u64>::builder().max_entries(size as u64);
+    if let Some(shards) = opts.shards {
+        builder = builder.shards(shards);
+    }
+    let cache = builder.hasher(hasher()).build();
+    replay(
+        keys,
+        progress,
+        |k| cache.get(&k).is_some(),
+        |k| {
+            // A refused insert (none is expected for fixed-size entries) is a miss next time too.
+            let _ = cache.insert(k, k);
+        },
+    )
+}
+
+/// Hits of `moka::sync::Cache` with `max_capacity(size)`.
+fn moka_hits(keys: &[u64], size: usize, pending: usize, progress: &dyn Fn(u64)) -> u64 {
+    let cache: moka::sync::Cache<u64, u64, ahash::RandomState> = moka::sync::Cache::builder()
+        .max_capacity(size as u64)
+        .build_with_hasher(hasher());
+    let mut count = 0usize;
+    replay(
+        keys,
+        progress,
+        |k| {
+            count += 1;
+            if pending > 1 && count % pending == 0 {
+                cache.run_pending_tasks();
+            }
+            cache.get(&k).is_some()
+        },
+        |k| {
+            cache.insert(k, k);
+            if pending == 1 {
+                cache.run_pending_tasks();
+            }
+        },
+    )
+}
+
+/// Hits of `quick_cache::sync::Cache` with room for `size` entries.
+fn quick_cache_hits(keys: &[u64], size: usize, progress: &dyn Fn(u64)) -> u64 {
+    let cache = quick_cache::sync::Cache::<u64, u64, _, ahash::RandomState>::with(
+        size,
+        size as u64,
+        quick_cache::UnitWeighter,
+        hasher(),
+        quick_cache::sync::DefaultLifecycle::default(),
+    );
+    replay(
+        keys,
+        progress,
+        |k| cache.get(&k).is_some(),
+        |k| cache.insert(k, k),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cache_hits_a_key_that_fits() {
+        let keys: Vec<u64> = (0..200).map(|i| i % 10).collect();
+        let next = opt::next_uses(&keys);
+        let opts = ReplayOptions {
+            shards: Some(1),
+            moka_pending: 1,
+        };
+        for system in System::ALL {
+            let h = hits(system, &keys, &next, 100, &opts, &|_| {});
+            assert!(h >= 180, "{}: {h} hits", system.name());
+            assert!(h <= 190, "{}: {h} hits", system.name());
+        }
+    }
+}

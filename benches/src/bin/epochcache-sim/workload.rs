@@ -1,0 +1,318 @@
+//! Workloads: what the simulator replays.
+//!
+//! A workload is a sequence of `u64` keys, made whole before any replay starts, so that every
+//! system sees exactly the same requests. It is either a trace file (one unsigned integer key a
+//! line) or one of the synthetic generators: Zipf over a key space, a Zipf hot set polluted by
+//! one-time scans, and a loop. The generators are seeded and deterministic: the same spec and
+//! seed give the same keys on every machine.
+
+use std::fmt;
+use std::io::{self, BufRead};
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Zipf};
+
+/// Where the scan keys of [`Spec::Scan`] start, far from every hot key's rank.
+const SCAN_KEY_BASE: u64 = 1 << 40;
+
+/// A workload, as named on the command line.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Spec {
+    /// A trace file, one key a line.
+    Trace(PathBuf),
+    /// `accesses` draws from a Zipf distribution with exponent `s` over `keys` keys.
+    Zipf {
+        /// The exponent (skew): 0.7 is mild, 1.1 is strong.
+        s: f64,
+        /// The size of the key space.
+        keys: u64,
+        /// How many requests.
+        accesses: usize,
+    },
+    /// A Zipf (0.9) hot set over `keys` keys, polluted by one-time scans: after every `period`
+    /// hot requests comes a burst of `burst` keys never requested before or after.
+    Scan {
+        /// The size of the hot key space.
+        keys: u64,
+        /// How many requests, hot and scan together.
+        accesses: usize,
+        /// Hot requests between two scans.
+        period: usize,
+        /// Keys in one scan.
+        burst: usize,
+    },
+    /// The keys `0..n` in order, over and over, `accesses` requests in all.
+    Loop {
+        /// The length of the loop.
+        n: u64,
+        /// How many requests.
+        accesses: usize,
+    },
+}
+
+/// The defaults a bare `zipf:S`, `scan` or `loop:N` spec takes from the command line.
+#[derive(Clone, Copy, Debug)]
+pub struct Defaults {
+    /// Key space of `zipf:S` and `scan`.
+    pub keys: u64,
+    /// Requests of a synthetic workload.
+    pub accesses: usize,
+}
+
+impl Spec {
+    /// Parses `zipf:S`, `scan`, `scan:PERIOD:BURST` or `loop:N`; anything else is a trace path.
+    pub fn parse(text: &str, defaults: Defaults) -> Result<Spec, String> {
+        let mut parts = text.split(':');
+        let head = parts.next().unwrap_or_default();
+        let args: Vec<&str> = parts.collect();
+        let num = |s: &str| -> Result<u64, String> {
+            s.replace('_', "")
+                .parse::<u64>()
+                .map_err(|e| format!("{text}: `{s}`: {e}"))
+        };
+        match (head, args.as_slice()) {
+            ("zipf", [s]) => {
+                let s: f64 = s.parse().map_err(|e| format!("{text}: {e}"))?;
+                if !(s.is_finite() && s > 0.0) {
+                    return Err(format!("{text}: the Zipf exponent must be positive"));
+                }
+                Ok(Spec::Zipf {
+                    s,
+                    keys: defaults.keys,
+                    accesses: defaults.accesses,
+                })
+            }
+            ("scan", []) => Ok(Spec::Scan {
+                keys: defaults.keys,
+                accesses: defaults.accesses,
+                period: 50_000,
+                burst: 20_000,
+            }),
+            ("scan", [period, burst]) => Ok(Spec::Scan {
+                keys: defaults.keys,
+                accesses: defaults.accesses,
+                period: num(period)?.max(1) as usize,
+                burst: num(burst)? as usize,
+            }),
+            ("loop", [n]) => Ok(Spec::Loop {
+                n: num(n)?.max(1),
+                accesses: defaults.accesses,
+            }),
+            ("zipf" | "scan" | "loop", _) => Err(format!(
+                "{text}: expected zipf:S, scan, scan:PERIOD:BURST or loop:N"
+            )),
+            _ => Ok(Spec::Trace(PathBuf::from(text))),
+        }
+    }
+
+    /// The keys this workload requests, in order.
+    pub fn keys(&self, seed: u64) -> io::Result<Vec<u64>> {
+        Ok(match *self {
+            Spec::Trace(ref path) => load_trace(path)?,
+            Spec::Zipf { s, keys, accesses } => zipf_keys(s, keys, accesses, seed),
+            Spec::Scan {
+                keys,
+                accesses,
+                period,
+                burst,
+            } => scan_keys(keys, accesses, period, burst, seed),
+            Spec::Loop { n, accesses } => (0..accesses as u64).map(|i| i % n).collect(),
+        })
+    }
+}
+
+impl fmt::Display for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Spec::Trace(path) => {
+                let stem = path.file_stem().and_then(|s| s.to_str());
+                write!(f, "{}", stem.unwrap_or("trace"))
+            }
+            Spec::Zipf { s, keys, .. } => write!(f, "zipf {s} / {}", short(*keys)),
+            Spec::Scan {
+                keys,
+                period,
+                burst,
+                ..
+            } => write!(
+                f,
+                "scan {} / {} per {}",
+                short(*keys),
+                short(*burst as u64),
+                short(*period as u64)
+            ),
+            Spec::Loop { n, .. } => write!(f, "loop {}", short(*n)),
+        }
+    }
+}
+
+/// `1000000` as `1M`, `20000` as `20k`; other numbers as they are.
+pub fn short(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+/// Reads a trace file: the first whitespace-separated field of each line is the key, an
+/// unsigned integer; blank lines and lines starting with `#` are skipped.
+pub fn load_trace(path: &Path) -> io::Result<Vec<u64>> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    read_trace(io::BufReader::new(file))
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// Reads a trace from `reader`; see [`load_trace`].
+pub fn read_trace(reader: impl BufRead) -> io::Result<Vec<u64>> {
+    let mut keys = Vec::new();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line?;
+        let Some(field) = line.split_whitespace().next() else {
+            continue;
+        };
+        if field.starts_with('#') {
+            continue;
+        }
+        let key = field.parse::<u64>().map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("line {}: `{field}`: {e}", n + 1),
+            )
+        })?;
+        keys.push(key);
+    }
+    if keys.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the trace has no requests",
+        ));
+    }
+    Ok(keys)
+}
+
+/// A bijection of `u64` (SplitMix64's finaliser): spreads ranks over the key space so that hot
+/// keys are not small consecutive numbers, without two ranks ever sharing a key.
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `accesses` keys whose ranks (1 hottest) follow Zipf's law with exponent `s` over `keys` keys.
+pub fn zipf_keys(s: f64, keys: u64, accesses: usize, seed: u64) -> Vec<u64> {
+    let keys = keys.max(1);
+    let zipf = Zipf::new(keys as f64, s).expect("positive Zipf parameters");
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..accesses)
+        .map(|_| mix((zipf.sample(&mut rng) as u64).clamp(1, keys)))
+        .collect()
+}
+
+/// A Zipf 0.9 hot set over `keys` keys with a scan of `burst` fresh keys after every `period` hot
+/// requests, `accesses` requests in all.
+pub fn scan_keys(keys: u64, accesses: usize, period: usize, burst: usize, seed: u64) -> Vec<u64> {
+    let hot = zipf_keys(0.9, keys, accesses, seed);
+    let mut out = Vec::with_capacity(accesses + burst);
+    let mut fresh = SCAN_KEY_BASE;
+    for chunk in hot.chunks(period.max(1)) {
+        if out.len() >= accesses {
+            break;
+        }
+        out.extend_from_slice(chunk);
+        out.extend((0..burst as u64).map(|i| mix(fresh + i)));
+        fresh += burst as u64;
+    }
+    out.truncate(accesses);
+    out
+}
+
+/// The standard synthetic set of `--all`: each workload with the cache sizes it is measured at.
+pub fn standard_synthetic() -> Vec<(Spec, Vec<usize>)> {
+    let mut set = Vec::new();
+    for s in [0.7, 0.9, 1.1] {
+        let spec = Spec::Zipf {
+            s,
+            keys: 1_000_000,
+            accesses: 2_000_000,
+        };
+        set.push((spec, vec![10_000, 100_000]));
+    }
+    let scan = Spec::Scan {
+        keys: 100_000,
+        accesses: 2_000_000,
+        period: 50_000,
+        burst: 20_000,
+    };
+    set.push((scan, vec![1_000, 10_000]));
+    for size in [1_000u64, 10_000] {
+        let spec = Spec::Loop {
+            n: size + size / 10,
+            accesses: 1_000_000,
+        };
+        set.push((spec, vec![size as usize]));
+    }
+    set
+}
+
+/// The cache sizes the traces' README names as telling, by file stem; other traces get none.
+pub fn telling_size(stem: &str) -> Option<usize> {
+    Some(match stem {
+        "lirs-loop" | "lirs-sprite" | "lirs-2_pools" | "lirs-cs" | "lirs-ps" => 500,
+        "lirs-multi3" => 1_000,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: Defaults = Defaults {
+        keys: 1000,
+        accesses: 5000,
+    };
+
+    #[test]
+    fn zipf_is_deterministic_and_skewed() {
+        let a = zipf_keys(1.1, 1000, 5000, 7);
+        assert_eq!(a, zipf_keys(1.1, 1000, 5000, 7));
+        assert_ne!(a, zipf_keys(1.1, 1000, 5000, 8));
+        let top = a.iter().filter(|&&k| k == mix(1)).count();
+        assert!(top > 5000 / 20, "rank 1 drawn {top} times");
+    }
+
+    #[test]
+    fn scans_are_fresh_and_periodic() {
+        let keys = scan_keys(100, 30, 10, 5, 1);
+        assert_eq!(keys.len(), 30);
+        assert_eq!(scan_keys(100, 33, 10, 5, 1)[..30], keys);
+        let scans: Vec<u64> = [&keys[10..15], &keys[25..30]].concat();
+        let distinct: std::collections::HashSet<_> = scans.iter().collect();
+        assert_eq!(distinct.len(), 10);
+        assert!(keys[..10].iter().all(|k| !scans.contains(k)));
+    }
+
+    #[test]
+    fn parses_specs_and_traces() {
+        assert_eq!(
+            Spec::parse("loop:1_100", D).unwrap(),
+            Spec::Loop {
+                n: 1100,
+                accesses: 5000
+            }
+        );
+        assert!(matches!(Spec::parse("zipf:0.9", D), Ok(Spec::Zipf { s, .. }) if s == 0.9));
+        assert!(Spec::parse("zipf:x", D).is_err());
+        assert!(Spec::parse("loop", D).is_err());
+        let t = Spec::parse("../t/lirs-ps.txt", D).unwrap();
+        assert_eq!(t.to_string(), "lirs-ps");
+        let keys = read_trace("# c\n3 x\n\n4\n3\n".as_bytes()).unwrap();
+        assert_eq!(keys, [3, 4, 3]);
+        assert!(read_trace("a\n".as_bytes()).is_err());
+    }
+}
