@@ -282,12 +282,12 @@ fn expired_go_first(shards: usize, fill: Fill, read: bool, seed: u64) -> (Vec<u3
     (lost, cache.len() - live_resident)
 }
 
-/// Every fill, read or not, under eight fixed hash seeds (where keys land decides which entry a
-/// shard's policy meets first).
-fn assert_expired_go_first(shards: usize) {
+/// The given fills, read or not, under eight fixed hash seeds (where keys land decides which
+/// entry a shard's policy meets first).
+fn assert_expired_go_first(shards: usize, fills: &[Fill], reads: &[bool]) {
     for seed in 0..8 {
-        for fill in [Fill::Interleaved, Fill::LiveFirst, Fill::ExpiringFirst] {
-            for read in [false, true] {
+        for &fill in fills {
+            for &read in reads {
                 let (lost, expired_left) = expired_go_first(shards, fill, read, seed);
                 assert!(
                     lost.is_empty(),
@@ -299,19 +299,33 @@ fn assert_expired_go_first(shards: usize) {
     }
 }
 
+const ALL_FILLS: [Fill; 3] = [Fill::Interleaved, Fill::LiveFirst, Fill::ExpiringFirst];
+
 #[test]
-fn eviction_takes_expired_entries_first_in_one_shard() {
-    assert_expired_go_first(1);
+fn eviction_takes_expired_entries_before_read_ones_in_one_shard() {
+    assert_expired_go_first(1, &ALL_FILLS, &[true]);
+    // Unread live entries survive too when they came after the expiring ones.
+    assert_expired_go_first(1, &[Fill::ExpiringFirst], &[false]);
 }
 
-/// Fails today: eviction goes round the shards from a shared cursor and each shard's policy
-/// picks its own victim, so a shard without expired entries evicts a live one while expired
-/// entries sit in the other shards (e.g. seed 0, interleaved, unread: five live keys lost, five
-/// expired entries still resident).
+/// Fails at commit 5c2381f: a shard's S3-FIFO policy pops its probationary queue in insertion
+/// order and evicts the first entry that is expired *or* unread, so a live entry that was
+/// inserted before an expired one is evicted ahead of it (e.g. seed 0, interleaved, unread: live
+/// keys 100 and 101 lost while expired entries stayed resident).
+#[test]
+#[ignore = "bug: an unread live entry queued before an expired one is evicted first"]
+fn eviction_takes_expired_entries_before_unread_ones_in_one_shard() {
+    assert_expired_go_first(1, &ALL_FILLS, &[false]);
+}
+
+/// Fails at commit 5c2381f: eviction goes round the shards from a shared cursor and each shard's
+/// policy picks its own victim, so a shard without expired entries evicts a live one while
+/// expired entries sit in the other shards (e.g. seed 0, interleaved, unread: five live keys
+/// lost, five expired entries still resident).
 #[test]
 #[ignore = "bug: with several shards, eviction evicts live entries while expired ones stay resident in other shards"]
 fn eviction_takes_expired_entries_first_across_shards() {
-    assert_expired_go_first(4);
+    assert_expired_go_first(4, &ALL_FILLS, &[false, true]);
 }
 
 #[test]
