@@ -147,12 +147,31 @@ fn same<T: PartialEq + std::fmt::Debug>(
     }
 }
 
-fn run_byte_model(shards: usize, ops: &[ByteOp]) -> Result<(), TestCaseError> {
+/// Whether a read of a bounded cache agrees with the unbounded reference: the same, or nothing
+/// where the reference has something (evicted), never another value.
+fn agrees<T: PartialEq + std::fmt::Debug>(
+    got: &Result<Option<T>, CacheError>,
+    want: &Result<Option<T>, CacheError>,
+    bounded: bool,
+) -> bool {
+    same(got, want) || (bounded && matches!((got, want), (Ok(None), Ok(Some(_)))))
+}
+
+/// Runs `ops` against a ByteCache (bounded to `max_entries` entries if given) and a DictCache.
+fn run_byte_model(
+    shards: usize,
+    max_entries: Option<u64>,
+    ops: &[ByteOp],
+) -> Result<(), TestCaseError> {
     let clock = MockClock::new();
-    let engine = ByteCache::builder()
+    let builder = ByteCache::builder()
         .shards(shards)
-        .clock(Arc::new(clock.clone()))
-        .build();
+        .clock(Arc::new(clock.clone()));
+    let engine = match max_entries {
+        Some(n) => builder.max_entries(n).build(),
+        None => builder.build(),
+    };
+    let bounded = max_entries.is_some();
     let model = DictCache::new().with_clock(Arc::new(clock.clone()));
     for (step, op) in ops.iter().enumerate() {
         match op {
@@ -165,10 +184,14 @@ fn run_byte_model(shards: usize, ops: &[ByteOp]) -> Result<(), TestCaseError> {
             }
             ByteOp::Get(k) => {
                 let (got, want) = (engine.get(&key_name(*k)), model.get(&key_name(*k)));
-                prop_assert!(same(&got, &want), "step {step} {op:?}: {got:?} vs {want:?}");
+                prop_assert!(
+                    agrees(&got, &want, bounded),
+                    "step {step} {op:?}: {got:?} vs {want:?}"
+                );
+                // The same entry through the lending read (nothing was written in between).
                 let len = engine.get_with(&key_name(*k), |v| v.len());
-                let want_len = want.map(|v| v.map(|v| v.len()));
-                prop_assert!(same(&len, &want_len), "step {step} get_with {k}");
+                let got_len = got.map(|v| v.map(|v| v.len()));
+                prop_assert!(same(&len, &got_len), "step {step} get_with {k}");
             }
             ByteOp::Delete(k) => {
                 let (got, want) = (engine.delete(&key_name(*k)), model.delete(&key_name(*k)));
@@ -183,7 +206,10 @@ fn run_byte_model(shards: usize, ops: &[ByteOp]) -> Result<(), TestCaseError> {
             ByteOp::GetBody(k) => {
                 let got = engine.get_body(&key_name(*k)).map(body_bytes);
                 let want = model.get_body(&key_name(*k)).map(body_bytes);
-                prop_assert!(same(&got, &want), "step {step} {op:?}: {got:?} vs {want:?}");
+                prop_assert!(
+                    agrees(&got, &want, bounded),
+                    "step {step} {op:?}: {got:?} vs {want:?}"
+                );
             }
             ByteOp::Advance(d) => clock.advance(*d),
             ByteOp::Close => {
@@ -194,18 +220,25 @@ fn run_byte_model(shards: usize, ops: &[ByteOp]) -> Result<(), TestCaseError> {
         if let Err(e) = engine.validate() {
             return Err(TestCaseError::fail(format!("step {step} {op:?}: {e}")));
         }
+        if let Some(n) = max_entries {
+            prop_assert!(
+                engine.len() as u64 <= n,
+                "step {step}: {} entries",
+                engine.len()
+            );
+        }
         if step % 8 == 7 || step + 1 == ops.len() {
             for k in 0..KEYS {
                 let name = key_name(k);
                 let (got, want) = (engine.get(&name), model.get(&name));
                 prop_assert!(
-                    same(&got, &want),
+                    agrees(&got, &want, bounded),
                     "after step {step}, key {name}: {got:?} vs {want:?}"
                 );
                 let got = engine.get_body(&name).map(body_bytes);
                 let want = model.get_body(&name).map(body_bytes);
                 prop_assert!(
-                    same(&got, &want),
+                    agrees(&got, &want, bounded),
                     "after step {step}, body {name}: {got:?} vs {want:?}"
                 );
             }
@@ -219,12 +252,23 @@ proptest! {
 
     #[test]
     fn byte_cache_one_shard_matches_dict_cache(ops in prop::collection::vec(byte_op(), 1..300)) {
-        run_byte_model(1, &ops)?;
+        run_byte_model(1, None, &ops)?;
     }
 
     #[test]
     fn byte_cache_four_shards_matches_dict_cache(ops in prop::collection::vec(byte_op(), 1..300)) {
-        run_byte_model(4, &ops)?;
+        run_byte_model(4, None, &ops)?;
+    }
+
+    /// Bounded, a ByteCache may have evicted what the reference still has, but it never returns
+    /// a value the reference does not (an old one, another key's, a deleted or expired one).
+    #[test]
+    fn bounded_byte_cache_never_disagrees_with_dict_cache(
+        shards in prop_oneof![Just(1usize), Just(4usize)],
+        max_entries in 1..30u64,
+        ops in prop::collection::vec(byte_op(), 1..300),
+    ) {
+        run_byte_model(shards, Some(max_entries), &ops)?;
     }
 }
 
@@ -447,5 +491,103 @@ fn long_churn_through_rebuilds_matches_hash_map() {
     assert_eq!(cache.len(), model.len());
     for k in 0..300 {
         assert_eq!(cache.get(&k), model.get(&k).copied(), "key {k}");
+    }
+}
+
+#[derive(Debug, Clone)]
+enum TtlOp {
+    Insert(u16, u32, Option<Duration>),
+    Remove(u16),
+    Get(u16),
+    Advance(Duration),
+    PurgeExpired,
+}
+
+fn ttl_op() -> impl Strategy<Value = TtlOp> {
+    let key = 0..KEYS;
+    prop_oneof![
+        6 => (key.clone(), any::<u32>(), proptest::option::weighted(0.6, millis(2_000)))
+            .prop_map(|(k, v, ttl)| TtlOp::Insert(k, v, ttl)),
+        2 => key.clone().prop_map(TtlOp::Remove),
+        4 => key.prop_map(TtlOp::Get),
+        2 => millis(1_000).prop_map(TtlOp::Advance),
+        1 => Just(TtlOp::PurgeExpired),
+    ]
+}
+
+/// The generic engine with expiry against a map of values and deadlines. An expired entry may or
+/// may not still be resident (writes sweep some), so `remove` of one may say either, and `len()`
+/// lies between the live and the total count of the model, until `purge_expired` makes it exact.
+fn run_ttl_model(shards: usize, seeds: Seeds, ops: &[TtlOp]) -> Result<(), TestCaseError> {
+    let clock = MockClock::new();
+    let cache: ShardedCache<u16, u32, _> = ShardedCache::builder()
+        .shards(shards)
+        .clock(Arc::new(clock.clone()))
+        .hasher(ahash::RandomState::with_seeds(
+            seeds.0, seeds.1, seeds.2, seeds.3,
+        ))
+        .build();
+    // Value and deadline in nanoseconds (`None`: never).
+    let mut model: HashMap<u16, (u32, Option<u64>)> = HashMap::new();
+    let now = |clock: &MockClock| clock.now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let live = |entry: &(u32, Option<u64>), now: u64| entry.1.map_or(true, |d| d > now);
+    for (step, op) in ops.iter().enumerate() {
+        let t = now(&clock);
+        match *op {
+            TtlOp::Insert(k, v, ttl) => {
+                cache
+                    .insert_with_expiry(k, v, ttl.map(Expires::After))
+                    .unwrap();
+                model.insert(k, (v, ttl.map(|d| t + d.as_nanos() as u64)));
+            }
+            TtlOp::Remove(k) => {
+                let got = cache.remove(&k);
+                match model.remove(&k) {
+                    Some(e) if live(&e, t) => prop_assert!(got, "step {step}: a live entry"),
+                    Some(_) => {} // expired: swept already, or not
+                    None => prop_assert!(!got, "step {step}: nothing to remove"),
+                }
+            }
+            TtlOp::Get(k) => {
+                let want = model.get(&k).filter(|e| live(e, t)).map(|e| e.0);
+                prop_assert_eq!(cache.get(&k), want, "step {} {:?}", step, op);
+            }
+            TtlOp::Advance(d) => clock.advance(d),
+            TtlOp::PurgeExpired => {
+                cache.purge_expired();
+                model.retain(|_, e| live(e, t));
+                prop_assert_eq!(
+                    cache.len(),
+                    model.len(),
+                    "step {}: after purge_expired",
+                    step
+                );
+            }
+        }
+        if let Err(e) = cache.validate() {
+            return Err(TestCaseError::fail(format!("step {step} {op:?}: {e}")));
+        }
+        let t = now(&clock);
+        let live_count = model.values().filter(|e| live(e, t)).count();
+        let len = cache.len();
+        prop_assert!(
+            live_count <= len && len <= model.len(),
+            "step {step}: len {len}, model {live_count} live of {}",
+            model.len()
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn sharded_with_expiry_matches_a_deadline_map(
+        seeds in seeds(),
+        shards in prop_oneof![Just(1usize), Just(4usize)],
+        ops in prop::collection::vec(ttl_op(), 1..300),
+    ) {
+        run_ttl_model(shards, seeds, &ops)?;
     }
 }
