@@ -311,7 +311,7 @@ fn eviction_takes_expired_entries_before_read_ones_in_one_shard() {
 /// Fails at commit 5c2381f: a shard's S3-FIFO policy pops its probationary queue in insertion
 /// order and evicts the first entry that is expired *or* unread, so a live entry that was
 /// inserted before an expired one is evicted ahead of it (e.g. seed 0, interleaved, unread: live
-/// keys 100 and 101 lost while expired entries stayed resident).
+/// keys 100 and 101 lost while expired entries were still resident).
 #[test]
 #[ignore = "bug: an unread live entry queued before an expired one is evicted first"]
 fn eviction_takes_expired_entries_before_unread_ones_in_one_shard() {
