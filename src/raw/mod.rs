@@ -14,6 +14,7 @@
 pub(crate) mod entry;
 pub(crate) mod policy;
 pub(crate) mod shard;
+pub(crate) mod sketch;
 pub(crate) mod table;
 pub(crate) mod tag;
 

@@ -141,7 +141,7 @@ impl<K, V> Shard<K, V> {
                 Some(Probe::Vacant(at, was)) if !self.must_rebuild(state, table, was) => {
                     table.occupy(at, hash, entry);
                     if let Some(policy) = &mut state.policy {
-                        policy.admit(hash);
+                        policy.admit(hash, state.live);
                     }
                     state.live += 1;
                     state.tombstones -= usize::from(was == Tag::TOMBSTONE);

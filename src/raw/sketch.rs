@@ -1,0 +1,137 @@
+//! A frequency sketch: approximately how often each hash was seen recently, in two bytes an
+//! entry.
+//!
+//! Four rows of 4-bit counters (count-min): a hash raises one counter in each row, and its
+//! estimate is the smallest of its four. Only the counters at the minimum are raised
+//! (conservative update), which keeps collisions from inflating estimates. When the additions
+//! reach ten per tracked entry, every counter is halved, so the sketch forgets old popularity and
+//! follows the workload (the "aging" of TinyLFU).
+
+/// Counters per `u64` word.
+const PER_WORD: usize = 16;
+const ROWS: usize = 4;
+/// Counters in each row for each entry the sketch is sized for.
+const WIDTH_PER_ENTRY: usize = 4;
+/// Seeds that make the four row indices of a hash independent enough.
+const SEEDS: [u64; ROWS] = [
+    0x9e37_79b9_7f4a_7c15,
+    0xc2b2_ae3d_27d4_eb4f,
+    0x1656_67b1_9e37_79f9,
+    0x85eb_ca77_c2b2_ae63,
+];
+
+/// A count-min sketch of 4-bit counters with periodic halving.
+#[derive(Debug)]
+pub(crate) struct FrequencySketch {
+    /// `ROWS` rows of `width` counters, packed sixteen to a word, row after row.
+    words: Vec<u64>,
+    /// Counters per row, a power of two.
+    width: usize,
+    additions: usize,
+    /// Additions after which every counter is halved: ten per tracked entry.
+    sample: usize,
+    /// The entries the sketch was sized for.
+    entries: usize,
+}
+
+impl FrequencySketch {
+    /// A sketch for about `entries` resident keys: four counters a key in each row (sixteen in
+    /// all, eight bytes a key), few enough collisions that ties are real ties.
+    pub(crate) fn new(entries: usize) -> Self {
+        let entries = entries.max(PER_WORD);
+        let width = (entries * WIDTH_PER_ENTRY).next_power_of_two();
+        FrequencySketch {
+            words: vec![0; ROWS * width / PER_WORD],
+            width,
+            additions: 0,
+            sample: 10 * entries,
+            entries,
+        }
+    }
+
+    /// The entries the sketch was sized for.
+    pub(crate) fn entries(&self) -> usize {
+        self.entries
+    }
+
+    fn index(&self, hash: u64, row: usize) -> (usize, u32) {
+        let mixed = (hash ^ (hash >> 29)).wrapping_mul(SEEDS[row]);
+        let counter = (mixed >> 32) as usize & (self.width - 1);
+        let at = row * self.width + counter;
+        (at / PER_WORD, (at % PER_WORD) as u32 * 4)
+    }
+
+    fn counter(&self, (word, shift): (usize, u32)) -> u64 {
+        (self.words[word] >> shift) & 0xf
+    }
+
+    /// The estimated count of `hash` (0 to 15).
+    pub(crate) fn frequency(&self, hash: u64) -> u64 {
+        (0..ROWS)
+            .map(|row| self.counter(self.index(hash, row)))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Counts one sighting of `hash`.
+    pub(crate) fn increment(&mut self, hash: u64) {
+        let at: [(usize, u32); ROWS] = std::array::from_fn(|row| self.index(hash, row));
+        let min = at.iter().map(|&a| self.counter(a)).min().unwrap_or(0);
+        if min == 15 {
+            return;
+        }
+        for &(word, shift) in &at {
+            if (self.words[word] >> shift) & 0xf == min {
+                self.words[word] += 1 << shift;
+            }
+        }
+        self.additions += 1;
+        if self.additions >= self.sample {
+            self.halve();
+        }
+    }
+
+    fn halve(&mut self) {
+        for word in &mut self.words {
+            *word = (*word >> 1) & 0x7777_7777_7777_7777;
+        }
+        self.additions /= 2;
+    }
+}
+
+#[cfg(all(test, not(epochcache_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_saturate_and_age() {
+        let mut sketch = FrequencySketch::new(64);
+        for _ in 0..20 {
+            sketch.increment(42);
+        }
+        assert_eq!(sketch.frequency(42), 15);
+        assert_eq!(sketch.frequency(43), 0);
+        sketch.halve();
+        assert_eq!(sketch.frequency(42), 7);
+    }
+
+    #[test]
+    fn frequent_hashes_outrank_rare_ones() {
+        let mut sketch = FrequencySketch::new(1024);
+        for round in 0..5u64 {
+            for h in 0..2000u64 {
+                let hash = h.wrapping_mul(0x2545_f491_4f6c_dd1d);
+                if h < 100 || round == 0 {
+                    sketch.increment(hash);
+                }
+            }
+        }
+        let hot: u64 = (0..100u64)
+            .map(|h| sketch.frequency(h.wrapping_mul(0x2545_f491_4f6c_dd1d)))
+            .sum();
+        let cold: u64 = (1000..1100u64)
+            .map(|h| sketch.frequency(h.wrapping_mul(0x2545_f491_4f6c_dd1d)))
+            .sum();
+        assert!(hot > 3 * cold, "hot {hot} cold {cold}");
+    }
+}
