@@ -2,7 +2,7 @@
 //!
 //! # The stress
 //!
-//! A few threads run a few thousand random operations each on four shared keys: `insert` of a
+//! Two to four threads run 15 000 to 30 000 random operations each on four shared keys: `insert` of a
 //! value unique to the write (thread id and sequence number), `get` (plain, `get_with`, or through
 //! a pinned handle) and `remove` (whose `bool` result is checked too). Around every operation a
 //! thread takes a ticket from one shared `AtomicU64` (`fetch_add`, `SeqCst`): one before the call
