@@ -2,17 +2,17 @@
 //!
 //! # The stress
 //!
-//! Two to four threads run 15 000 to 30 000 random operations each on four shared keys: `insert` of a
-//! value unique to the write (thread id and sequence number), `get` (plain, `get_with`, or through
-//! a pinned handle) and `remove` (whose `bool` result is checked too). Around every operation a
-//! thread takes a ticket from one shared `AtomicU64` (`fetch_add`, `SeqCst`): one before the call
-//! (the invocation) and one after it returns (the response). If operation `a`'s response ticket
-//! is smaller than `b`'s invocation ticket, `a` really finished before `b` began: the two
-//! `fetch_add`s on one atomic synchronise, so `a` happens-before `b`. Meanwhile the threads also
-//! insert and remove "noise" keys, so that the shard tables are rebuilt (grown and cleared of
-//! tombstones) while the register keys are being read without a lock; one variant adds a
-//! "churner" thread that keeps one shard's table at the edge of its size so that it is rebuilt
-//! dozens of times under mostly-reading threads.
+//! Two to four threads run 15 000 to 30 000 random operations each on four shared keys:
+//! `insert` of a value unique to the write (thread id and sequence number), `get` (plain,
+//! `get_with`, or through a pinned handle) and `remove` (whose `bool` result is checked too).
+//! Around every operation a thread takes a ticket from one shared `AtomicU64` (`fetch_add`,
+//! `SeqCst`): one before the call (the invocation) and one after it returns (the response). If
+//! operation `a`'s response ticket is smaller than `b`'s invocation ticket, `a` really finished
+//! before `b` began: the two `fetch_add`s on one atomic synchronise, so `a` happens-before `b`.
+//! Meanwhile the threads also insert and remove "noise" keys, so that the shard tables are
+//! rebuilt (grown and cleared of tombstones) while the register keys are being read without a
+//! lock; one variant adds a "churner" thread that keeps one shard's table at the edge of its
+//! size so that it is rebuilt dozens of times under mostly-reading threads.
 //!
 //! How often operations really overlap depends on the machine: on two idle cores the threads
 //! run side by side; on an oversubscribed machine they mostly take turns, and only preemptions

@@ -424,12 +424,18 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn sharded_one_shard_matches_hash_map(seeds in seeds(), ops in prop::collection::vec(map_op(), 1..300)) {
+    fn sharded_one_shard_matches_hash_map(
+        seeds in seeds(),
+        ops in prop::collection::vec(map_op(), 1..300),
+    ) {
         run_map_model(1, seeds, &ops)?;
     }
 
     #[test]
-    fn sharded_four_shards_matches_hash_map(seeds in seeds(), ops in prop::collection::vec(map_op(), 1..300)) {
+    fn sharded_four_shards_matches_hash_map(
+        seeds in seeds(),
+        ops in prop::collection::vec(map_op(), 1..300),
+    ) {
         run_map_model(4, seeds, &ops)?;
     }
 
