@@ -38,8 +38,8 @@ pub(crate) const ENTRY_OVERHEAD: u64 = 40;
 /// How many policy steps one eviction takes in one shard before it moves to the next.
 const EVICTION_STEPS: usize = 256;
 
-/// How many groups each write sweeps for expired entries.
-const SWEEP_GROUPS: usize = 1;
+/// How many expired entries each write removes from its shard, at most.
+const SWEEP_PER_WRITE: usize = 2;
 
 /// How an entry is weighed against the budget.
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
@@ -306,13 +306,10 @@ where
             state.stats.count_removal(RemovalCause::Replaced);
         }
         let mut expired = Vec::new();
-        shard.sweep_expired(
-            &mut state,
-            SWEEP_GROUPS,
-            self.clock.now_nanos(),
-            &guard,
-            |e| expired.push(e),
-        );
+        let now = self.clock.now_nanos();
+        shard.sweep_expired(&mut state, SWEEP_PER_WRITE, now, &hash_of, &guard, |e| {
+            expired.push(e)
+        });
         for _ in &expired {
             state.stats.count_removal(RemovalCause::Expired);
         }
@@ -486,7 +483,10 @@ where
         for shard in self.shards.iter() {
             let mut expired = Vec::new();
             let mut state = shard.lock();
-            shard.sweep_expired(&mut state, usize::MAX, now, &guard, |e| expired.push(e));
+            let hash_of = |k: &K| self.hash(k);
+            shard.sweep_expired(&mut state, usize::MAX, now, &hash_of, &guard, |e| {
+                expired.push(e)
+            });
             state.stats.expired += expired.len() as u64;
             drop(state);
             for old in expired {
@@ -546,9 +546,12 @@ where
     /// up entries in turn; each shard's S3-FIFO policy picks its victim. Returns whether it
     /// evicted anything.
     fn evict_one(&self, guard: &Guard) -> bool {
+        let now = self.clock.now_nanos();
+        if self.evict_expired(now, guard) {
+            return true;
+        }
         let n = self.shards.len();
         let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed) as usize;
-        let now = self.clock.now_nanos();
         for i in 0..2 * n {
             let shard = &self.shards[(start + i) % n];
             let mut state = shard.lock();
@@ -565,6 +568,30 @@ where
             drop(state);
             self.release_entry(victim, cause);
             return true;
+        }
+        false
+    }
+
+    /// Removes one expired entry from the first shard that has one, found through the shards'
+    /// published earliest deadlines (no lock is taken for a shard without one). Expired entries
+    /// make room before any live entry is evicted.
+    fn evict_expired(&self, now: u64, guard: &Guard) -> bool {
+        for shard in self.shards.iter() {
+            if shard.earliest_deadline() > now {
+                continue;
+            }
+            let hash_of = |k: &K| self.hash(k);
+            let mut expired = None;
+            let mut state = shard.lock();
+            shard.sweep_expired(&mut state, 1, now, &hash_of, guard, |e| expired = Some(e));
+            if expired.is_some() {
+                state.stats.count_removal(RemovalCause::Expired);
+            }
+            drop(state);
+            if let Some(old) = expired {
+                self.release_entry(old, RemovalCause::Expired);
+                return true;
+            }
         }
         false
     }

@@ -8,10 +8,12 @@
 //! - [`tag`]: control bytes and the eight-at-a-time compare.
 //! - [`entry`]: the immutable entry and its metadata word (deadline and access counter).
 //! - [`table`]: groups, probing, and the store orderings readers rely on.
+//! - [`expiry`]: each shard's deadlines, earliest first.
 //! - [`policy`]: S3-FIFO eviction over queues of hashes, with a ghost history.
 //! - [`shard`]: the lock, insert/remove/rebuild, eviction and expiry hands, retirement.
 
 pub(crate) mod entry;
+pub(crate) mod expiry;
 pub(crate) mod policy;
 pub(crate) mod shard;
 pub(crate) mod sketch;

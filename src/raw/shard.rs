@@ -27,12 +27,13 @@ use std::fmt;
 use crossbeam_utils::CachePadded;
 
 use super::entry::Entry;
+use super::expiry::ExpiryOrder;
 use super::policy::{Policy, Verdict};
 use super::table::{alloc_entry, Probe, SlotRef, Table};
 use super::tag::{self, Tag, GROUP_SLOTS};
 use crate::stats::CacheStats;
 use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
-use crate::sync::{lock, Mutex, MutexGuard, Ordering};
+use crate::sync::{lock, AtomicU64, Mutex, MutexGuard, Ordering};
 
 /// What a writer keeps about a shard, under the shard's lock.
 #[derive(Debug, Default)]
@@ -41,10 +42,10 @@ pub(crate) struct ShardState {
     live: usize,
     /// Tombstone slots in the current table.
     tombstones: usize,
-    /// Linked entries that have a deadline: the expiry sweep runs only while there are some.
+    /// Linked entries that have a deadline.
     with_deadline: usize,
-    /// Where the eviction and expiry hand is, as a group index of the current table.
-    hand: usize,
+    /// The deadlines of those entries, earliest first.
+    expiry: ExpiryOrder,
     /// What the writers of this shard did; kept here so that counting needs no atomic.
     pub(crate) stats: CacheStats,
     /// The eviction policy's queues; only bounded caches keep them.
@@ -55,6 +56,10 @@ pub(crate) struct ShardState {
 pub(crate) struct Shard<K, V> {
     table: CachePadded<Atomic<Table<K, V>>>,
     state: CachePadded<Mutex<ShardState>>,
+    /// The earliest deadline in the shard's expiry order (`u64::MAX` if none), written under the
+    /// lock and read without it, so that a writer that needs room finds the shards that hold
+    /// expired entries without locking each one.
+    earliest: CachePadded<AtomicU64>,
 }
 
 /// An entry that left a shard: still readable until the guard it was returned under is dropped.
@@ -75,6 +80,7 @@ impl<K, V> Shard<K, V> {
         Shard {
             table: CachePadded::new(Atomic::new(Table::with_groups(groups_for(capacity)))),
             state: CachePadded::new(Mutex::new(state)),
+            earliest: CachePadded::new(AtomicU64::new(u64::MAX)),
         }
     }
 
@@ -118,7 +124,12 @@ impl<K, V> Shard<K, V> {
     where
         K: Eq,
     {
-        let has_deadline = entry.deadline() != 0;
+        let deadline = entry.deadline();
+        let has_deadline = deadline != 0;
+        if has_deadline {
+            state.expiry.push(deadline, hash);
+            self.publish_earliest(state);
+        }
         let entry = alloc_entry(entry).into_shared(guard);
         // SAFETY: `entry` was allocated just above and is not yet shared with any thread.
         let new = unsafe { entry.deref() };
@@ -181,7 +192,6 @@ impl<K, V> Shard<K, V> {
         }
         self.table.store(Owned::new(new), Ordering::Release);
         state.tombstones = 0;
-        state.hand = 0;
         // SAFETY: the old table is no longer reachable from the shard; pinned readers may still
         // read it, so it is retired, not freed. Its drop frees only its arrays: the entries moved
         // to the new table.
@@ -244,37 +254,45 @@ impl<K, V> Shard<K, V> {
         Some((self.unlink(state, table, at, guard), verdict))
     }
 
-    /// Unlinks every expired entry among the next `groups` groups after the hand.
+    /// Unlinks up to `max` entries whose deadline is at or before `now`, earliest first.
     pub(crate) fn sweep_expired<'g>(
         &self,
         state: &mut ShardState,
-        groups: usize,
+        max: usize,
         now: u64,
+        hash_of: &dyn Fn(&K) -> u64,
         guard: &'g Guard,
         mut on_expired: impl FnMut(Unlinked<'g, K, V>),
     ) where
         K: 'g,
         V: 'g,
     {
-        if state.with_deadline == 0 {
+        if state.expiry.earliest() > now {
             return;
         }
         let table = self.table(guard);
-        let count = table.group_count();
-        let start = state.hand % count;
-        let groups = groups.min(count);
-        for i in 0..groups {
-            let g = (start + i) % count;
-            let (word, ptrs) = table.group_state(g, guard);
-            for (slot, ptr) in ptrs.iter().enumerate() {
-                // SAFETY: linked in the current table, under the lock.
-                let expired = unsafe { ptr.as_ref() }.is_some_and(|e| e.is_expired(|| now));
-                if expired && tag::tag_at(word, slot).is_full() {
-                    on_expired(self.unlink(state, table, SlotRef { group: g, slot }, guard));
-                }
-            }
+        if state.expiry.len() > 2 * state.with_deadline + 64 {
+            state.expiry.rebuild(table, hash_of, guard);
         }
-        state.hand = (start + groups) % count;
+        for _ in 0..max {
+            let Some((at, _)) = state.expiry.pop_expired(table, now, hash_of, guard) else {
+                break;
+            };
+            on_expired(self.unlink(state, table, at, guard));
+        }
+        self.publish_earliest(state);
+    }
+
+    /// The earliest deadline recorded in the shard, without its lock (`u64::MAX` if none).
+    pub(crate) fn earliest_deadline(&self) -> u64 {
+        self.earliest.load(Ordering::Relaxed)
+    }
+
+    fn publish_earliest(&self, state: &ShardState) {
+        let earliest = state.expiry.earliest();
+        if self.earliest.load(Ordering::Relaxed) != earliest {
+            self.earliest.store(earliest, Ordering::Relaxed);
+        }
     }
 
     /// Unlinks every entry and starts over with an empty table; calls `on_removed` for each.
@@ -304,7 +322,8 @@ impl<K, V> Shard<K, V> {
         state.live = 0;
         state.tombstones = 0;
         state.with_deadline = 0;
-        state.hand = 0;
+        state.expiry.clear();
+        self.publish_earliest(state);
         // SAFETY: unreachable from the shard since the swap; its drop frees only its arrays.
         unsafe { guard.defer_destroy(old) };
     }
@@ -335,6 +354,12 @@ impl<K, V> Shard<K, V> {
                         live += 1;
                         deadlines += usize::from(e.deadline() != 0);
                         let hash = hash_of(&e.key);
+                        if e.deadline() != 0 && !state.expiry.contains(e.deadline(), hash) {
+                            return Err(format!(
+                                "{:?}: deadline missing from the expiry order",
+                                e.key
+                            ));
+                        }
                         if Tag::full(hash) != t {
                             return Err(format!("{:?}: tag {t:?} is not its hash's", e.key));
                         }
@@ -351,6 +376,9 @@ impl<K, V> Shard<K, V> {
                     }
                 }
             }
+        }
+        if self.earliest_deadline() != state.expiry.earliest() {
+            return Err("the published earliest deadline is stale".to_string());
         }
         let counted = (state.live, state.tombstones, state.with_deadline);
         if counted != (live, tombstones, deadlines) {

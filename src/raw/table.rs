@@ -275,6 +275,23 @@ impl<K, V> Table<K, V> {
         })
     }
 
+    /// Every entry linked in this table. Call with the shard lock held.
+    pub(crate) fn entries<'a, 'g>(
+        &'a self,
+        guard: &'g Guard,
+    ) -> impl Iterator<Item = &'g Entry<K, V>> + 'a
+    where
+        'g: 'a,
+        K: 'g,
+        V: 'g,
+    {
+        self.occupied_from(0, guard).map(|(_, ptr)| {
+            // SAFETY: `occupied_from` yields only non-null pointers linked in this table, and the
+            // caller holds the shard lock and a pinned guard, so none is retired meanwhile.
+            unsafe { ptr.deref() }
+        })
+    }
+
     /// The control word of group `g` and its seven pointers, for `validate`.
     pub(crate) fn group_state<'g>(
         &self,
