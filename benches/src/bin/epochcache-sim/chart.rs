@@ -20,18 +20,26 @@ const COLOURS: [RGBColor; 5] = [
 /// One system's points: (cache size, hit ratio in percent), by increasing size.
 type Curve = (System, Vec<(f64, f64)>);
 
-/// Draws the rows (one workload at several sizes) to `path`, which must end in `.svg`.
-pub fn draw(rows: &[Row], title: &str, path: &Path) -> Result<(), String> {
+/// Checks that `path` names a file this module can draw: an `.svg` (the package has plotters'
+/// SVG backend only, not the bitmap one a PNG would need).
+pub fn check_path(path: &Path) -> Result<(), String> {
     let svg = path
         .extension()
         .and_then(|e| e.to_str())
         .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
-    if !svg {
-        return Err(format!(
+    if svg {
+        Ok(())
+    } else {
+        Err(format!(
             "{}: only SVG charts are drawn (name the file *.svg)",
             path.display()
-        ));
+        ))
     }
+}
+
+/// Draws the rows (one workload at several sizes) to `path`, which must end in `.svg`.
+pub fn draw(rows: &[Row], title: &str, path: &Path) -> Result<(), String> {
+    check_path(path)?;
     let curves: Vec<Curve> = System::ALL
         .into_iter()
         .map(|s| {

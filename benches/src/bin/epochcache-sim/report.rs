@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::systems::System;
+use crate::systems::{Outcome, System};
 
 /// How far below the best peer epochcache may be, in points of hit ratio, before a row is
 /// marked.
@@ -49,6 +49,9 @@ pub struct Cell {
     pub hits: u64,
     /// Hits per request, in percent.
     pub hit_pct: f64,
+    /// The most entries the cache held after an insert (by its own count); `None` for LRU and
+    /// OPT.
+    pub peak: Option<u64>,
 }
 
 /// One workload at one cache size: every system's hit ratio and the comparisons.
@@ -75,21 +78,22 @@ pub struct Row {
 }
 
 impl Row {
-    /// A row from each system's hits, filling in the comparisons.
+    /// A row from each system's outcome, filling in the comparisons.
     pub fn new(
         workload: String,
         size: usize,
         accesses: usize,
         distinct: usize,
-        hits: &[(System, u64)],
+        outcomes: &[(System, Outcome)],
     ) -> Row {
         let mut cells: Vec<Cell> = System::ALL
             .iter()
-            .filter_map(|&s| hits.iter().find(|(x, _)| *x == s))
-            .map(|&(system, hits)| Cell {
+            .filter_map(|&s| outcomes.iter().find(|(x, _)| *x == s))
+            .map(|&(system, out)| Cell {
                 system,
-                hits,
-                hit_pct: 100.0 * hits as f64 / accesses.max(1) as f64,
+                hits: out.hits,
+                hit_pct: 100.0 * out.hits as f64 / accesses.max(1) as f64,
+                peak: out.peak,
             })
             .collect();
         cells.dedup_by_key(|c| c.system);
@@ -187,11 +191,15 @@ pub fn table(rows: &[Row]) -> String {
                 None => out.push_str(" - |"),
             }
         }
-        let note = if row.below_peer {
-            format!("**below the best peer by more than {TOLERANCE}**")
-        } else {
-            String::new()
-        };
+        let mut notes = Vec::new();
+        if row.below_peer {
+            notes.push(format!("**below the best peer by more than {TOLERANCE}**"));
+        }
+        for c in row.cells.iter().filter(|c| c.peak > Some(row.size as u64)) {
+            let peak = thousands(c.peak.unwrap_or_default());
+            notes.push(format!("{} held up to {peak}", c.system.name()));
+        }
+        let note = notes.join("; ");
         let _ = writeln!(
             out,
             " {} | {} | {} | {note} |",
@@ -229,13 +237,14 @@ mod tests {
 
     #[test]
     fn compares_with_the_best_peer_and_opt() {
-        let hits = [
-            (System::Opt, 80),
-            (System::Epochcache, 50),
-            (System::Moka, 51),
-            (System::QuickCache, 60),
+        let out = |hits, peak| Outcome { hits, peak };
+        let outcomes = [
+            (System::Opt, out(80, None)),
+            (System::Epochcache, out(50, Some(10))),
+            (System::Moka, out(51, Some(12))),
+            (System::QuickCache, out(60, Some(9))),
         ];
-        let row = Row::new("w".into(), 10, 100, 20, &hits);
+        let row = Row::new("w".into(), 10, 100, 20, &outcomes);
         assert_eq!(row.best_peer, Some(System::QuickCache));
         assert!((row.vs_best_peer.unwrap() + 10.0).abs() < 1e-9);
         assert!((row.to_opt.unwrap() - 30.0).abs() < 1e-9);
@@ -246,6 +255,7 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("quick_cache | -10.00 | +30.00 | **below"), "{t}");
+        assert!(t.contains("0.5**; moka held up to 12 |"), "{t}");
         assert_eq!(thousands(1234567), "1,234,567");
     }
 }

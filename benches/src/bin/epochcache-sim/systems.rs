@@ -92,54 +92,74 @@ fn hasher() -> ahash::RandomState {
     ahash::RandomState::with_seeds(SEEDS[0], SEEDS[1], SEEDS[2], SEEDS[3])
 }
 
-/// The number of hits of `system` on `keys` with room for `size` entries. `next` is
-/// [`opt::next_uses`] of `keys` (only OPT reads it); `progress` is called with the requests done
-/// since its last call.
-pub fn hits(
+/// What one replay found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Requests that hit.
+    pub hits: u64,
+    /// The most entries the cache held after any insert, as its own count says; `None` for the
+    /// simulated policies (LRU, OPT), which hold exactly their size once full.
+    pub peak: Option<u64>,
+}
+
+/// Replays `keys` on `system` with room for `size` entries. `next` is [`opt::next_uses`] of
+/// `keys` (only OPT reads it); `progress` is called with the requests done since its last call.
+pub fn replay_on(
     system: System,
     keys: &[u64],
     next: &[usize],
     size: usize,
     opts: &ReplayOptions,
     progress: &dyn Fn(u64),
-) -> u64 {
-    let hits = match system {
-        System::Epochcache => epochcache_hits(keys, size, opts, progress),
-        System::Moka => moka_hits(keys, size, opts.moka_pending, progress),
-        System::QuickCache => quick_cache_hits(keys, size, progress),
-        System::Lru => opt::lru_hits(keys, size),
-        System::Opt => opt::opt_hits(keys, next, size),
-    };
-    if matches!(system, System::Lru | System::Opt) {
+) -> Outcome {
+    let simulated = |hits| {
         progress(keys.len() as u64);
+        Outcome { hits, peak: None }
+    };
+    match system {
+        System::Epochcache => epochcache_replay(keys, size, opts, progress),
+        System::Moka => moka_replay(keys, size, opts.moka_pending, progress),
+        System::QuickCache => quick_cache_replay(keys, size, progress),
+        System::Lru => simulated(opt::lru_hits(keys, size)),
+        System::Opt => simulated(opt::opt_hits(keys, next, size)),
     }
-    hits
 }
 
-/// Replays `keys` cache-aside: `get(key)` says whether it hit, and on a miss `insert(key)`.
-/// Reports progress every [`PROGRESS_STEP`] requests; returns the hits.
+/// Replays `keys` cache-aside: `get(key)` says whether it hit, and on a miss `insert(key)`, after
+/// which `len()` is read to track the peak. Reports progress every [`PROGRESS_STEP`] requests.
 fn replay(
     keys: &[u64],
     progress: &dyn Fn(u64),
     mut get: impl FnMut(u64) -> bool,
     mut insert: impl FnMut(u64),
-) -> u64 {
-    let mut hits = 0;
+    len: impl Fn() -> u64,
+) -> Outcome {
+    let (mut hits, mut peak) = (0, 0);
     for chunk in keys.chunks(PROGRESS_STEP) {
         for &key in chunk {
             if get(key) {
                 hits += 1;
             } else {
                 insert(key);
+                peak = peak.max(len());
             }
         }
         progress(chunk.len() as u64);
     }
-    hits
+    Outcome {
+        hits,
+        peak: Some(peak),
+    }
 }
 
-/// Hits of epochcache's engine, built with `max_entries(size)`.
-fn epochcache_hits(keys: &[u64], size: usize, opts: &ReplayOptions, progress: &dyn Fn(u64)) -> u64 {
+/// Replays on epochcache's engine, built with `max_entries(size)`. This is the one place the
+/// engine is built: further builder options go here, through [`ReplayOptions`].
+fn epochcache_replay(
+    keys: &[u64],
+    size: usize,
+    opts: &ReplayOptions,
+    progress: &dyn Fn(u64),
+) -> Outcome {
     let mut builder = epochcache::ShardedCache::<u64, u64>::builder().max_entries(size as u64);
     if let Some(shards) = opts.shards {
         builder = builder.shards(shards);
@@ -153,11 +173,13 @@ fn epochcache_hits(keys: &[u64], size: usize, opts: &ReplayOptions, progress: &d
             // A refused insert (none is expected for fixed-size entries) is a miss next time too.
             let _ = cache.insert(k, k);
         },
+        || cache.len() as u64,
     )
 }
 
-/// Hits of `moka::sync::Cache` with `max_capacity(size)`.
-fn moka_hits(keys: &[u64], size: usize, pending: usize, progress: &dyn Fn(u64)) -> u64 {
+/// Replays on `moka::sync::Cache` with `max_capacity(size)`, running its pending tasks as
+/// `pending` says (see the module's documentation).
+fn moka_replay(keys: &[u64], size: usize, pending: usize, progress: &dyn Fn(u64)) -> Outcome {
     let cache: moka::sync::Cache<u64, u64, ahash::RandomState> = moka::sync::Cache::builder()
         .max_capacity(size as u64)
         .build_with_hasher(hasher());
@@ -178,11 +200,12 @@ fn moka_hits(keys: &[u64], size: usize, pending: usize, progress: &dyn Fn(u64)) 
                 cache.run_pending_tasks();
             }
         },
+        || cache.entry_count(),
     )
 }
 
-/// Hits of `quick_cache::sync::Cache` with room for `size` entries.
-fn quick_cache_hits(keys: &[u64], size: usize, progress: &dyn Fn(u64)) -> u64 {
+/// Replays on `quick_cache::sync::Cache` with room for `size` entries.
+fn quick_cache_replay(keys: &[u64], size: usize, progress: &dyn Fn(u64)) -> Outcome {
     let cache = quick_cache::sync::Cache::<u64, u64, _, ahash::RandomState>::with(
         size,
         size as u64,
@@ -195,6 +218,7 @@ fn quick_cache_hits(keys: &[u64], size: usize, progress: &dyn Fn(u64)) -> u64 {
         progress,
         |k| cache.get(&k).is_some(),
         |k| cache.insert(k, k),
+        || cache.len() as u64,
     )
 }
 
@@ -211,9 +235,14 @@ mod tests {
             moka_pending: 1,
         };
         for system in System::ALL {
-            let h = hits(system, &keys, &next, 100, &opts, &|_| {});
-            assert!(h >= 180, "{}: {h} hits", system.name());
-            assert!(h <= 190, "{}: {h} hits", system.name());
+            let out = replay_on(system, &keys, &next, 100, &opts, &|_| {});
+            assert!(out.hits >= 180, "{}: {out:?}", system.name());
+            assert!(out.hits <= 190, "{}: {out:?}", system.name());
+            assert!(
+                out.peak.map_or(true, |p| p == 10),
+                "{}: {out:?}",
+                system.name()
+            );
         }
     }
 }

@@ -259,13 +259,42 @@ pub fn standard_synthetic() -> Vec<(Spec, Vec<usize>)> {
     set
 }
 
-/// The cache sizes the traces' README names as telling, by file stem; other traces get none.
-pub fn telling_size(stem: &str) -> Option<usize> {
-    Some(match stem {
+/// The cache size a trace is best measured at: the "size" column of the Markdown table in the
+/// `README.md` beside it (the row whose first cell is the file's name), else the sizes that the
+/// shared traces' README gives, by file stem; `None` for any other trace.
+pub fn telling_size(trace: &Path) -> Option<usize> {
+    let name = trace.file_name()?.to_str()?;
+    let readme = trace.with_file_name("README.md");
+    if let Some(size) = std::fs::read_to_string(readme)
+        .ok()
+        .and_then(|text| size_from_readme(&text, name))
+    {
+        return Some(size);
+    }
+    Some(match name.strip_suffix(".txt")? {
         "lirs-loop" | "lirs-sprite" | "lirs-2_pools" | "lirs-cs" | "lirs-ps" => 500,
         "lirs-multi3" => 1_000,
         _ => return None,
     })
+}
+
+/// The number in the column whose header mentions "size", in the table row for `file`.
+fn size_from_readme(text: &str, file: &str) -> Option<usize> {
+    let cells = |line: &str| -> Vec<String> {
+        let inner = line.trim().trim_start_matches('|').trim_end_matches('|');
+        inner.split('|').map(|c| c.trim().to_string()).collect()
+    };
+    let mut column = None;
+    for line in text.lines().filter(|l| l.trim_start().starts_with('|')) {
+        let row = cells(line);
+        if row.iter().any(|c| c.contains("size")) {
+            column = row.iter().position(|c| c.contains("size"));
+        } else if row.first().map(|c| c.trim_matches('`')) == Some(file) {
+            let cell = row.get(column?)?;
+            return cell.replace([',', '_', ' '], "").parse().ok();
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -314,5 +343,18 @@ mod tests {
         let keys = read_trace("# c\n3 x\n\n4\n3\n".as_bytes()).unwrap();
         assert_eq!(keys, [3, 4, 3]);
         assert!(read_trace("a\n".as_bytes()).is_err());
+    }
+
+    #[test]
+    fn reads_telling_sizes_from_a_readme() {
+        let text = "| file | accesses | a telling size | note |\n|---|---|---|---|\n\
+                    | a.txt | 10 | 1,000 | x |\n| b.txt | 5 | ? | y |\n";
+        assert_eq!(size_from_readme(text, "a.txt"), Some(1000));
+        assert_eq!(size_from_readme(text, "b.txt"), None);
+        assert_eq!(size_from_readme(text, "c.txt"), None);
+        assert_eq!(
+            telling_size(Path::new("/nowhere/lirs-multi3.txt")),
+            Some(1000)
+        );
     }
 }
