@@ -33,6 +33,11 @@ pub enum CacheError {
     },
     /// An error of a backend that stores entries outside this process's memory.
     Backend(Box<dyn Error + Send + Sync + 'static>),
+    /// The loader given to
+    /// [`try_get_or_insert_with`](crate::ShardedCache::try_get_or_insert_with) failed.
+    Loader(Box<dyn Error + Send + Sync + 'static>),
+    /// A loader asked for the key it is loading, which would wait for itself forever.
+    LoaderReentered,
 }
 
 impl fmt::Display for CacheError {
@@ -44,6 +49,8 @@ impl fmt::Display for CacheError {
                 "the entry weighs {size} bytes, more than the {max} bytes one entry may weigh"
             ),
             CacheError::Backend(e) => write!(f, "cache backend error: {e}"),
+            CacheError::Loader(e) => write!(f, "the loader failed: {e}"),
+            CacheError::LoaderReentered => f.write_str("a loader asked for the key it is loading"),
         }
     }
 }
@@ -51,7 +58,7 @@ impl fmt::Display for CacheError {
 impl Error for CacheError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
-            CacheError::Backend(e) => Some(&**e),
+            CacheError::Backend(e) | CacheError::Loader(e) => Some(&**e),
             _ => None,
         }
     }

@@ -81,6 +81,7 @@ mod dict;
 mod equivalent;
 mod error;
 mod expires;
+mod loader;
 mod raw;
 mod sharded;
 mod stats;

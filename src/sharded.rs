@@ -24,6 +24,7 @@ use crate::builder::CacheBuilder;
 use crate::clock::Clock;
 use crate::equivalent::Equivalent;
 use crate::expires::deadline_of;
+use crate::loader::Flights;
 use crate::raw::{Entry, Shard, Verdict};
 use crate::stats::{CacheStats, RemovalCause};
 use crate::sync::epoch::{self, Guard};
@@ -75,6 +76,8 @@ pub struct ShardedCache<K, V, S = ahash::RandomState> {
     evict_cursor: AtomicU64,
     closed: AtomicBool,
     pub(crate) listener: Option<Listener<K, V>>,
+    /// Loads in progress (see `loader`).
+    pub(crate) flights: Flights<K, V>,
 }
 
 impl<K, V> ShardedCache<K, V>
@@ -144,12 +147,18 @@ where
             evict_cursor: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             listener: None,
+            flights: Flights::default(),
         }
     }
 
     #[inline]
     fn hash<Q: ?Sized + Hash>(&self, key: &Q) -> u64 {
         self.hasher.hash_one(key)
+    }
+
+    /// The hash the cache uses for `key`.
+    pub(crate) fn hash_of<Q: ?Sized + Hash>(&self, key: &Q) -> u64 {
+        self.hash(key)
     }
 
     #[inline]

@@ -317,12 +317,11 @@ fn eviction_takes_expired_entries_before_unread_ones_in_one_shard() {
     assert_expired_go_first(1, &ALL_FILLS, &[false]);
 }
 
-/// Fails at commit 65e2f39: eviction goes round the shards from a shared cursor and each shard's
-/// policy picks its own victim, so a shard without expired entries evicts a live one while
-/// expired entries sit in the other shards (e.g. seed 0, interleaved, unread: five live keys
-/// lost, five expired entries still resident).
+/// Failed at commit 65e2f39, before the per-shard expiry order: eviction went round the shards
+/// and each shard's policy picked its own victim, so a shard without expired entries evicted a
+/// live one while expired entries sat in the other shards (seed 0, interleaved, unread: five
+/// live keys lost, five expired entries still resident).
 #[test]
-#[ignore = "bug: with several shards, live entries go while other shards hold expired ones"]
 fn eviction_takes_expired_entries_first_across_shards() {
     assert_expired_go_first(4, &ALL_FILLS, &[false, true]);
 }

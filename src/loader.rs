@@ -1,0 +1,186 @@
+//! `get_or_insert_with`: load a missing value once, however many threads miss it at once.
+//!
+//! # Single flight
+//!
+//! A thread that misses looks for a flight (a load in progress) of its key. If there is none it
+//! becomes the leader: it records a flight, runs the loader with no lock held, inserts the value
+//! and hands it to every thread that waited on the flight. If there is one it waits for it. A
+//! leader whose loader fails or panics marks the flight failed on its way out (a drop guard, so a
+//! panic cannot skip it); its waiters then start over, and one of them leads a new load. A loader
+//! that asks for its own key finds its own thread leading that key's flight and gets
+//! [`CacheError::LoaderReentered`] instead of waiting for itself forever.
+//!
+//! Flights live in one small map per cache, touched only on misses that load; hits never see it.
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::thread::{self, ThreadId};
+
+use crate::sharded::ShardedCache;
+use crate::sync::{lock, Condvar, Mutex};
+use crate::CacheError;
+
+/// How a flight ended, as its waiters see it.
+enum Outcome<V> {
+    Running,
+    Loaded(V),
+    Failed,
+}
+
+/// A load in progress.
+pub(crate) struct Flight<K, V> {
+    key: K,
+    leader: ThreadId,
+    outcome: Mutex<Outcome<V>>,
+    done: Condvar,
+}
+
+/// The flights of one cache, by key hash.
+pub(crate) type Flights<K, V> = Mutex<HashMap<u64, Vec<Arc<Flight<K, V>>>>>;
+
+/// Ends a flight when the leader leaves, by success, error or panic.
+struct Leading<'c, K, V, S>
+where
+    K: Hash + Eq,
+{
+    cache: &'c ShardedCache<K, V, S>,
+    flight: Arc<Flight<K, V>>,
+    hash: u64,
+    outcome: Option<V>,
+}
+
+impl<K: Hash + Eq, V, S> Drop for Leading<'_, K, V, S> {
+    fn drop(&mut self) {
+        let outcome = match self.outcome.take() {
+            Some(v) => Outcome::Loaded(v),
+            None => Outcome::Failed,
+        };
+        *lock(&self.flight.outcome) = outcome;
+        self.flight.done.notify_all();
+        let mut flights = lock(&self.cache.flights);
+        if let Some(list) = flights.get_mut(&self.hash) {
+            list.retain(|f| !Arc::ptr_eq(f, &self.flight));
+            if list.is_empty() {
+                flights.remove(&self.hash);
+            }
+        }
+    }
+}
+
+impl<K, V, S> ShardedCache<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// The value for `key`; on a miss, `init`'s value, inserted. When several threads miss the
+    /// same key at once, one runs `init` and the others wait for its value.
+    ///
+    /// If `init` panics, the panic goes on in its thread and the waiting threads start over
+    /// (one of them runs its own `init`). If `init` asks the cache for its own key through this
+    /// method, that inner call fails with [`CacheError::LoaderReentered`].
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<String, usize> = ShardedCache::new();
+    /// let v = cache.get_or_insert_with("answer".to_string(), || 42).unwrap();
+    /// assert_eq!(v, 42);
+    /// assert_eq!(cache.get_or_insert_with("answer".to_string(), || unreachable!()).unwrap(), 42);
+    /// ```
+    pub fn get_or_insert_with(&self, key: K, init: impl FnOnce() -> V) -> Result<V, CacheError> {
+        self.try_get_or_insert_with(key, || Ok::<V, CacheError>(init()))
+    }
+
+    /// As [`get_or_insert_with`](Self::get_or_insert_with) with a loader that can fail: its
+    /// error comes back as [`CacheError::Loader`] to the thread that ran it, nothing is inserted,
+    /// and threads that waited on it start over.
+    ///
+    /// ```
+    /// # use epochcache::{CacheError, ShardedCache};
+    /// let cache: ShardedCache<u64, String> = ShardedCache::new();
+    /// let err = cache.try_get_or_insert_with(1, || Err("backend down")).unwrap_err();
+    /// assert!(matches!(err, CacheError::Loader(_)));
+    /// assert_eq!(cache.get(&1), None);
+    /// ```
+    pub fn try_get_or_insert_with<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, CacheError>
+    where
+        E: Into<Box<dyn Error + Send + Sync>>,
+    {
+        if let Some(v) = self.get(&key) {
+            return Ok(v);
+        }
+        let hash = self.hash_of(&key);
+        let mut init = Some(init);
+        loop {
+            let (flight, leading) = self.join_or_lead(&key, hash);
+            if !leading {
+                if flight.leader == thread::current().id() {
+                    return Err(CacheError::LoaderReentered);
+                }
+                match wait(&flight) {
+                    Some(v) => return Ok(v),
+                    None => continue, // the leader failed: start over
+                }
+            }
+            let mut leading = Leading {
+                cache: self,
+                flight,
+                hash,
+                outcome: None,
+            };
+            // A flight that ended just before ours began may have inserted the value already.
+            if let Some(v) = self.get(&key) {
+                leading.outcome = Some(v.clone());
+                return Ok(v);
+            }
+            let Some(init) = init.take() else {
+                // Only a leader runs `init`, and a thread leads at most once: it returns below.
+                return Err(CacheError::LoaderReentered);
+            };
+            let value = init().map_err(|e| CacheError::Loader(e.into()))?;
+            self.insert(key, value.clone())?;
+            leading.outcome = Some(value.clone());
+            return Ok(value);
+        }
+    }
+
+    /// The flight of `key`, and whether the caller leads it (it did not exist).
+    fn join_or_lead(&self, key: &K, hash: u64) -> (Arc<Flight<K, V>>, bool) {
+        let mut flights = lock(&self.flights);
+        let list = flights.entry(hash).or_default();
+        if let Some(flight) = list.iter().find(|f| f.key == *key) {
+            return (Arc::clone(flight), false);
+        }
+        let flight = Arc::new(Flight {
+            key: key.clone(),
+            leader: thread::current().id(),
+            outcome: Mutex::new(Outcome::Running),
+            done: Condvar::new(),
+        });
+        list.push(Arc::clone(&flight));
+        (flight, true)
+    }
+}
+
+/// Waits for a flight to end: its value, or `None` if it failed.
+fn wait<K, V: Clone>(flight: &Flight<K, V>) -> Option<V> {
+    let mut outcome = lock(&flight.outcome);
+    loop {
+        match &*outcome {
+            Outcome::Running => {
+                outcome = match flight.done.wait(outcome) {
+                    Ok(guard) => guard,
+                    Err(poisoned) => poisoned.into_inner(),
+                }
+            }
+            Outcome::Loaded(v) => return Some(v.clone()),
+            Outcome::Failed => return None,
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! `get_or_insert_with`: single flight, failing and panicking loaders, and a loader that asks for
+//! its own key.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use epochcache::{CacheError, ShardedCache};
+
+#[test]
+fn many_threads_missing_one_key_run_the_loader_once() {
+    for round in 0..50 {
+        let cache: ShardedCache<u64, Arc<String>> = ShardedCache::new();
+        let calls = AtomicUsize::new(0);
+        let start = Barrier::new(8);
+        let values: Vec<Arc<String>> = thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|t| {
+                    let (cache, calls, start) = (&cache, &calls, &start);
+                    s.spawn(move || {
+                        start.wait();
+                        cache
+                            .get_or_insert_with(round, || {
+                                calls.fetch_add(1, Ordering::SeqCst);
+                                thread::yield_now();
+                                Arc::new(format!("loaded by {t}"))
+                            })
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "round {round}");
+        assert!(values.iter().all(|v| Arc::ptr_eq(v, &values[0])));
+        assert_eq!(cache.get(&round).as_deref(), Some(&*values[0]));
+    }
+}
+
+#[test]
+fn a_failing_loader_inserts_nothing_and_the_next_caller_loads() {
+    let cache: ShardedCache<&'static str, u32> = ShardedCache::new();
+    let err = cache
+        .try_get_or_insert_with("k", || Err(std::io::Error::other("backend down")))
+        .unwrap_err();
+    assert!(matches!(&err, CacheError::Loader(e) if e.to_string() == "backend down"));
+    assert_eq!(cache.get("k"), None);
+    assert_eq!(
+        cache
+            .try_get_or_insert_with("k", || Ok::<_, CacheError>(7))
+            .unwrap(),
+        7
+    );
+    assert_eq!(cache.get("k"), Some(7));
+}
+
+#[test]
+fn a_panicking_loader_leaves_no_stuck_waiter() {
+    let cache: ShardedCache<u8, u32> = ShardedCache::new();
+    let leader_running = Barrier::new(2);
+    thread::scope(|s| {
+        let leader = s.spawn(|| {
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                cache.get_or_insert_with(1, || {
+                    leader_running.wait();
+                    panic!("loader failed");
+                })
+            }))
+        });
+        let follower = s.spawn(|| {
+            leader_running.wait();
+            cache.get_or_insert_with(1, || 99)
+        });
+        assert!(
+            leader.join().unwrap().is_err(),
+            "the panic stays in its thread"
+        );
+        assert_eq!(follower.join().unwrap().unwrap(), 99);
+    });
+    assert_eq!(cache.get(&1), Some(99));
+}
+
+#[test]
+fn a_loader_that_asks_for_its_own_key_gets_an_error() {
+    let cache: ShardedCache<u8, u32> = ShardedCache::new();
+    let inner = std::cell::Cell::new(None);
+    let v = cache
+        .get_or_insert_with(5, || {
+            inner.set(Some(cache.get_or_insert_with(5, || 1)));
+            2
+        })
+        .unwrap();
+    assert_eq!(v, 2);
+    assert!(matches!(
+        inner.take(),
+        Some(Err(CacheError::LoaderReentered))
+    ));
+    // Another key from inside a loader is fine.
+    let w = cache
+        .get_or_insert_with(6, || cache.get_or_insert_with(7, || 70).unwrap() + 1)
+        .unwrap();
+    assert_eq!((w, cache.get(&7)), (71, Some(70)));
+}
+
+#[test]
+fn loading_into_a_closed_cache_fails() {
+    let cache: ShardedCache<u8, u32> = ShardedCache::new();
+    cache.close();
+    assert!(matches!(
+        cache.get_or_insert_with(1, || 1),
+        Err(CacheError::Closed)
+    ));
+}
