@@ -6,6 +6,9 @@
 //! counter within the bound, so the resident weight never exceeds the budget, even for a moment;
 //! when it would, the writer evicts until it fits.
 
+use std::sync::Arc;
+
+use crate::sync::epoch::Guard;
 use crate::sync::{AtomicU64, Ordering};
 
 /// One bounded quantity: its maximum and how much is reserved now.
@@ -82,6 +85,56 @@ impl Budget {
         }
         if let Some(w) = &self.weight {
             w.release(weight);
+        }
+    }
+}
+
+/// How many times one write flushes the epoch garbage at most.
+const MAX_FLUSH_ROUNDS: usize = 16;
+
+/// The weight of entries unlinked from a bounded cache but not yet freed: the epoch collector
+/// frees an entry only once every thread pinned when it was retired has unpinned, so under
+/// write pressure retired memory can pile up beyond the budget. It is counted here, and when it
+/// passes its limit the writer flushes its thread's garbage to the collector and collects.
+#[derive(Debug)]
+pub(crate) struct Garbage {
+    weight: Arc<AtomicU64>,
+    limit: u64,
+}
+
+impl Garbage {
+    /// Flushes once more than `limit` weight waits to be freed (at least one entry's worth).
+    pub(crate) fn new(limit: u64) -> Self {
+        Garbage {
+            weight: Arc::new(AtomicU64::new(0)),
+            limit: limit.max(1),
+        }
+    }
+
+    /// The weight waiting to be freed.
+    pub(crate) fn weight(&self) -> u64 {
+        self.weight.load(Ordering::Relaxed)
+    }
+
+    /// Counts `weight` just retired under `guard` until the collector runs the retirement, and
+    /// flushes if too much waits. Call with no lock held: flushing runs deferred destructors.
+    pub(crate) fn retire(&self, weight: u64, guard: &Guard) {
+        if weight == 0 {
+            return;
+        }
+        self.weight.fetch_add(weight, Ordering::Relaxed);
+        let counter = Arc::clone(&self.weight);
+        // Deferred after the entry's own destruction in the same thread-local bag, so the two
+        // run in the same collection.
+        guard.defer(move || {
+            counter.fetch_sub(weight, Ordering::Relaxed);
+        });
+        // Each flush collects a few bags of the process-wide collector, whose queue other caches
+        // and threads share, so a few rounds may be needed to reach ours; the rounds are bounded.
+        let mut rounds = 0;
+        while self.weight() > self.limit && rounds < MAX_FLUSH_ROUNDS {
+            guard.flush();
+            rounds += 1;
         }
     }
 }

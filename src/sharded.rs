@@ -19,7 +19,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
-use crate::budget::Budget;
+use crate::budget::{Budget, Garbage};
 use crate::builder::CacheBuilder;
 use crate::clock::Clock;
 use crate::equivalent::Equivalent;
@@ -78,6 +78,8 @@ pub struct ShardedCache<K, V, S = ahash::RandomState> {
     pub(crate) listener: Option<Listener<K, V>>,
     /// Loads in progress (see `loader`).
     pub(crate) flights: Flights<K, V>,
+    /// Weight unlinked but not yet freed by the epoch collector.
+    garbage: Garbage,
 }
 
 impl<K, V> ShardedCache<K, V>
@@ -148,6 +150,7 @@ where
             closed: AtomicBool::new(false),
             listener: None,
             flights: Flights::default(),
+            garbage: Garbage::new(max_entry_weight),
         }
     }
 
@@ -324,10 +327,10 @@ where
         }
         drop(state);
         if let Some(old) = replaced {
-            self.release_entry(old, RemovalCause::Replaced);
+            self.release_entry(old, RemovalCause::Replaced, &guard);
         }
         for old in expired {
-            self.release_entry(old, RemovalCause::Expired);
+            self.release_entry(old, RemovalCause::Expired, &guard);
         }
         Ok(())
     }
@@ -355,7 +358,7 @@ where
         }
         drop(state);
         removed
-            .map(|old| self.release_entry(old, RemovalCause::Deleted))
+            .map(|old| self.release_entry(old, RemovalCause::Deleted, &guard))
             .is_some()
     }
 
@@ -380,7 +383,7 @@ where
             state.stats.closed += removed.len() as u64;
             drop(state);
             for old in removed {
-                self.release_entry(old, RemovalCause::Closed);
+                self.release_entry(old, RemovalCause::Closed, &guard);
             }
         }
         guard.flush();
@@ -469,6 +472,7 @@ where
             total += stats;
         }
         total.weight = self.weight();
+        total.garbage_weight = self.garbage.weight();
         total
     }
 
@@ -499,7 +503,7 @@ where
             state.stats.expired += expired.len() as u64;
             drop(state);
             for old in expired {
-                self.release_entry(old, RemovalCause::Expired);
+                self.release_entry(old, RemovalCause::Expired, &guard);
             }
         }
     }
@@ -575,7 +579,7 @@ where
             };
             state.stats.count_removal(cause);
             drop(state);
-            self.release_entry(victim, cause);
+            self.release_entry(victim, cause, guard);
             return true;
         }
         false
@@ -598,16 +602,17 @@ where
             }
             drop(state);
             if let Some(old) = expired {
-                self.release_entry(old, RemovalCause::Expired);
+                self.release_entry(old, RemovalCause::Expired, guard);
                 return true;
             }
         }
         false
     }
 
-    /// Gives back an unlinked entry's share of the budget and tells the listener; called after
-    /// the shard lock is released, while still pinned.
-    fn release_entry(&self, entry: &Entry<K, V>, cause: RemovalCause) {
+    /// Gives back an unlinked entry's share of the budget, counts it as garbage until the epoch
+    /// collector frees it, and tells the listener; called after the shard lock is released,
+    /// while still pinned.
+    fn release_entry(&self, entry: &Entry<K, V>, cause: RemovalCause, guard: &Guard) {
         if let Some(listener) = &self.listener {
             listener(&entry.key, &entry.value, cause);
         }
@@ -618,6 +623,7 @@ where
                 0
             };
             self.release(weight);
+            self.garbage.retire(weight, guard);
         }
     }
 

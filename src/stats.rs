@@ -74,6 +74,9 @@ pub struct CacheStats {
     pub entries: u64,
     /// Resident weight now (0 without a weight bound).
     pub weight: u64,
+    /// Weight of entries unlinked but not yet freed by the epoch collector (0 without a weight
+    /// bound). It is kept small: writers flush when it passes one entry's maximum weight.
+    pub garbage_weight: u64,
 }
 
 impl CacheStats {
@@ -100,5 +103,6 @@ impl AddAssign for CacheStats {
         self.closed += other.closed;
         self.entries += other.entries;
         self.weight += other.weight;
+        self.garbage_weight += other.garbage_weight;
     }
 }
