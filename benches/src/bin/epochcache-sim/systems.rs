@@ -35,6 +35,8 @@ pub enum System {
     /// `moka::sync::Cache<u64, u64>` (W-TinyLFU).
     Moka,
     /// `quick_cache::sync::Cache<u64, u64>` (S3-FIFO).
+    #[value(name = "quick_cache", alias = "quick-cache")]
+    #[serde(rename = "quick_cache")]
     QuickCache,
     /// A plain least-recently-used cache: the baseline.
     Lru,
