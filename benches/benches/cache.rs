@@ -8,6 +8,7 @@
 //! ```sh
 //! cargo bench -p epochcache-bench                               # the full suite, ~10 min on 2 cores
 //! EPOCHCACHE_BENCH_QUICK=1 cargo bench -p epochcache-bench      # a quick pass, ~2 min
+//! EPOCHCACHE_BENCH_PLOTS=1 cargo bench -p epochcache-bench      # with criterion's HTML plots
 //! cargo bench -p epochcache-bench -- 'get_hot/64B/epochcache'   # criterion's filter
 //! ```
 //!
@@ -43,18 +44,23 @@ impl Suite {
         }
     }
 
+    /// Short samples and fewer bootstrap resamples keep the whole suite near ten minutes on two
+    /// cores; criterion's own flags (`--measurement-time`, `--sample-size`, ...) still override.
+    /// Plots (criterion's HTML report) are drawn only with `EPOCHCACHE_BENCH_PLOTS=1`: drawing
+    /// them costs about as much as measuring.
     fn criterion(&self) -> Criterion {
-        let c = Criterion::default();
+        let c = Criterion::default().nresamples(10_000);
         let c = if self.quick {
             c.sample_size(10)
                 .warm_up_time(Duration::from_millis(50))
                 .measurement_time(Duration::from_millis(150))
-                .without_plots()
         } else {
-            c.sample_size(20)
-                .warm_up_time(Duration::from_millis(500))
-                .measurement_time(Duration::from_millis(1500))
+            c.sample_size(15)
+                .warm_up_time(Duration::from_millis(300))
+                .measurement_time(Duration::from_millis(1000))
         };
+        let plots = std::env::var_os("EPOCHCACHE_BENCH_PLOTS").is_some_and(|v| v != "0");
+        let c = if plots { c } else { c.without_plots() };
         c.configure_from_args()
     }
 
