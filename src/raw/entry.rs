@@ -8,8 +8,8 @@
 //! eight bytes an entry together:
 //!
 //! ```text
-//!  63                                  2 1 0
-//! [ deadline in units of 4 ns, 0 = never | freq ]
+//!  63                                  4 3    0
+//! [ deadline in units of 16 ns, 0 = never | freq ]
 //! ```
 //!
 //! The deadline bits are written once, before the entry is published. The two `freq` bits are
@@ -22,10 +22,14 @@
 use crate::sync::{AtomicU64, Ordering};
 
 /// The largest value of the access counter.
-pub(crate) const MAX_FREQ: u64 = 3;
-const FREQ_MASK: u64 = 0b11;
+pub(crate) const MAX_FREQ: u64 = 15;
+const FREQ_MASK: u64 = 0b1111;
+/// Bits of the counter, below the deadline.
+const FREQ_BITS: u32 = 4;
+/// Nanoseconds in one deadline unit.
+const UNIT: u64 = 1 << FREQ_BITS;
 /// The largest deadline unit that survives the shift left by two.
-const MAX_UNITS: u64 = (1 << 62) - 1;
+const MAX_UNITS: u64 = (1 << (64 - FREQ_BITS)) - 1;
 
 /// A key, its value and its metadata word.
 pub(crate) struct Entry<K, V> {
@@ -38,23 +42,23 @@ impl<K, V> Entry<K, V> {
     /// An entry expiring at `deadline` (nanoseconds since the Unix epoch, 0 for never), with its
     /// access counter at `freq`.
     pub(crate) fn new(key: K, value: V, deadline: u64, freq: u64) -> Self {
-        // Rounded up, so an entry never expires before its deadline (at most 3 ns after it).
+        // Rounded up, so an entry never expires before its deadline (at most 15 ns after it).
         let units = if deadline == 0 {
             0
         } else {
-            deadline.div_ceil(4).clamp(1, MAX_UNITS)
+            deadline.div_ceil(UNIT).clamp(1, MAX_UNITS)
         };
         Entry {
             key,
             value,
-            meta: AtomicU64::new(units << 2 | freq.min(MAX_FREQ)),
+            meta: AtomicU64::new(units << FREQ_BITS | freq.min(MAX_FREQ)),
         }
     }
 
-    /// The deadline in nanoseconds since the Unix epoch (0 for never), rounded up to 4 ns.
+    /// The deadline in nanoseconds since the Unix epoch (0 for never), rounded up to 16 ns.
     #[inline]
     pub(crate) fn deadline(&self) -> u64 {
-        (self.meta.load(Ordering::Relaxed) >> 2) << 2
+        (self.meta.load(Ordering::Relaxed) >> FREQ_BITS) << FREQ_BITS
     }
 
     /// Whether the entry has expired at `now`; `now` is only called for entries with a deadline,
@@ -97,31 +101,34 @@ mod tests {
     #[test]
     fn deadlines_round_up_and_never_become_never() {
         assert_eq!(Entry::new((), (), 0, 0).deadline(), 0);
-        assert_eq!(Entry::new((), (), 1, 0).deadline(), 4);
-        assert_eq!(Entry::new((), (), 8, 0).deadline(), 8);
-        assert_eq!(Entry::new((), (), 9, 0).deadline(), 12);
-        assert_eq!(Entry::new((), (), u64::MAX, 0).deadline(), MAX_UNITS << 2);
+        assert_eq!(Entry::new((), (), 1, 0).deadline(), 16);
+        assert_eq!(Entry::new((), (), 32, 0).deadline(), 32);
+        assert_eq!(Entry::new((), (), 33, 0).deadline(), 48);
+        assert_eq!(
+            Entry::new((), (), u64::MAX, 0).deadline(),
+            MAX_UNITS << FREQ_BITS
+        );
     }
 
     #[test]
     fn expiry_reads_the_clock_only_with_a_deadline() {
         let never = Entry::new((), (), 0, 0);
         assert!(!never.is_expired(|| unreachable!("no deadline, no clock")));
-        let e = Entry::new((), (), 1_000, 0);
-        assert!(!e.is_expired(|| 999));
-        assert!(e.is_expired(|| 1_000));
+        let e = Entry::new((), (), 1_008, 0);
+        assert!(!e.is_expired(|| 1_007));
+        assert!(e.is_expired(|| 1_008));
     }
 
     #[test]
     fn the_counter_saturates_and_keeps_the_deadline() {
-        let e = Entry::new((), (), 400, 0);
-        for want in [1, 2, 3, 3] {
+        let e = Entry::new((), (), 480, 0);
+        for want in (1..=MAX_FREQ).chain([MAX_FREQ]) {
             e.record_hit();
             assert_eq!(e.freq(), want);
         }
         e.set_freq(1);
         assert_eq!(e.freq(), 1);
-        assert_eq!(e.deadline(), 400);
-        assert_eq!(Entry::new((), (), 0, 9).freq(), MAX_FREQ);
+        assert_eq!(e.deadline(), 480);
+        assert_eq!(Entry::new((), (), 0, 99).freq(), MAX_FREQ);
     }
 }

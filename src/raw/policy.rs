@@ -50,6 +50,10 @@ const MAX_SMALL_PERMILLE: usize = 800;
 const PROMOTE_AT: u64 = 1;
 /// How much more popular than the main queue's victim a candidate must be to replace it.
 const ADMIT_MARGIN: u64 = 1;
+/// How many dropped candidates the small queue's ghost remembers, in small-queue lengths: only a
+/// key that returns soon after the small queue dropped it says the queue is too small (in
+/// frequency-skewed workloads, rejected keys of middling popularity return too, but later).
+const SMALL_GHOST_FACTOR: usize = 4;
 /// How far one ghost hit moves the small queue's target, in entries.
 const TARGET_STEP: usize = 2;
 
@@ -250,8 +254,10 @@ impl Policy {
             }
             let freq = c.entry.freq();
             if freq >= PROMOTE_AT {
-                // Read while probationary: it has proved itself.
-                self.sketch.increment(c.hash);
+                // Read while probationary: it has proved itself, and its reads count.
+                for _ in 0..freq {
+                    self.sketch.increment(c.hash);
+                }
                 c.entry.set_freq(0);
                 self.main.push_back(c.hash);
                 continue;
@@ -274,7 +280,8 @@ impl Policy {
                 return Some((v.at, verdict(v.entry)));
             }
             self.main.push_front(v.hash);
-            self.small_ghost.insert(c.hash, live);
+            self.small_ghost
+                .insert(c.hash, self.small_target * SMALL_GHOST_FACTOR);
             return Some((c.at, Verdict::Evicted));
         }
     }

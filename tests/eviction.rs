@@ -1,0 +1,142 @@
+//! The eviction policy as a user sees it: scan resistance, loops larger than the cache, hot
+//! entries kept, and expiry that frees memory without reads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use epochcache::{BaseCache, ByteCache, MockClock, ShardedCache};
+
+/// Cache-aside: get, and insert on a miss. Returns whether it hit.
+fn access(cache: &ShardedCache<u64, u64>, key: u64) -> bool {
+    if cache.get(&key).is_some() {
+        return true;
+    }
+    cache.insert(key, key).unwrap();
+    false
+}
+
+fn bounded(entries: u64) -> ShardedCache<u64, u64> {
+    ShardedCache::builder().max_entries(entries).build()
+}
+
+#[test]
+fn a_one_time_scan_does_not_flush_the_hot_set() {
+    let cache = bounded(1_000);
+    for _ in 0..20 {
+        for k in 0..500 {
+            access(&cache, k);
+        }
+    }
+    for k in 1_000_000..1_020_000 {
+        access(&cache, k); // each scanned key once, never again
+    }
+    let hits = (0..500).filter(|&k| cache.get(&k).is_some()).count();
+    assert!(
+        hits >= 450,
+        "{hits} of 500 hot keys survived a 20,000-key scan"
+    );
+    cache.validate().unwrap();
+}
+
+#[test]
+fn a_loop_slightly_larger_than_the_cache_still_hits() {
+    // LRU and FIFO hit nothing here: each key is evicted just before it comes round again.
+    let cache = bounded(1_000);
+    let (mut hits, mut total) = (0, 0);
+    for round in 0..30 {
+        for k in 0..1_100 {
+            let hit = access(&cache, k);
+            if round >= 10 {
+                hits += usize::from(hit);
+                total += 1;
+            }
+        }
+    }
+    let ratio = hits as f64 / total as f64;
+    // The optimum keeps 999 of the 1,100 keys: 90.8%.
+    assert!(
+        ratio > 0.75,
+        "hit ratio {ratio:.3} on a loop of 1,100 keys through 1,000 entries"
+    );
+}
+
+#[test]
+fn frequently_read_entries_outlive_new_ones() {
+    let cache = bounded(2_000);
+    for k in 0..200 {
+        cache.insert(k, k).unwrap();
+    }
+    for round in 0..50u64 {
+        for k in 0..200 {
+            assert!(cache.get(&k).is_some() || round == 0 || cache.len() == 2_000);
+            cache.get(&k);
+        }
+        for k in 0..400 {
+            cache.insert(10_000 + round * 400 + k, 0).unwrap(); // churn, never read
+        }
+    }
+    let kept = (0..200).filter(|&k| cache.get(&k).is_some()).count();
+    assert!(
+        kept >= 190,
+        "{kept} of 200 read keys kept under 20,000 unread inserts"
+    );
+    assert!(cache.len() <= 2_000);
+    let stats = cache.stats();
+    assert!(stats.evicted >= 20_000 + 200 - 2_000 - 10, "{stats:?}");
+}
+
+#[test]
+fn short_lived_entries_release_memory_without_reads() {
+    let clock = MockClock::new();
+    let cache = ByteCache::builder()
+        .max_weight(64 << 20)
+        .clock(Arc::new(clock.clone()))
+        .build();
+    let value = Bytes::from(vec![0u8; 1024]);
+    let mut peak = 0;
+    for i in 0..20_000 {
+        cache
+            .set(
+                &format!("session:{i}"),
+                value.clone(),
+                Some(Duration::from_secs(1).into()),
+            )
+            .unwrap();
+        if i % 100 == 99 {
+            clock.advance(Duration::from_millis(100)); // 1,000 sets a second: about 1,000 live
+        }
+        if i > 2_000 {
+            peak = peak.max(cache.len());
+        }
+    }
+    // Each write removes up to two expired entries, so nothing piles up toward the budget.
+    assert!(
+        peak <= 1_200,
+        "{peak} entries resident for about 1,000 live ones"
+    );
+    assert!(
+        cache.weight() < 4 << 20,
+        "{} bytes resident",
+        cache.weight()
+    );
+}
+
+#[test]
+fn purge_expired_frees_an_idle_cache() {
+    let clock = MockClock::new();
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+        .max_entries(10_000)
+        .clock(Arc::new(clock.clone()))
+        .build();
+    for k in 0..5_000 {
+        let ttl = Duration::from_secs(if k % 2 == 0 { 1 } else { 100 });
+        cache.insert_with_expiry(k, k, Some(ttl.into())).unwrap();
+    }
+    clock.advance(Duration::from_secs(2));
+    cache.purge_expired();
+    assert_eq!(cache.len(), 2_500);
+    assert_eq!(cache.stats().expired, 2_500);
+    assert!((1..5_000).step_by(2).all(|k| cache.get(&k) == Some(k)));
+    cache.validate().unwrap();
+}
