@@ -18,7 +18,8 @@ use crate::builder::CacheBuilder;
 use crate::clock::Clock;
 use crate::equivalent::Equivalent;
 use crate::sharded::ShardedCache;
-use crate::{BaseCache, CacheError, Expires, SeparateBodyCache};
+use crate::stats::RemovalCause;
+use crate::{BaseCache, CacheError, CacheStats, Expires, SeparateBodyCache};
 
 /// What a stored entry costs beyond its value bytes and any out-of-line key, as the budget counts
 /// it: the entry (inline key words, `Bytes` handle, metadata word: 96 bytes), its slot and control
@@ -38,7 +39,7 @@ type Packed = [u64; 6];
 /// A short key (up to [`INLINE_KEY`] bytes, which covers most service keys) is packed into six
 /// words inside the entry, so a hit reads no memory beyond the entry and compares six words with
 /// no call to `memcmp`. A longer key is one allocation holding the namespace byte and the key.
-#[derive(PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum ByteKey {
     Inline(Packed),
     Heap(Box<[u8]>),
@@ -250,6 +251,42 @@ impl ByteCacheBuilder {
         self
     }
 
+    /// Called with the key, the value and the cause for every entry that leaves the cache, after
+    /// the shard lock is released (see [`CacheBuilder::eviction_listener`]). `is_body` tells a
+    /// body from metadata.
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use bytes::Bytes;
+    /// # use epochcache::{BaseCache, ByteCache, RemovalCause};
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// let cache = ByteCache::builder()
+    ///     .eviction_listener(move |key: &str, _value: &Bytes, _is_body, cause| {
+    ///         log.lock().unwrap().push((key.to_string(), cause))
+    ///     })
+    ///     .build();
+    /// cache.set("k", Bytes::new(), None)?;
+    /// cache.delete("k")?;
+    /// assert_eq!(*seen.lock().unwrap(), [("k".to_string(), RemovalCause::Deleted)]);
+    /// # Ok::<(), epochcache::CacheError>(())
+    /// ```
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(&str, &Bytes, bool, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.inner = self
+            .inner
+            .eviction_listener(move |key: &ByteKey, value: &Bytes, cause| {
+                let mut buf = [0u8; 48];
+                let (namespace, bytes) = key.parts(&mut buf);
+                // Keys are stored from `&str`s, so they are UTF-8.
+                let key = std::str::from_utf8(bytes).unwrap_or_default();
+                listener(key, value, namespace == BODY, cause);
+            });
+        self
+    }
+
     /// Where expiry reads the time.
     ///
     /// ```
@@ -401,6 +438,55 @@ impl ByteCache {
     /// ```
     pub fn max_weight(&self) -> Option<u64> {
         self.inner.max_weight()
+    }
+
+    /// The value for `key`; on a miss, the loader's value, stored with no expiry. One thread
+    /// per key runs the loader when many miss at once (see
+    /// [`ShardedCache::try_get_or_insert_with`]).
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use epochcache::ByteCache;
+    /// let cache = ByteCache::new();
+    /// let v = cache.get_or_set_with("k", || Ok::<_, std::io::Error>(Bytes::from_static(b"loaded")))?;
+    /// assert_eq!(v, Bytes::from_static(b"loaded"));
+    /// # Ok::<(), epochcache::CacheError>(())
+    /// ```
+    pub fn get_or_set_with<E>(
+        &self,
+        key: &str,
+        load: impl FnOnce() -> Result<Bytes, E>,
+    ) -> Result<Bytes, CacheError>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.check_open()?;
+        self.inner
+            .try_get_or_insert_with(ByteKey::new(METADATA, key), load)
+    }
+
+    /// What the cache did since it was built (see [`CacheStats`]).
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use epochcache::{BaseCache, ByteCache};
+    /// let cache = ByteCache::new();
+    /// cache.set("k", Bytes::new(), None)?;
+    /// assert_eq!(cache.stats().inserts, 1);
+    /// # Ok::<(), epochcache::CacheError>(())
+    /// ```
+    pub fn stats(&self) -> CacheStats {
+        self.inner.stats()
+    }
+
+    /// Removes every expired entry now (see [`ShardedCache::purge_expired`]).
+    ///
+    /// ```
+    /// # use epochcache::ByteCache;
+    /// ByteCache::new().purge_expired();
+    /// ```
+    pub fn purge_expired(&self) {
+        self.inner.purge_expired();
     }
 
     /// Checks every internal invariant; for tests.
