@@ -56,6 +56,33 @@
 //! - A bounded cache reserves an entry's weight before linking it, so its resident weight (what
 //!   [`ShardedCache::weight`] reports) never exceeds the bound.
 //!
+//! # Bounded memory and eviction
+//!
+//! A cache built with [`CacheBuilder::max_weight`] (bytes, counted by a weigher) or
+//! [`CacheBuilder::max_entries`] holds one budget for all its shards: a writer reserves its
+//! entry's weight before linking it and evicts until the reservation fits, so
+//! [`ShardedCache::weight`] never exceeds the bound, whichever shard the entry hashes to. An
+//! entry heavier than [`CacheBuilder::max_entry_weight`] (default: 1/8 of the budget) is refused
+//! with [`CacheError::TooLarge`] and the key keeps its old value.
+//!
+//! Eviction takes expired entries first, then asks the writer's own shard's policy: new keys wait
+//! in a small probationary queue; a key read there moves to a main CLOCK queue; one not read must
+//! be rated more popular than the main queue's victim by a frequency sketch to enter it. Ghost
+//! histories size the probationary queue to the workload. A hit only raises a 4-bit counter in
+//! the entry with a relaxed store, and only while it is below its maximum. `HITRATIO.md` has the
+//! measured hit ratios.
+//!
+//! Expired entries free their memory without being read: each write removes up to two expired
+//! entries of its shard (earliest deadline first), and [`ShardedCache::purge_expired`] removes all
+//! of them for an idle cache. Memory unlinked but not yet freed by the epoch collector is counted
+//! too ([`CacheStats::garbage_weight`]); writers flush it once it passes one entry's maximum.
+//!
+//! [`CacheBuilder::eviction_listener`] is told of every entry that leaves, with its
+//! [`RemovalCause`], outside any lock. [`ShardedCache::stats`] counts inserts and removals by
+//! cause, kept under the shard locks writers already hold; reads are not counted, since a counter
+//! shared by readers would be a line every reader writes.
+//! [`ShardedCache::get_or_insert_with`] loads a missing value once, however many threads miss it.
+//!
 //! # Performance
 //!
 //! `get` pins the epoch once, hashes once, reads one group line and one entry, and writes
@@ -99,3 +126,8 @@ pub use expires::Expires;
 pub use sharded::{Pinned, ShardedCache};
 pub use stats::{CacheStats, RemovalCause};
 pub use traits::{BaseCache, SeparateBodyCache};
+
+/// The README's code blocks run as doctests, so its quick start cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
