@@ -54,6 +54,9 @@ const ADMIT_MARGIN: u64 = 1;
 /// key that returns soon after the small queue dropped it says the queue is too small (in
 /// frequency-skewed workloads, rejected keys of middling popularity return too, but later).
 const SMALL_GHOST_FACTOR: usize = 4;
+/// How many evicted keys the main queue's ghost remembers, as a divisor of the shard's entries:
+/// half as many (a whole shard's worth measured no better, at twice the memory).
+const MAIN_GHOST_SHARE: usize = 2;
 /// How far one ghost hit moves the small queue's target, in entries.
 const TARGET_STEP: usize = 2;
 
@@ -245,7 +248,7 @@ impl Policy {
             let small_full = self.small.len() >= self.small_target;
             if !small_full && !self.main.is_empty() {
                 let v = self.main_victim(table, hash_of, is_expired, &mut steps, guard)?;
-                self.main_ghost.insert(v.hash, live);
+                self.main_ghost.insert(v.hash, live / MAIN_GHOST_SHARE);
                 return Some((v.at, verdict(v.entry)));
             }
             let c = Self::pop_live(&mut self.small, table, hash_of, &mut steps, guard)?;
@@ -276,7 +279,7 @@ impl Policy {
                 || self.sketch.frequency(c.hash) > self.sketch.frequency(v.hash) + ADMIT_MARGIN
             {
                 self.main.push_back(c.hash);
-                self.main_ghost.insert(v.hash, live);
+                self.main_ghost.insert(v.hash, live / MAIN_GHOST_SHARE);
                 return Some((v.at, verdict(v.entry)));
             }
             self.main.push_front(v.hash);

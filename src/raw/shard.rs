@@ -65,9 +65,13 @@ pub(crate) struct Shard<K, V> {
 /// An entry that left a shard: still readable until the guard it was returned under is dropped.
 pub(crate) type Unlinked<'g, K, V> = &'g Entry<K, V>;
 
-/// The groups a table needs so that `entries` fill at most 7/16 of its slots.
+/// The fewest groups (a power of two) in which `entries` fill at most 7/8 of the slots.
 fn groups_for(entries: usize) -> usize {
-    (entries.saturating_mul(16) / (7 * GROUP_SLOTS) + 1).next_power_of_two()
+    entries
+        .saturating_mul(8)
+        .div_ceil(7 * GROUP_SLOTS)
+        .max(1)
+        .next_power_of_two()
 }
 
 impl<K, V> Shard<K, V> {
@@ -178,11 +182,13 @@ impl<K, V> Shard<K, V> {
         // SAFETY: we hold the lock, so `old` is the current table and stays linked until the
         // store below; it is never null.
         let old_ref = unsafe { old.deref() };
-        let needed = groups_for(state.live + 1);
-        let groups = if needed > old_ref.group_count() {
-            needed
+        // Double when the live entries alone fill half of the 7/8 limit; else the same size,
+        // which clears the tombstones. Either way the table is at most 7/16 full afterwards.
+        let old_groups = old_ref.group_count();
+        let groups = if (state.live + 1) * 16 > old_ref.slots() * 7 {
+            old_groups * 2
         } else {
-            old_ref.group_count()
+            old_groups
         };
         let new = Table::with_groups(groups);
         for (_, entry) in old_ref.occupied_from(0, guard) {

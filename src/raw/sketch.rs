@@ -10,8 +10,9 @@
 /// Counters per `u64` word.
 const PER_WORD: usize = 16;
 const ROWS: usize = 4;
-/// Counters in each row for each entry the sketch is sized for.
-const WIDTH_PER_ENTRY: usize = 4;
+/// Counters in each row for each entry the sketch is sized for (the policy sizes it for twice the
+/// shard's entries: eight bytes an entry, as Caffeine spends).
+const WIDTH_PER_ENTRY: usize = 2;
 /// Seeds that make the four row indices of a hash independent enough.
 const SEEDS: [u64; ROWS] = [
     0x9e37_79b9_7f4a_7c15,
@@ -35,8 +36,7 @@ pub(crate) struct FrequencySketch {
 }
 
 impl FrequencySketch {
-    /// A sketch for about `entries` resident keys: four counters a key in each row (sixteen in
-    /// all, eight bytes a key), few enough collisions that ties are real ties.
+    /// A sketch for about `entries` keys: `WIDTH_PER_ENTRY` counters a key in each row.
     pub(crate) fn new(entries: usize) -> Self {
         let entries = entries.max(PER_WORD);
         let width = (entries * WIDTH_PER_ENTRY).next_power_of_two();
