@@ -109,7 +109,7 @@ fn group(c: &mut Criterion, case: Case<'_>, threads: &[usize]) {
         sizing,
         prefill,
     } = case;
-    let mut g = c.benchmark_group(name);
+    let mut g = c.benchmark_group(&name);
     for system in System::ALL {
         if !w.applies_to(system.kind()) {
             continue;
@@ -124,6 +124,10 @@ fn group(c: &mut Criterion, case: Case<'_>, threads: &[usize]) {
             let warm = &streams[streams.len() - 1..];
             let ops = (4 * sizing.entries as u64).min(warm[0].len() as u64);
             runner::run(&*cache, plan(data, warm, w), 1, Until::Ops(ops));
+            // Criterion reports time only: the hit ratio of a steady-state pass goes to stderr.
+            let m = runner::run(&*cache, plan(data, streams, w), 1, Until::Ops(ops));
+            let hits = 100.0 * m.hit_ratio().unwrap_or(0.0);
+            eprintln!("{name}/{}: hit ratio {hits:.1}%", system.id());
         }
         for &t in threads {
             g.throughput(Throughput::Elements(t as u64));

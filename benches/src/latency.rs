@@ -9,14 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{INDEX_MASK, SET_BIT};
 use crate::systems::Contender;
 use crate::workload::DataSet;
 
 /// Percentiles of one operation, in nanoseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Operations recorded.
     pub count: u64,
@@ -43,7 +43,7 @@ impl Percentiles {
 }
 
 /// The latencies of one system.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
     /// Of the timed thread's gets.
     pub get: Percentiles,

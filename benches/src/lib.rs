@@ -13,7 +13,8 @@
 //! - [`latency`]: get and set percentiles under a concurrent writer (HDR histograms).
 //! - [`memory`]: heap bytes per entry, from a counting global allocator.
 //! - [`trace`]: trace files, replayed cache-aside.
-//! - [`suite`]: the whole comparison run; [`report`] and [`chart`] print and draw its results.
+//! - [`suite`]: the whole comparison run; [`report`] and [`chart`] print and draw its results,
+//!   and [`merge`] combines several runs into medians.
 //!
 //! Nothing here asserts speed: the unit tests check the generators and the tables, and the
 //! numbers are only ever printed.
@@ -22,6 +23,7 @@ pub mod chart;
 pub mod data;
 pub mod latency;
 pub mod memory;
+pub mod merge;
 pub mod report;
 pub mod runner;
 pub mod suite;

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use epochcache_bench::memory::CountingAlloc;
-use epochcache_bench::report::{latency_table, memory_table, throughput_table};
+use epochcache_bench::report::{latency_table, memory_table, throughput_table, Report};
 use epochcache_bench::suite::{self, Options};
 use epochcache_bench::trace::Trace;
-use epochcache_bench::{chart, Config, System, Workload};
+use epochcache_bench::{chart, merge, Config, System, Workload};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Counts live heap bytes, for the memory workload.
@@ -82,6 +82,11 @@ struct Args {
     #[arg(long)]
     quick: bool,
 
+    /// Run nothing: read these JSON results (of earlier runs with --json) and print the medians,
+    /// row by row, with each ratio's lowest and highest value.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    median_of: Vec<PathBuf>,
+
     /// No progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -99,32 +104,31 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    let opts = options(&args)?;
     let started = Instant::now();
-    let bar = progress_bar(opts.steps(), args.no_progress);
-    let report = suite::run(&opts, &|what| {
-        bar.set_message(what.to_string());
-        bar.inc(1);
-    });
-    bar.finish_and_clear();
-    let m = &report.machine;
-    println!(
-        "epochcache-bench: {} ({} hardware threads, {}), {} s per measurement (median of {}), \
-         values of {} B",
-        m.cpu,
-        m.threads,
-        m.os,
-        report.seconds_per_measurement,
-        opts.repeat.max(1),
-        report.config.value_size
-    );
-    println!("x epochcache = the system's ops/s / epochcache's (above 1: the system is faster)");
-    for &s in &opts.systems {
-        println!("  {:<24} {}", s.name(), s.note());
-    }
-    print!("{}", throughput_table(&report));
-    print!("{}", latency_table(&report));
-    print!("{}", memory_table(&report));
+    let report = if args.median_of.is_empty() {
+        let opts = options(&args)?;
+        let bar = progress_bar(opts.steps(), args.no_progress);
+        let report = suite::run(&opts, &|what| {
+            bar.set_message(what.to_string());
+            bar.inc(1);
+        });
+        bar.finish_and_clear();
+        print_report(&report, &format!("median of {}", opts.repeat.max(1)));
+        report
+    } else {
+        let reports = args
+            .median_of
+            .iter()
+            .map(|p| {
+                let text =
+                    std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
+            })
+            .collect::<Result<Vec<Report>, String>>()?;
+        let report = merge::medians(&reports)?;
+        print_report(&report, &format!("medians of {} runs", reports.len()));
+        report
+    };
     println!("\nfinished in {:.1} s", started.elapsed().as_secs_f64());
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
@@ -136,6 +140,26 @@ fn run(args: Args) -> Result<(), String> {
         println!("chart drawn to {}", path.display());
     }
     Ok(())
+}
+
+/// Prints the report's header, legend and tables to stdout.
+fn print_report(report: &Report, how: &str) {
+    let m = &report.machine;
+    println!(
+        "epochcache-bench: {} ({} hardware threads, {}), {} s per measurement ({how}), \
+         values of {} B",
+        m.cpu, m.threads, m.os, report.seconds_per_measurement, report.config.value_size
+    );
+    println!("x epochcache = the system's ops/s / epochcache's (above 1: the system is faster)");
+    let mut systems: Vec<System> = report.throughput.iter().map(|r| r.system).collect();
+    systems.extend(report.latency.iter().map(|r| r.system));
+    systems.extend(report.memory.iter().map(|r| r.system));
+    for s in System::ALL.into_iter().filter(|s| systems.contains(s)) {
+        println!("  {:<24} {}", s.name(), s.note());
+    }
+    print!("{}", throughput_table(report));
+    print!("{}", latency_table(report));
+    print!("{}", memory_table(report));
 }
 
 /// Turns the command line into what the suite runs.

@@ -17,7 +17,7 @@ use std::alloc::{GlobalAlloc, Layout, System as SystemAlloc};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::systems::System;
 
@@ -73,7 +73,7 @@ pub fn live_bytes() -> Option<i64> {
 }
 
 /// The memory figure of one system.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Footprint {
     /// Entries the system held after the inserts (a bounded cache may hold fewer than it got).
     pub entries: usize,

@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::latency::Latency;
 use crate::memory::Footprint;
@@ -13,7 +13,7 @@ use crate::systems::System;
 use crate::workload::{Config, Workload};
 
 /// The machine a run happened on.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Machine {
     /// The CPU model, from `/proc/cpuinfo` where there is one.
     pub cpu: String,
@@ -44,7 +44,7 @@ impl Machine {
 }
 
 /// One system's throughput in one workload at one thread count.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ThroughputRow {
     /// The workload.
     pub workload: Workload,
@@ -56,6 +56,9 @@ pub struct ThroughputRow {
     pub ops_per_sec: Option<f64>,
     /// `ops_per_sec` divided by epochcache's in the same workload and thread count.
     pub vs_epochcache: Option<f64>,
+    /// The lowest and highest ratio among the runs, when this row is a median of several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vs_epochcache_range: Option<[f64; 2]>,
     /// Fraction of gets that hit, where the workload has a hit ratio.
     pub hit_ratio: Option<f64>,
     /// Why there is no figure, where there is none.
@@ -63,7 +66,7 @@ pub struct ThroughputRow {
 }
 
 /// One system's latency percentiles.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LatencyRow {
     /// The system.
     pub system: System,
@@ -72,7 +75,7 @@ pub struct LatencyRow {
 }
 
 /// One system's memory figure.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MemoryRow {
     /// The system.
     pub system: System,
@@ -81,7 +84,7 @@ pub struct MemoryRow {
 }
 
 /// Everything a comparison run measured.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     /// Where it ran.
     pub machine: Machine,
@@ -137,6 +140,12 @@ pub fn si(x: f64) -> String {
 pub fn throughput_table(report: &Report) -> String {
     let mut out = String::new();
     let mut last = None;
+    // Wider when the ratios carry their range (a median of several runs).
+    let ranged = report
+        .throughput
+        .iter()
+        .any(|r| r.vs_epochcache_range.is_some());
+    let rw = if ranged { 18 } else { 13 };
     for row in &report.throughput {
         if last != Some((row.workload, row.threads)) {
             last = Some((row.workload, row.threads));
@@ -154,14 +163,16 @@ pub fn throughput_table(report: &Report) -> String {
             );
             let _ = writeln!(
                 out,
-                "  {:<24} {:>10} {:>13} {:>10}",
+                "  {:<24} {:>10} {:>rw$} {:>10}",
                 "system", "ops/s", "x epochcache", "hit ratio"
             );
         }
         let ops = row.ops_per_sec.map_or("n/a".into(), si);
-        let ratio = row
-            .vs_epochcache
-            .map_or(String::new(), |r| format!("{r:.2}"));
+        let ratio = match (row.vs_epochcache, row.vs_epochcache_range) {
+            (Some(r), Some([lo, hi])) => format!("{r:.2} ({lo:.2}-{hi:.2})"),
+            (Some(r), None) => format!("{r:.2}"),
+            (None, _) => String::new(),
+        };
         let hit = row
             .hit_ratio
             .filter(|_| row.workload.has_hit_ratio())
@@ -171,7 +182,7 @@ pub fn throughput_table(report: &Report) -> String {
             .as_deref()
             .map_or(String::new(), |n| format!("  ({n})"));
         let line = format!(
-            "  {:<24} {ops:>10} {ratio:>13} {hit:>10}{note}",
+            "  {:<24} {ops:>10} {ratio:>rw$} {hit:>10}{note}",
             row.system.name()
         );
         let _ = writeln!(out, "{}", line.trim_end());
@@ -255,6 +266,7 @@ mod tests {
             system,
             ops_per_sec: ops,
             vs_epochcache: None,
+            vs_epochcache_range: None,
             hit_ratio: ops.map(|_| 0.5),
             note: ops.is_none().then(|| "no eviction".into()),
         }

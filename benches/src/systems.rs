@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One system under test, as the workloads see it: string keys, `Bytes` values.
 pub trait Contender: Send + Sync {
@@ -37,7 +37,7 @@ pub enum Kind {
 }
 
 /// The systems the comparison knows, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum System {
     /// epochcache's `ShardedCache<String, Bytes>`.

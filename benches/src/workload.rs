@@ -6,14 +6,14 @@
 //! system.
 
 use bytes::Bytes;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data;
 use crate::runner::Mode;
 use crate::systems::Kind;
 
 /// A workload of the comparison.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Workload {
     /// Gets that hit, uniform over a hot set of 1,000 keys (fits in cache).
@@ -42,7 +42,7 @@ pub enum Workload {
 }
 
 /// The sizes and mix of the workloads.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Config {
     /// Keys in the data set (and the key space of the eviction workload).
     pub keys: usize,
