@@ -186,7 +186,6 @@ impl Equivalent<ByteKey> for KeyRef<'_> {
 /// ```
 pub struct ByteCache {
     inner: ShardedCache<ByteKey, Bytes>,
-    copy_up_to: usize,
 }
 
 /// Options for a [`ByteCache`].
@@ -198,7 +197,6 @@ pub struct ByteCache {
 /// ```
 pub struct ByteCacheBuilder {
     inner: CacheBuilder<ByteKey, Bytes>,
-    copy_up_to: usize,
 }
 
 impl ByteCacheBuilder {
@@ -300,23 +298,6 @@ impl ByteCacheBuilder {
         self
     }
 
-    /// `get` returns a fresh copy of values up to this many bytes instead of sharing the stored
-    /// one (which writes its reference count, a line other readers of the same value also
-    /// write). Default 0: always share.
-    ///
-    /// ```
-    /// # use bytes::Bytes;
-    /// # use epochcache::{BaseCache, ByteCache};
-    /// let cache = ByteCache::builder().copy_values_up_to(64).build();
-    /// cache.set("k", Bytes::from_static(b"small"), None)?;
-    /// assert_eq!(cache.get("k")?, Some(Bytes::from_static(b"small")));
-    /// # Ok::<(), epochcache::CacheError>(())
-    /// ```
-    pub fn copy_values_up_to(mut self, bytes: usize) -> Self {
-        self.copy_up_to = bytes;
-        self
-    }
-
     /// Builds the cache.
     ///
     /// ```
@@ -332,7 +313,6 @@ impl ByteCacheBuilder {
                     (k.weight() + v.len()) as u64 + BYTE_ENTRY_OVERHEAD
                 })
                 .build(),
-            copy_up_to: self.copy_up_to,
         }
     }
 }
@@ -366,7 +346,6 @@ impl ByteCache {
     pub fn builder() -> ByteCacheBuilder {
         ByteCacheBuilder {
             inner: CacheBuilder::new(),
-            copy_up_to: 0,
         }
     }
 
@@ -530,14 +509,7 @@ impl BaseCache for ByteCache {
     #[inline]
     fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         self.check_open()?;
-        let copy_up_to = self.copy_up_to;
-        Ok(self.inner.get_with(&meta_key(key), |v| {
-            if v.len() <= copy_up_to {
-                Bytes::copy_from_slice(v)
-            } else {
-                v.clone()
-            }
-        }))
+        Ok(self.inner.get(&meta_key(key)))
     }
 
     fn set(&self, key: &str, value: Bytes, expires: Option<Expires>) -> Result<(), CacheError> {
