@@ -110,26 +110,36 @@ impl<K, V> Table<K, V> {
         })
     }
 
-    /// The entry whose key satisfies `eq`, if any: the reader's lookup. Takes no lock.
+    /// The one probe loop: visits, in probe order, every entry whose tag matches `hash`, until
+    /// `visit` returns something or a group with an empty slot ends the probe. `on_group` sees
+    /// each group's control word before its entries. Readers load with `Acquire`; writers, who
+    /// hold the shard lock, with `Relaxed`.
     #[inline]
-    pub(crate) fn find<'g>(
-        &'g self,
+    fn probe<'g, R>(
+        &self,
         hash: u64,
-        mut eq: impl FnMut(&K) -> bool,
+        order: Ordering,
         guard: &'g Guard,
-    ) -> Option<&'g Entry<K, V>> {
+        mut on_group: impl FnMut(usize, u64),
+        mut visit: impl FnMut(SlotRef, Shared<'g, Entry<K, V>>, &'g Entry<K, V>) -> Option<R>,
+    ) -> Option<R>
+    where
+        K: 'g,
+        V: 'g,
+    {
         let tag = Tag::full(hash);
         for g in self.probe_seq(hash) {
             let group = &self.groups[g];
-            let word = group.tags.load(Ordering::Acquire);
+            let word = group.tags.load(order);
+            on_group(g, word);
             for slot in tag::matching(word, tag) {
-                let ptr = group.slots[slot].load(Ordering::Acquire, guard);
-                // SAFETY: entries are freed only by `Guard::defer_destroy` after being unlinked
-                // from every table that is still reachable (invariant of `Shard`), and `guard`
+                let ptr = group.slots[slot].load(order, guard);
+                // SAFETY: entries are freed only through `Guard::defer_destroy` after being
+                // unlinked from every table still reachable (invariant of `Shard`), and `guard`
                 // was pinned before this table was loaded, so the entry outlives `'g`.
                 if let Some(entry) = unsafe { ptr.as_ref() } {
-                    if eq(&entry.key) {
-                        return Some(entry);
+                    if let Some(found) = visit(SlotRef { group: g, slot }, ptr, entry) {
+                        return Some(found);
                     }
                 }
             }
@@ -138,6 +148,23 @@ impl<K, V> Table<K, V> {
             }
         }
         None
+    }
+
+    /// The entry whose key satisfies `eq`, if any: the reader's lookup. Takes no lock.
+    #[inline]
+    pub(crate) fn find<'g>(
+        &'g self,
+        hash: u64,
+        mut eq: impl FnMut(&K) -> bool,
+        guard: &'g Guard,
+    ) -> Option<&'g Entry<K, V>> {
+        self.probe(
+            hash,
+            Ordering::Acquire,
+            guard,
+            |_, _| {},
+            |_, _, entry| eq(&entry.key).then_some(entry),
+        )
     }
 
     /// The entry whose key hashes to exactly `hash`, and its slot: how the eviction policy finds
@@ -148,59 +175,38 @@ impl<K, V> Table<K, V> {
         hash_of: &dyn Fn(&K) -> u64,
         guard: &'g Guard,
     ) -> Option<(SlotRef, &'g Entry<K, V>)> {
-        let tag = Tag::full(hash);
-        for g in self.probe_seq(hash) {
-            let group = &self.groups[g];
-            let word = group.tags.load(Ordering::Relaxed);
-            for slot in tag::matching(word, tag) {
-                let ptr = group.slots[slot].load(Ordering::Relaxed, guard);
-                // SAFETY: as in `find`; the caller holds the shard lock and a pinned guard, so
-                // no entry of this table is retired while it is looked at.
-                if let Some(entry) = unsafe { ptr.as_ref() } {
-                    if hash_of(&entry.key) == hash {
-                        return Some((SlotRef { group: g, slot }, entry));
-                    }
-                }
-            }
-            if tag::has_empty(word) {
-                return None;
-            }
-        }
-        None
+        self.probe(
+            hash,
+            Ordering::Relaxed,
+            guard,
+            |_, _| {},
+            |at, _, entry| (hash_of(&entry.key) == hash).then_some((at, entry)),
+        )
     }
 
-    /// The writer's probe: where `eq`'s key is, or where it would go. Call with the shard lock
-    /// held.
+    /// The writer's probe: where `eq`'s key is, or where it would go (the first empty or
+    /// tombstone slot on the probe sequence). Call with the shard lock held.
     pub(crate) fn probe_for_write<'g>(
         &self,
         hash: u64,
         mut eq: impl FnMut(&K) -> bool,
         guard: &'g Guard,
     ) -> Option<Probe<'g, K, V>> {
-        let tag = Tag::full(hash);
         let mut vacant = None;
-        for g in self.probe_seq(hash) {
-            let group = &self.groups[g];
-            let word = group.tags.load(Ordering::Relaxed);
-            for slot in tag::matching(word, tag) {
-                let ptr = group.slots[slot].load(Ordering::Relaxed, guard);
-                // SAFETY: as in `find`; the caller holds the shard lock and a pinned guard, so
-                // no entry of this table is retired while it is looked at.
-                if let Some(entry) = unsafe { ptr.as_ref() } {
-                    if eq(&entry.key) {
-                        return Some(Probe::Found(SlotRef { group: g, slot }, ptr));
-                    }
-                }
-            }
+        let note_vacant = |g: usize, word: u64| {
             if vacant.is_none() {
                 vacant = tag::first_vacant(word)
                     .map(|slot| (SlotRef { group: g, slot }, tag::tag_at(word, slot)));
             }
-            if tag::has_empty(word) {
-                break;
-            }
-        }
-        vacant.map(|(at, was)| Probe::Vacant(at, was))
+        };
+        let found = self.probe(
+            hash,
+            Ordering::Relaxed,
+            guard,
+            note_vacant,
+            |at, ptr, entry| eq(&entry.key).then_some(Probe::Found(at, ptr)),
+        );
+        found.or_else(|| vacant.map(|(at, was)| Probe::Vacant(at, was)))
     }
 
     /// Publishes `entry` in a vacant slot with its full tag: pointer first, then tag.
