@@ -315,3 +315,184 @@ impl std::fmt::Debug for Policy {
             .finish()
     }
 }
+
+#[cfg(all(test, not(epochcache_loom)))]
+mod tests {
+    use super::*;
+    use crate::raw::table::Probe;
+    use crate::sync::epoch::{self, Owned};
+
+    fn hash_of(key: &u64) -> u64 {
+        key.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// A table and a policy driven the way a shard drives them, single-threaded.
+    struct Harness {
+        table: Table<u64, u64>,
+        policy: Policy,
+        live: usize,
+        capacity: usize,
+    }
+
+    impl Harness {
+        fn new(capacity: usize) -> Self {
+            Harness {
+                table: Table::with_groups(capacity.div_ceil(3)),
+                policy: Policy::default(),
+                live: 0,
+                capacity,
+            }
+        }
+
+        /// A cache-aside access: a read on a hit, an insert (evicting first if full) on a miss.
+        /// Returns the evicted key, if any.
+        fn access(&mut self, key: u64) -> Option<u64> {
+            let guard = &epoch::pin();
+            let hash = hash_of(&key);
+            if let Some(entry) = self.table.find(hash, |k| *k == key, guard) {
+                entry.record_hit();
+                return None;
+            }
+            let evicted = (self.live == self.capacity).then(|| self.evict());
+            let Some(Probe::Vacant(at, _)) = self.table.probe_for_write(hash, |k| *k == key, guard)
+            else {
+                panic!("the harness table never fills");
+            };
+            let entry = Owned::new(Entry::new(key, key, 0, 0)).into_shared(guard);
+            self.table.occupy(at, hash, entry);
+            self.policy.admit(hash, self.live);
+            self.live += 1;
+            evicted
+        }
+
+        fn evict(&mut self) -> u64 {
+            let guard = &epoch::pin();
+            let never_expired = |_: &Entry<u64, u64>| false;
+            let (at, verdict) = self
+                .policy
+                .victim(
+                    &self.table,
+                    self.live,
+                    10_000,
+                    &hash_of,
+                    &never_expired,
+                    guard,
+                )
+                .expect("a full cache has a victim");
+            assert_eq!(verdict, Verdict::Evicted);
+            let entry = self.table.vacate(at, guard);
+            self.live -= 1;
+            // SAFETY: single-threaded test: no reader can hold the entry just unlinked.
+            unsafe { entry.into_owned() }.key
+        }
+
+        fn remove_behind_the_policys_back(&mut self, key: u64) {
+            let guard = &epoch::pin();
+            let Some(Probe::Found(at, _)) =
+                self.table
+                    .probe_for_write(hash_of(&key), |k| *k == key, guard)
+            else {
+                panic!("{key} is resident");
+            };
+            let entry = self.table.vacate(at, guard);
+            self.live -= 1;
+            // SAFETY: single-threaded test: no reader can hold the entry just unlinked.
+            drop(unsafe { entry.into_owned() });
+        }
+
+        fn resident(&self, key: u64) -> bool {
+            self.table
+                .find(hash_of(&key), |k| *k == key, &epoch::pin())
+                .is_some()
+        }
+    }
+
+    impl Drop for Harness {
+        fn drop(&mut self) {
+            // SAFETY: the harness owns its table and no thread reads it any more.
+            unsafe { self.table.drop_entries() };
+        }
+    }
+
+    #[test]
+    fn entries_read_while_probationary_are_kept() {
+        let mut cache = Harness::new(100);
+        (0..100).for_each(|k| _ = cache.access(k));
+        (0..10).for_each(|k| _ = cache.access(k)); // hits
+        (1_000..1_300).for_each(|k| _ = cache.access(k)); // one-time keys
+        assert!(
+            (0..10).all(|k| cache.resident(k)),
+            "read keys survive 300 one-time keys"
+        );
+    }
+
+    #[test]
+    fn a_candidate_that_returns_soon_grows_the_small_queue() {
+        let mut cache = Harness::new(200);
+        (0..200).for_each(|k| _ = cache.access(k));
+        let before = cache.policy.small_target;
+        // Keys that come back right after the small queue drops them: recency matters.
+        for round in 0..20u64 {
+            for k in 0..40 {
+                cache.access(10_000 + round * 7 + k);
+            }
+        }
+        assert!(
+            cache.policy.small_target > before,
+            "{} -> {}",
+            before,
+            cache.policy.small_target
+        );
+    }
+
+    #[test]
+    fn a_key_evicted_from_main_that_returns_shrinks_the_small_queue() {
+        let mut cache = Harness::new(200);
+        for k in 0..400 {
+            // Every key read once, so that the evicted ones went through the main queue.
+            _ = cache.access(k);
+            _ = cache.access(k);
+        }
+        cache.policy.small_target = 100;
+        let mut evicted_from_main = None;
+        for k in 1_000..2_000 {
+            _ = cache.access(k);
+            _ = cache.access(k);
+            if let Some(gone) = cache.access(k + 1_000_000) {
+                if cache.policy.main_ghost.members.contains(&hash_of(&gone)) {
+                    evicted_from_main = Some(gone);
+                    break;
+                }
+            }
+        }
+        let before = cache.policy.small_target;
+        cache.access(evicted_from_main.unwrap());
+        assert!(
+            cache.policy.small_target < before,
+            "{} -> {}",
+            before,
+            cache.policy.small_target
+        );
+    }
+
+    #[test]
+    fn stale_hashes_are_skipped() {
+        let mut cache = Harness::new(50);
+        (0..50).for_each(|k| _ = cache.access(k));
+        for k in 0..10 {
+            cache.remove_behind_the_policys_back(k);
+        }
+        (100..110).for_each(|k| _ = cache.access(k)); // fills the ten free places
+        let evicted = cache.access(200).expect("full again");
+        assert!(
+            evicted >= 10,
+            "{evicted} was removed already and cannot be evicted"
+        );
+        cache.policy.compact(&cache.table, &hash_of, &epoch::pin());
+        assert_eq!(
+            cache.policy.queued(),
+            cache.live,
+            "compaction drops stale hashes"
+        );
+    }
+}
