@@ -12,6 +12,10 @@
 //! cargo bench -p epochcache-bench -- 'get_hot/64B/epochcache'   # criterion's filter
 //! ```
 //!
+//! The DRAM-bound get (`get_1000k`) and the miss group use 64-byte values only: 1M values of
+//! 4 KiB would be 4 GiB per system. Other 4 KiB groups use an eighth of the keys (and of the
+//! cache-aside capacity), about 512 MiB of values.
+//!
 //! Speed is never asserted: these benches only measure.
 
 use std::time::Duration;

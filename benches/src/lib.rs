@@ -19,6 +19,8 @@
 //! Nothing here asserts speed: the unit tests check the generators and the tables, and the
 //! numbers are only ever printed.
 
+#![warn(missing_docs)]
+
 pub mod chart;
 pub mod data;
 pub mod latency;
