@@ -16,7 +16,7 @@ use crate::latency;
 use crate::memory;
 use crate::report::{LatencyRow, Machine, MemoryRow, Report, ThroughputRow};
 use crate::runner::{self, Measurement, Plan, Until};
-use crate::systems::{Kind, Sizing, System};
+use crate::systems::{Contender, Kind, Sizing, System};
 use crate::trace::Trace;
 use crate::workload::{Config, DataSet, Workload, MISS_KEYS};
 
@@ -59,10 +59,13 @@ impl Options {
                 .iter()
                 .filter(|s| w.applies_to(s.kind()) || w == Workload::Memory)
                 .count();
+            let timed = systems * self.threads.len() * self.repeat.max(1);
             n += match w {
                 Workload::Latency | Workload::Memory => systems,
                 Workload::Trace if self.trace.is_none() => 0,
-                _ => systems * self.threads.len(),
+                // One more step per cache: its warm-up and hit-ratio pass.
+                Workload::CacheAside | Workload::Trace => systems + timed,
+                _ => timed,
             };
         }
         n as u64
@@ -128,21 +131,51 @@ impl Session<'_> {
         });
     }
 
-    /// Measures `w` on a built system for every thread count.
-    fn measure_all(&mut self, c: &dyn crate::Contender, system: System, w: Workload, plan: Plan) {
+    /// Measures `w` on every built system for every thread count.
+    ///
+    /// The systems take turns: for each thread count, each repeat runs every system once before
+    /// the next repeat starts, so that a burst of background load falls on all of them rather
+    /// than on one. Each system keeps the median of its repeats.
+    fn measure_round(&mut self, built: &[Built], w: Workload, plan: Plan) {
+        let repeat = self.opts.repeat.max(1);
         for &t in &self.opts.threads {
-            self.step(system, w, t);
-            let m = median_of(self.opts.repeat, || {
-                runner::run(c, plan, t, Until::Elapsed(self.opts.duration))
-            });
-            self.row(w, t, system, Some(m));
+            let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(); built.len()];
+            for _ in 0..repeat {
+                for (i, b) in built.iter().enumerate() {
+                    if let Some(c) = &b.cache {
+                        self.step(b.system, w, t);
+                        runs[i].push(runner::run(
+                            &**c,
+                            plan,
+                            t,
+                            Until::Elapsed(self.opts.duration),
+                        ));
+                    }
+                }
+            }
+            for (b, r) in built.iter().zip(runs) {
+                let m = (!r.is_empty()).then(|| median(r));
+                self.row(w, t, b.system, m);
+                if let (Some(row), Some(h)) = (self.report.throughput.last_mut(), b.hit_ratio) {
+                    row.hit_ratio = Some(h);
+                }
+            }
         }
     }
 
-    fn skip_all(&mut self, system: System, w: Workload) {
-        for &t in &self.opts.threads {
-            self.row(w, t, system, None);
-        }
+    /// Every chosen system that `w` applies to, built by `build`; the others as `None`.
+    fn build_all(&self, w: Workload, build: impl Fn(System) -> Box<dyn Contender>) -> Vec<Built> {
+        self.opts
+            .systems
+            .iter()
+            .map(|&system| Built {
+                system,
+                cache: w
+                    .applies_to(system.kind())
+                    .then(|| Shared::from(build(system))),
+                hit_ratio: None,
+            })
+            .collect()
     }
 
     fn hot_set(&mut self) {
@@ -153,15 +186,12 @@ impl Session<'_> {
         let cfg = &opts.config;
         let data = DataSet::generate(0, cfg.hot_keys, cfg.value_size);
         let streams = w.streams(cfg, data.len(), opts.max_threads());
-        let plan = plan(&data, &streams, w);
-        for &system in &opts.systems {
-            let sizing = Sizing {
-                entries: data.len(),
-                bound: None,
-            };
-            let c = system.build(sizing, data.entries());
-            self.measure_all(&*c, system, w, plan);
-        }
+        let sizing = Sizing {
+            entries: data.len(),
+            bound: None,
+        };
+        let built = self.build_all(w, |s| s.build(sizing, data.entries()));
+        self.measure_round(&built, w, plan(&data, &streams, w));
     }
 
     fn data_set(&mut self) {
@@ -181,36 +211,49 @@ impl Session<'_> {
         let cfg = &opts.config;
         let data = DataSet::generate(0, cfg.keys, cfg.value_size);
         let misses = DataSet::generate(cfg.keys as u64, MISS_KEYS, cfg.value_size);
-        let streams: Vec<(Workload, Vec<Vec<u32>>)> = chosen
-            .iter()
-            .map(|&w| {
-                let n = if w == Workload::Miss {
-                    MISS_KEYS
-                } else {
-                    cfg.keys
-                };
-                (w, w.streams(cfg, n, opts.max_threads()))
-            })
-            .collect();
-        let timed = Workload::Latency.stream(cfg, cfg.keys, 0, 1);
-        let writer = Workload::Replace.stream(cfg, cfg.keys, 1, 2);
-        for &system in &opts.systems {
-            let sizing = Sizing {
-                entries: data.len(),
-                bound: None,
+        let sizing = Sizing {
+            entries: data.len(),
+            bound: None,
+        };
+        // Built once for all these workloads; the baseline only where it takes part.
+        let built = self.build_all(Workload::Get, |s| s.build(sizing, data.entries()));
+        for &w in &chosen {
+            let (d, n) = match w {
+                Workload::Miss => (&misses, MISS_KEYS),
+                _ => (&data, cfg.keys),
             };
-            let c = system.build(sizing, data.entries());
-            for (w, s) in &streams {
-                let d = if *w == Workload::Miss { &misses } else { &data };
-                match w.applies_to(system.kind()) {
-                    true => self.measure_all(&*c, system, *w, plan(d, s, *w)),
-                    false => self.skip_all(system, *w),
-                }
-            }
-            if latency && Workload::Latency.applies_to(system.kind()) {
-                self.step(system, Workload::Latency, 2);
-                let l = latency::measure(&*c, &data, &timed, &writer, opts.duration);
-                self.report.latency.push(LatencyRow { system, latency: l });
+            let streams = w.streams(cfg, n, opts.max_threads());
+            let taking_part: Vec<Built> = built
+                .iter()
+                .map(|b| Built {
+                    system: b.system,
+                    cache: b
+                        .cache
+                        .as_ref()
+                        .filter(|_| w.applies_to(b.system.kind()))
+                        .cloned(),
+                    hit_ratio: None,
+                })
+                .collect();
+            self.measure_round(&taking_part, w, plan(d, &streams, w));
+        }
+        if latency {
+            let timed = Workload::Latency.stream(cfg, cfg.keys, 0, 1);
+            let writer = Workload::Replace.stream(cfg, cfg.keys, 1, 2);
+            for b in &built {
+                let Some(c) = b
+                    .cache
+                    .as_ref()
+                    .filter(|_| Workload::Latency.applies_to(b.system.kind()))
+                else {
+                    continue;
+                };
+                self.step(b.system, Workload::Latency, 2);
+                let l = latency::measure(&**c, &data, &timed, &writer, opts.duration);
+                self.report.latency.push(LatencyRow {
+                    system: b.system,
+                    latency: l,
+                });
             }
         }
     }
@@ -223,29 +266,21 @@ impl Session<'_> {
         let cfg = &opts.config;
         let data = DataSet::generate(0, cfg.keys, cfg.value_size);
         let streams = w.streams(cfg, cfg.keys, opts.max_threads());
-        let mut warm_cfg = cfg.clone();
-        warm_cfg.seed ^= 0xa11ce;
         // The same hot keys (the permutation depends on `seed`), a different request sequence.
         let warm = vec![crate::data::zipf_stream(
             cfg.keys,
             cfg.zipf,
             cfg.stream_len,
             cfg.seed,
-            warm_cfg.seed,
+            cfg.seed ^ 0xa11ce,
         )];
-        for &system in &opts.systems {
-            if !w.applies_to(system.kind()) {
-                self.skip_all(system, w);
-                continue;
-            }
-            self.bounded_replay(system, w, &data, &warm, &streams);
-        }
+        self.bounded_replay(w, &data, &warm, &streams);
     }
 
-    /// Cache-aside on an empty cache bounded by `capacity`: warms it up, then measures.
+    /// Cache-aside on empty caches bounded by `capacity`: warms each up and measures its hit
+    /// ratio on one fixed pass, then measures throughput.
     fn bounded_replay(
         &mut self,
-        system: System,
         w: Workload,
         data: &DataSet,
         warm: &[Vec<u32>],
@@ -256,10 +291,8 @@ impl Session<'_> {
             entries: cfg.capacity,
             bound: Some(cfg.capacity),
         };
-        let c = system.build(sizing, std::iter::empty());
         // Untimed warm-up until the cache has seen a few times its capacity in requests.
         let warm_ops = (4 * cfg.capacity as u64).min(warm[0].len() as u64);
-        runner::run(&*c, plan(data, warm, w), 1, Until::Ops(warm_ops));
         // The hit ratio comes from one fixed pass, the same requests for every system: a timed
         // run does as many requests as the system manages, so its hit ratio would depend on
         // speed. A trace is replayed whole; cache-aside takes the first requests of its stream.
@@ -267,13 +300,16 @@ impl Session<'_> {
             Workload::Trace => streams[0].len(),
             _ => streams[0].len().min(HIT_RATIO_PASS),
         };
-        let hit_ratio =
-            runner::run(&*c, plan(data, streams, w), 1, Until::Ops(pass as u64)).hit_ratio();
-        let first = self.report.throughput.len();
-        self.measure_all(&*c, system, w, plan(data, streams, w));
-        for row in &mut self.report.throughput[first..] {
-            row.hit_ratio = hit_ratio;
+        let mut built = self.build_all(w, |s| s.build(sizing, std::iter::empty()));
+        for b in &mut built {
+            if let Some(c) = &b.cache {
+                (self.progress)(&format!("{:<12} {} warm-up", w.name(), b.system.name()));
+                runner::run(&**c, plan(data, warm, w), 1, Until::Ops(warm_ops));
+                let m = runner::run(&**c, plan(data, streams, w), 1, Until::Ops(pass as u64));
+                b.hit_ratio = m.hit_ratio();
+            }
         }
+        self.measure_round(&built, w, plan(data, streams, w));
     }
 
     fn inserts(&mut self) {
@@ -284,24 +320,26 @@ impl Session<'_> {
         let cfg = &opts.config;
         let start = (cfg.keys + MISS_KEYS) as u64;
         let data = DataSet::generate(start, cfg.inserts, cfg.value_size);
-        for &system in &opts.systems {
-            if !w.applies_to(system.kind()) {
-                self.skip_all(system, w);
-                continue;
+        let sizing = Sizing {
+            entries: data.len(),
+            bound: None,
+        };
+        for &t in &opts.threads {
+            let streams = w.streams(cfg, data.len(), t);
+            let per_thread = Until::Ops(streams[0].len() as u64);
+            let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(); opts.systems.len()];
+            // Systems take turns, as in `measure_round`; each run starts from an empty system.
+            for _ in 0..opts.repeat.max(1) {
+                for (i, &system) in opts.systems.iter().enumerate() {
+                    if w.applies_to(system.kind()) {
+                        self.step(system, w, t);
+                        let c = system.build(sizing, std::iter::empty());
+                        runs[i].push(runner::run(&*c, plan(&data, &streams, w), t, per_thread));
+                    }
+                }
             }
-            for &t in &opts.threads {
-                let streams = w.streams(cfg, data.len(), t);
-                let sizing = Sizing {
-                    entries: data.len(),
-                    bound: None,
-                };
-                self.step(system, w, t);
-                let per_thread = Until::Ops(streams[0].len() as u64);
-                let m = median_of(opts.repeat, || {
-                    let c = system.build(sizing, std::iter::empty());
-                    runner::run(&*c, plan(&data, &streams, w), t, per_thread)
-                });
-                self.row(w, t, system, Some(m));
+            for (&system, r) in opts.systems.iter().zip(runs) {
+                self.row(w, t, system, (!r.is_empty()).then(|| median(r)));
             }
         }
     }
@@ -312,14 +350,8 @@ impl Session<'_> {
             return;
         };
         let streams = trace.streams(opts.max_threads());
-        for &system in &opts.systems {
-            if !w.applies_to(system.kind()) {
-                self.skip_all(system, w);
-                continue;
-            }
-            // The first pass over the trace warms the cache up.
-            self.bounded_replay(system, w, &trace.data, &streams[..1], &streams);
-        }
+        // The first pass over the trace warms the caches up.
+        self.bounded_replay(w, &trace.data, &streams[..1], &streams);
     }
 
     fn memory(&mut self) {
@@ -334,12 +366,22 @@ impl Session<'_> {
     }
 }
 
-/// Runs `measure` `repeat` times (at least once) and keeps the median run by ops/s.
-fn median_of(repeat: usize, mut measure: impl FnMut() -> Measurement) -> Measurement {
-    let mut runs: Vec<Measurement> = (0..repeat.max(1)).map(|_| measure()).collect();
+/// The median run by ops/s (the upper one of an even count).
+fn median(mut runs: Vec<Measurement>) -> Measurement {
     runs.sort_by(|a, b| a.ops_per_sec().total_cmp(&b.ops_per_sec()));
     runs[runs.len() / 2]
 }
+
+/// A system built for a group of workloads: `None` where it takes no part.
+struct Built {
+    system: System,
+    cache: Option<Shared>,
+    /// The hit ratio measured on the fixed pass, for the eviction workloads.
+    hit_ratio: Option<f64>,
+}
+
+/// A built system, shared between the workloads of a group.
+type Shared = std::sync::Arc<dyn Contender>;
 
 fn plan<'a>(data: &'a DataSet, streams: &'a [Vec<u32>], w: Workload) -> Plan<'a> {
     Plan {
@@ -347,5 +389,48 @@ fn plan<'a>(data: &'a DataSet, streams: &'a [Vec<u32>], w: Workload) -> Plan<'a>
         values: &data.values,
         streams,
         mode: w.mode(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    #[test]
+    fn every_step_is_announced_and_every_row_is_there() {
+        let workloads: Vec<Workload> = Workload::DEFAULT
+            .into_iter()
+            .chain([Workload::Miss, Workload::Trace])
+            .filter(|&w| w != Workload::Memory)
+            .collect();
+        let trace = Trace::read("a\nb\na\nc\na\n".as_bytes(), 8).unwrap();
+        let opts = Options {
+            systems: System::ALL.to_vec(),
+            workloads: workloads.clone(),
+            threads: vec![1, 2],
+            duration: Duration::from_millis(1),
+            repeat: 2,
+            config: Config {
+                keys: 2_000,
+                hot_keys: 100,
+                capacity: 100,
+                stream_len: 4_096,
+                inserts: 1_000,
+                ..Config::default()
+            },
+            trace: Some(trace),
+        };
+        let steps = Cell::new(0u64);
+        let report = run(&opts, &|_| steps.set(steps.get() + 1));
+        assert_eq!(steps.get(), opts.steps());
+        let throughput = workloads.len() - 1; // all but latency
+        assert_eq!(report.throughput.len(), throughput * 2 * System::ALL.len());
+        let caches = System::ALL.iter().filter(|s| s.kind() != Kind::Baseline);
+        assert_eq!(report.latency.len(), caches.count());
+        // Ratios are against epochcache, and rows are sorted by workload, threads, system.
+        assert_eq!(report.throughput[0].system, System::Epochcache);
+        assert_eq!(report.throughput[0].vs_epochcache, Some(1.0));
     }
 }
