@@ -45,7 +45,7 @@ struct Args {
     #[arg(short, long, default_value_t = 1)]
     repeat: usize,
 
-    /// Workloads to run [default: every one but miss and trace; trace too with --trace].
+    /// Workloads to run [default: every one but hot-read, miss and trace; trace too with --trace].
     #[arg(short, long, value_enum, value_delimiter = ',')]
     workloads: Vec<Workload>,
 

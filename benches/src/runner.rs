@@ -23,6 +23,8 @@ pub const CHUNK: usize = 256;
 pub enum Mode {
     /// A get of the entry's key.
     Get,
+    /// A borrowing read of the entry's key (the value's length, read in place).
+    Read,
     /// A set of the entry's key to its value.
     Set,
     /// A set where the entry carries [`SET_BIT`], a get otherwise.
@@ -152,6 +154,10 @@ fn step(cache: &dyn Contender, plan: Plan<'_>, op: u32, m: &mut Measurement) {
     match plan.mode {
         Mode::Get => {
             get(m);
+        }
+        Mode::Read => {
+            m.gets += 1;
+            m.hits += u64::from(black_box(cache.read_len(key)).is_some());
         }
         Mode::Set => cache.set(key.clone(), plan.values[i].clone()),
         Mode::Mixed if op & SET_BIT != 0 => cache.set(key.clone(), plan.values[i].clone()),

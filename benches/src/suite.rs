@@ -179,19 +179,26 @@ impl Session<'_> {
     }
 
     fn hot_set(&mut self) {
-        let (opts, w) = (self.opts, Workload::HotGet);
-        if !opts.wants(w) {
+        let opts = self.opts;
+        let chosen: Vec<Workload> = [Workload::HotGet, Workload::HotRead]
+            .into_iter()
+            .filter(|&w| opts.wants(w))
+            .collect();
+        if chosen.is_empty() {
             return;
         }
         let cfg = &opts.config;
         let data = DataSet::generate(0, cfg.hot_keys, cfg.value_size);
-        let streams = w.streams(cfg, data.len(), opts.max_threads());
+        // Both workloads walk the same requests: they differ only in how a value is read.
+        let streams = Workload::HotGet.streams(cfg, data.len(), opts.max_threads());
         let sizing = Sizing {
             entries: data.len(),
             bound: None,
         };
-        let built = self.build_all(w, |s| s.build(sizing, data.entries()));
-        self.measure_round(&built, w, plan(&data, &streams, w));
+        let built = self.build_all(Workload::HotGet, |s| s.build(sizing, data.entries()));
+        for w in chosen {
+            self.measure_round(&built, w, plan(&data, &streams, w));
+        }
     }
 
     fn data_set(&mut self) {
@@ -402,7 +409,7 @@ mod tests {
     fn every_step_is_announced_and_every_row_is_there() {
         let workloads: Vec<Workload> = Workload::DEFAULT
             .into_iter()
-            .chain([Workload::Miss, Workload::Trace])
+            .chain([Workload::HotRead, Workload::Miss, Workload::Trace])
             .filter(|&w| w != Workload::Memory)
             .collect();
         let trace = Trace::read("a\nb\na\nc\na\n".as_bytes(), 8).unwrap();

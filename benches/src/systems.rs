@@ -3,6 +3,9 @@
 //! Every system is driven through the same trait object, so that each pays the same dynamic call
 //! per operation and no system gets a code path the others lack. A get returns an owned
 //! `Bytes` (a reference-count increment), which is what a caller of any of these caches gets.
+//! A borrowing read ([`Contender::read_len`]) reads the value in place where the system lends a
+//! reference (epochcache's `get_with`, papaya, dashmap, scc's `HashMap`, the baseline); moka,
+//! quick_cache and scc's `HashCache` only hand out clones, so theirs is a get.
 //!
 //! Three kinds of system take part (see [`Kind`]): caches with a bound and eviction (epochcache,
 //! moka, quick_cache, scc's `HashCache`), concurrent maps without eviction (papaya, dashmap, scc's
@@ -22,6 +25,11 @@ pub trait Contender: Send + Sync {
     fn get(&self, key: &str) -> Option<Bytes>;
     /// Stores `value` under `key`, replacing an older value.
     fn set(&self, key: String, value: Bytes);
+    /// The length of the value stored under `key`, read in place where the system can lend a
+    /// reference (no reference count touched); by default through [`get`](Self::get).
+    fn read_len(&self, key: &str) -> Option<usize> {
+        self.get(key).map(|v| v.len())
+    }
 }
 
 /// What a system is, which decides the workloads it takes part in.
@@ -205,6 +213,9 @@ impl<S: BuildHasher + Send + Sync + 'static> Contender
     fn set(&self, key: String, value: Bytes) {
         let _ = self.insert(key, value);
     }
+    fn read_len(&self, key: &str) -> Option<usize> {
+        self.get_with(key, Bytes::len)
+    }
 }
 
 /// The cache object API on the engine: `ByteCache` through `BaseCache`.
@@ -242,6 +253,9 @@ impl<S: BuildHasher + Send + Sync> Contender for papaya::HashMap<String, Bytes, 
     fn set(&self, key: String, value: Bytes) {
         self.pin().insert(key, value);
     }
+    fn read_len(&self, key: &str) -> Option<usize> {
+        self.pin().get(key).map(Bytes::len)
+    }
 }
 
 impl<S: BuildHasher + Clone + Send + Sync> Contender for dashmap::DashMap<String, Bytes, S> {
@@ -251,6 +265,9 @@ impl<S: BuildHasher + Clone + Send + Sync> Contender for dashmap::DashMap<String
     fn set(&self, key: String, value: Bytes) {
         self.insert(key, value);
     }
+    fn read_len(&self, key: &str) -> Option<usize> {
+        dashmap::DashMap::get(self, key).map(|r| r.value().len())
+    }
 }
 
 impl<S: BuildHasher + Send + Sync> Contender for scc::HashMap<String, Bytes, S> {
@@ -259,6 +276,9 @@ impl<S: BuildHasher + Send + Sync> Contender for scc::HashMap<String, Bytes, S> 
     }
     fn set(&self, key: String, value: Bytes) {
         self.upsert_sync(key, value);
+    }
+    fn read_len(&self, key: &str) -> Option<usize> {
+        self.read_sync(key, |_, v| v.len())
     }
 }
 
@@ -287,6 +307,9 @@ impl Contender for Baseline {
     fn get(&self, key: &str) -> Option<Bytes> {
         self.0.get(key).cloned()
     }
+    fn read_len(&self, key: &str) -> Option<usize> {
+        self.0.get(key).map(Bytes::len)
+    }
     fn set(&self, _key: String, _value: Bytes) {
         // The runner never gives the baseline a write (its kind is `Baseline`).
         unreachable!("the std HashMap baseline is read-only")
@@ -307,8 +330,10 @@ mod tests {
         for system in System::ALL {
             let c = system.build(sizing, data());
             for (k, v) in data() {
+                assert_eq!(c.read_len(&k), Some(v.len()), "{}", system.name());
                 assert_eq!(c.get(&k), Some(v), "{}", system.name());
             }
+            assert_eq!(c.read_len("absent:key:0000000000"), None);
             assert_eq!(c.get("absent:key:0000000000"), None, "{}", system.name());
             if system.kind() != Kind::Baseline {
                 c.set("fresh:key:00000000000".into(), Bytes::from_static(b"v"));

@@ -18,6 +18,9 @@ use crate::systems::Kind;
 pub enum Workload {
     /// Gets that hit, uniform over a hot set of 1,000 keys (fits in cache).
     HotGet,
+    /// Like hot-get, but a borrowing read (the value read in place, no reference count touched)
+    /// where the system can lend a reference.
+    HotRead,
     /// Gets that hit, uniform over the whole data set (1M keys: DRAM-bound).
     Get,
     /// Gets that hit, Zipf 0.99 over the whole data set.
@@ -101,6 +104,7 @@ impl Workload {
     pub fn name(self) -> &'static str {
         match self {
             Workload::HotGet => "hot-get",
+            Workload::HotRead => "hot-read",
             Workload::Get => "get",
             Workload::ZipfGet => "zipf-get",
             Workload::Miss => "miss",
@@ -120,6 +124,10 @@ impl Workload {
         match self {
             Workload::HotGet => format!(
                 "get, hit, uniform over {} hot keys",
+                thousands(cfg.hot_keys as u64)
+            ),
+            Workload::HotRead => format!(
+                "borrowing read, hit, uniform over {} hot keys",
                 thousands(cfg.hot_keys as u64)
             ),
             Workload::Get => format!("get, hit, uniform over {k} keys"),
@@ -149,7 +157,8 @@ impl Workload {
     /// Whether the workload applies to a system of this kind.
     pub fn applies_to(self, kind: Kind) -> bool {
         match self {
-            Workload::HotGet | Workload::Get | Workload::ZipfGet | Workload::Miss => true,
+            Workload::HotGet | Workload::HotRead | Workload::Get => true,
+            Workload::ZipfGet | Workload::Miss => true,
             Workload::CacheAside | Workload::Trace => kind == Kind::Cache,
             _ => kind != Kind::Baseline,
         }
@@ -166,6 +175,7 @@ impl Workload {
             Workload::Insert | Workload::Replace => Mode::Set,
             Workload::Mix | Workload::Latency => Mode::Mixed,
             Workload::CacheAside | Workload::Trace => Mode::CacheAside,
+            Workload::HotRead => Mode::Read,
             _ => Mode::Get,
         }
     }
@@ -184,9 +194,11 @@ impl Workload {
                     .map(|i| i as u32)
                     .collect()
             }
-            Workload::HotGet | Workload::Get | Workload::Miss | Workload::Replace => {
-                data::uniform_stream(n, len, seed)
-            }
+            Workload::HotGet
+            | Workload::HotRead
+            | Workload::Get
+            | Workload::Miss
+            | Workload::Replace => data::uniform_stream(n, len, seed),
             Workload::ZipfGet | Workload::CacheAside => {
                 data::zipf_stream(n, cfg.zipf, len, cfg.seed, seed)
             }
