@@ -303,6 +303,20 @@ impl ByteCacheBuilder {
         self
     }
 
+    /// Counts hits and misses in [`ByteCache::stats`] (see [`CacheBuilder::record_stats`]).
+    ///
+    /// ```
+    /// # use epochcache::{BaseCache, ByteCache};
+    /// let cache = ByteCache::builder().record_stats().build();
+    /// cache.get("missing")?;
+    /// assert_eq!(cache.stats().misses, 1);
+    /// # Ok::<(), epochcache::CacheError>(())
+    /// ```
+    pub fn record_stats(mut self) -> Self {
+        self.inner = self.inner.record_stats();
+        self
+    }
+
     /// Where expiry reads the time.
     ///
     /// ```

@@ -26,7 +26,7 @@ use crate::equivalent::Equivalent;
 use crate::expires::deadline_of;
 use crate::loader::Flights;
 use crate::raw::{Entry, Shard, Verdict};
-use crate::stats::{CacheStats, RemovalCause};
+use crate::stats::{CacheStats, ReadCounters, RemovalCause};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{AtomicBool, Ordering};
 use crate::{CacheError, Expires};
@@ -78,6 +78,8 @@ pub struct ShardedCache<K, V, S = ahash::RandomState> {
     pub(crate) flights: Flights<K, V>,
     /// Weight unlinked but not yet freed by the epoch collector.
     garbage: Garbage,
+    /// Hit and miss counters, when the builder asked for them.
+    pub(crate) reads: Option<ReadCounters>,
 }
 
 impl<K, V> ShardedCache<K, V>
@@ -148,6 +150,7 @@ where
             listener: None,
             flights: Flights::default(),
             garbage: Garbage::new(max_entry_weight),
+            reads: None,
         }
     }
 
@@ -226,10 +229,14 @@ where
         Q: ?Sized + Hash + Equivalent<K>,
     {
         let hash = self.hash(key);
-        let entry = self.shard(hash).get(hash, |k| key.equivalent(k), guard)?;
-        if entry.is_expired(|| self.clock.now_nanos()) {
-            return None;
+        let live = self
+            .shard(hash)
+            .get(hash, |k| key.equivalent(k), guard)
+            .filter(|entry| !entry.is_expired(|| self.clock.now_nanos()));
+        if let Some(reads) = &self.reads {
+            reads.record(live.is_some());
         }
+        let entry = live?;
         entry.record_hit();
         Some(f(&entry.value))
     }
@@ -475,6 +482,9 @@ where
         }
         total.weight = self.weight();
         total.garbage_weight = self.garbage.weight();
+        if let Some(reads) = &self.reads {
+            (total.hits, total.misses) = reads.totals();
+        }
         total
     }
 

@@ -1,11 +1,19 @@
 //! What a cache tells its user: why an entry left (`RemovalCause`, given to the eviction
 //! listener) and what the cache did (`CacheStats`).
 //!
-//! Counters are kept per shard, under the shard's lock, by the writers that already hold it, so
-//! keeping statistics costs the read path nothing and writers no extra shared line. Reads are not
-//! counted: a hit or miss counter shared by readers would be a line every reader writes.
+//! Write counters are kept per shard, under the shard's lock, by the writers that already hold
+//! it, so they cost writers no extra shared line. Hits and misses are counted only when the cache
+//! is built with [`record_stats`](crate::CacheBuilder::record_stats): then each thread counts in
+//! one of a few cache-padded stripes (its own, unless there are more threads than stripes) with a
+//! relaxed load and store, never a read-modify-write, so no reader writes a line other readers
+//! write. Two threads sharing a stripe may lose an increment now and then: the counts are
+//! approximate, as read counts in a concurrent cache usually are.
 
 use std::ops::AddAssign;
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{thread_stripe, AtomicU64, Ordering};
 
 /// Why an entry left the cache.
 ///
@@ -42,7 +50,8 @@ impl RemovalCause {
     }
 }
 
-/// Counts of what a cache did since it was built.
+/// Counts of what a cache did since it was built. `hits` and `misses` stay 0 unless the cache
+/// was built with [`record_stats`](crate::CacheBuilder::record_stats).
 ///
 /// ```
 /// use epochcache::ShardedCache;
@@ -58,6 +67,10 @@ impl RemovalCause {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
+    /// Reads that found a live entry (approximate; see the module docs).
+    pub hits: u64,
+    /// Reads that found nothing, or an expired entry.
+    pub misses: u64,
     /// Successful writes (new keys and replacements).
     pub inserts: u64,
     /// Entries replaced by a write of the same key.
@@ -95,6 +108,8 @@ impl CacheStats {
 
 impl AddAssign for CacheStats {
     fn add_assign(&mut self, other: CacheStats) {
+        self.hits += other.hits;
+        self.misses += other.misses;
         self.inserts += other.inserts;
         self.replaced += other.replaced;
         self.deleted += other.deleted;
@@ -104,5 +119,49 @@ impl AddAssign for CacheStats {
         self.entries += other.entries;
         self.weight += other.weight;
         self.garbage_weight += other.garbage_weight;
+    }
+}
+
+/// One thread's (or a few threads') read counts, on a line of their own.
+#[derive(Debug, Default)]
+struct Stripe {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Hit and miss counters striped by thread.
+#[derive(Debug)]
+pub(crate) struct ReadCounters {
+    stripes: Box<[CachePadded<Stripe>]>,
+}
+
+impl ReadCounters {
+    /// Two stripes per available core, a power of two between 4 and 64.
+    pub(crate) fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(4, usize::from);
+        let n = (cores * 2).clamp(4, 64).next_power_of_two();
+        ReadCounters {
+            stripes: (0..n)
+                .map(|_| CachePadded::new(Stripe::default()))
+                .collect(),
+        }
+    }
+
+    /// Counts one read; a plain load and store on the thread's stripe, not a read-modify-write.
+    #[inline]
+    pub(crate) fn record(&self, hit: bool) {
+        let stripe = &self.stripes[thread_stripe() & (self.stripes.len() - 1)];
+        let counter = if hit { &stripe.hits } else { &stripe.misses };
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// The sums over all stripes: (hits, misses).
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        self.stripes.iter().fold((0, 0), |(h, m), s| {
+            (
+                h + s.hits.load(Ordering::Relaxed),
+                m + s.misses.load(Ordering::Relaxed),
+            )
+        })
     }
 }

@@ -34,3 +34,17 @@ pub(crate) fn yield_now() {
     #[cfg(not(epochcache_loom))]
     std::thread::yield_now();
 }
+
+/// A small number that stays the same for the calling thread and differs between the first
+/// threads that ask: which stripe of a striped counter the thread writes. Not part of any
+/// synchronisation protocol (a stripe shared by two threads only makes counts approximate), so
+/// it uses `std` even under loom.
+#[inline]
+pub(crate) fn thread_stripe() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    std::thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, StdOrdering::Relaxed);
+    }
+    STRIPE.with(|s| *s)
+}
