@@ -83,6 +83,27 @@ pub struct Footprint {
     pub overhead_per_entry: f64,
 }
 
+/// epochcache's engine with no bound, presized and filled like the maps: its table and entries
+/// alone, without the eviction policy's queues, sketch and ghosts.
+pub fn epochcache_map_footprint() -> Option<Footprint> {
+    let before = live_bytes()?;
+    let n = ENTRIES;
+    let c = epochcache::ShardedCache::<u64, u64>::builder()
+        .initial_capacity(n)
+        .build();
+    for i in 0..n as u64 {
+        let k = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let _ = c.insert(k, k);
+    }
+    let (held, bytes) = (c.len(), live_bytes()? - before);
+    drop(c);
+    Some(Footprint {
+        entries: held,
+        bytes,
+        overhead_per_entry: bytes as f64 / held.max(1) as f64 - 16.0,
+    })
+}
+
 /// Builds `system` for [`ENTRIES`] `u64` to `u64` entries, fills it and counts its heap bytes.
 ///
 /// Returns `None` when no counting allocator is installed.

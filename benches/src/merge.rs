@@ -101,6 +101,7 @@ mod tests {
             throughput: vec![row(System::Epochcache, epoch), row(System::Moka, moka)],
             latency: vec![],
             memory: vec![],
+            memory_epochcache_map: None,
         };
         r.compute_ratios();
         r

@@ -98,6 +98,10 @@ pub struct Report {
     pub latency: Vec<LatencyRow>,
     /// Memory rows.
     pub memory: Vec<MemoryRow>,
+    /// epochcache's engine without a bound (no eviction queues, sketch or ghosts), filled the
+    /// same way: the figure to set beside the maps that never evict.
+    #[serde(default)]
+    pub memory_epochcache_map: Option<Footprint>,
 }
 
 impl Report {
@@ -252,6 +256,16 @@ pub fn memory_table(report: &Report) -> String {
         };
         let _ = writeln!(out, "{line}");
     }
+    if let Some(f) = report.memory_epochcache_map {
+        let _ = writeln!(
+            out,
+            "  {:<24} {:>10} {:>12} {:>14.1}",
+            "epochcache (unbounded)",
+            f.entries,
+            si(f.bytes as f64),
+            f.overhead_per_entry
+        );
+    }
     out
 }
 
@@ -286,6 +300,7 @@ mod tests {
             ],
             latency: vec![],
             memory: vec![],
+            memory_epochcache_map: None,
         };
         r.compute_ratios();
         r

@@ -84,6 +84,7 @@ pub fn run(opts: &Options, progress: &dyn Fn(&str)) -> Report {
             throughput: Vec::new(),
             latency: Vec::new(),
             memory: Vec::new(),
+            memory_epochcache_map: None,
         },
     };
     s.hot_set();
@@ -369,6 +370,9 @@ impl Session<'_> {
             (self.progress)(&format!("{:<12} {}", "memory", system.name()));
             let footprint = memory::footprint(system);
             self.report.memory.push(MemoryRow { system, footprint });
+            if system == System::Epochcache {
+                self.report.memory_epochcache_map = memory::epochcache_map_footprint();
+            }
         }
     }
 }
