@@ -11,34 +11,7 @@ use crate::systems::{Outcome, System};
 /// marked.
 pub const TOLERANCE: f64 = 0.5;
 
-/// The machine a run happened on.
-#[derive(Clone, Debug, Serialize)]
-pub struct Machine {
-    /// The CPU model, from `/proc/cpuinfo` where there is one.
-    pub cpu: String,
-    /// Hardware threads available to the process.
-    pub threads: usize,
-    /// Operating system and architecture.
-    pub os: String,
-}
-
-impl Machine {
-    /// The machine this process runs on.
-    pub fn current() -> Self {
-        let cpu = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|s| {
-                let line = s.lines().find(|l| l.starts_with("model name"))?;
-                Some(line.split(':').nth(1)?.trim().to_string())
-            })
-            .unwrap_or_else(|| "unknown".into());
-        Machine {
-            cpu,
-            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            os: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
-        }
-    }
-}
+pub use epochcache_bench::report::Machine;
 
 /// One system's result on one workload at one size.
 #[derive(Clone, Debug, Serialize)]
