@@ -4,7 +4,7 @@
 //! Four rows of 4-bit counters (count-min): a hash raises one counter in each row, and its
 //! estimate is the smallest of its four. Only the counters at the minimum are raised
 //! (conservative update), which keeps collisions from inflating estimates. When the additions
-//! reach ten per tracked entry, every counter is halved, so the sketch forgets old popularity and
+//! reach twenty per tracked entry, every counter is halved, so the sketch forgets old popularity and
 //! follows the workload (the "aging" of TinyLFU).
 
 /// Counters per `u64` word.
@@ -29,7 +29,11 @@ pub(crate) struct FrequencySketch {
     /// Counters per row, a power of two.
     width: usize,
     additions: usize,
-    /// Additions after which every counter is halved: ten per tracked entry.
+    /// Additions after which every counter is halved: twenty per tracked entry (the policy tracks
+    /// twice a shard's entries, so forty per resident entry). A resident entry's reads reach the
+    /// sketch only when the eviction hand passes it, so its counts grow more slowly than in a
+    /// sketch fed by every read, and a longer memory makes up for it: ten per tracked entry lost
+    /// 0.9 points on the scan workload and up to 0.8 on Zipf at 10k entries.
     sample: usize,
     /// The entries the sketch was sized for.
     entries: usize,
@@ -44,7 +48,7 @@ impl FrequencySketch {
             words: vec![0; ROWS * width / PER_WORD],
             width,
             additions: 0,
-            sample: 10 * entries,
+            sample: 20 * entries,
             entries,
         }
     }
