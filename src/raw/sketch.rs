@@ -4,8 +4,8 @@
 //! Four rows of 4-bit counters (count-min): a hash raises one counter in each row, and its
 //! estimate is the smallest of its four. Only the counters at the minimum are raised
 //! (conservative update), which keeps collisions from inflating estimates. When the additions
-//! reach twenty per tracked entry, every counter is halved, so the sketch forgets old popularity and
-//! follows the workload (the "aging" of TinyLFU).
+//! reach twenty per tracked entry, every counter is halved, so the sketch forgets old popularity
+//! and follows the workload (the "aging" of TinyLFU).
 
 /// Counters per `u64` word.
 const PER_WORD: usize = 16;
