@@ -1,5 +1,5 @@
-//! A frequency sketch: approximately how often each hash was seen recently, in two bytes an
-//! entry.
+//! A frequency sketch: approximately how often each hash was seen recently, in four bytes a
+//! tracked key.
 //!
 //! Four rows of 4-bit counters (count-min): a hash raises one counter in each row, and its
 //! estimate is the smallest of its four. Only the counters at the minimum are raised
