@@ -380,7 +380,7 @@ mod tests {
                 )
                 .expect("a full cache has a victim");
             assert_eq!(verdict, Verdict::Evicted);
-            let entry = self.table.vacate(at, guard);
+            let (entry, _) = self.table.vacate(at, guard);
             self.live -= 1;
             // SAFETY: single-threaded test: no reader can hold the entry just unlinked.
             unsafe { entry.into_owned() }.key
@@ -394,7 +394,7 @@ mod tests {
             else {
                 panic!("{key} is resident");
             };
-            let entry = self.table.vacate(at, guard);
+            let (entry, _) = self.table.vacate(at, guard);
             self.live -= 1;
             // SAFETY: single-threaded test: no reader can hold the entry just unlinked.
             drop(unsafe { entry.into_owned() });

@@ -17,8 +17,9 @@
 //!
 //! # Growth and tombstones
 //!
-//! Deleted slots become tombstones so that probes pass over them. When live entries plus
-//! tombstones would exceed 7/8 of the slots, the writer rebuilds the table: twice as large if the
+//! A deleted slot becomes empty again if its group still has an empty slot (no probe goes past
+//! such a group, see `Table::vacate`), else a tombstone, so that probes pass over it. When live
+//! entries plus tombstones would exceed 7/8 of the slots, the writer rebuilds the table: twice as large if the
 //! live entries alone fill more than half of that limit, else the same size, which clears every
 //! tombstone. Tombstones therefore never make up more than 7/8 of a table.
 
@@ -227,12 +228,12 @@ impl<K, V> Shard<K, V> {
         at: SlotRef,
         guard: &'g Guard,
     ) -> Unlinked<'g, K, V> {
-        let old = table.vacate(at, guard);
+        let (old, freed) = table.vacate(at, guard);
         // SAFETY: the slot was occupied (the caller found it under the lock), so `old` is a
         // live entry, and it has just been unlinked from the current table.
         let old_ref = unsafe { old.deref() };
         state.live -= 1;
-        state.tombstones += 1;
+        state.tombstones += usize::from(freed == Tag::TOMBSTONE);
         state.with_deadline -= usize::from(old_ref.deadline() != 0);
         // SAFETY: unlinked just above, retired once.
         unsafe { guard.defer_destroy(old) };

@@ -230,16 +230,32 @@ impl<K, V> Table<K, V> {
         self.groups[at.group].slots[at.slot].swap(entry, Ordering::AcqRel, guard)
     }
 
-    /// Unlinks the entry of an occupied slot: tombstone first, then null. Returns the entry,
-    /// which the caller must retire.
-    pub(crate) fn vacate<'g>(&self, at: SlotRef, guard: &'g Guard) -> Shared<'g, Entry<K, V>> {
+    /// Unlinks the entry of an occupied slot and returns it, which the caller must retire, with
+    /// the control byte written: EMPTY if the group still has an empty slot, else TOMBSTONE.
+    ///
+    /// EMPTY is safe in a group that still has an empty slot. A slot becomes empty only in a
+    /// rebuild or by this rule, which needs an empty slot already there, so a group with one has
+    /// never been full since the table was built. An insert that reached such a group landed in
+    /// it, so no entry lies beyond it on a probe sequence through it, and every probe stops there
+    /// anyway. Only a group that once filled up needs a tombstone. This keeps tombstones, and so
+    /// same-size rebuilds, rare. The control byte is written first, then the pointer is nulled.
+    pub(crate) fn vacate<'g>(
+        &self,
+        at: SlotRef,
+        guard: &'g Guard,
+    ) -> (Shared<'g, Entry<K, V>>, Tag) {
         let group = &self.groups[at.group];
         let word = group.tags.load(Ordering::Relaxed);
-        group.tags.store(
-            tag::with_tag(word, at.slot, Tag::TOMBSTONE),
-            Ordering::Release,
-        );
-        group.slots[at.slot].swap(Shared::null(), Ordering::AcqRel, guard)
+        let freed = if tag::has_empty(word) {
+            Tag::EMPTY
+        } else {
+            Tag::TOMBSTONE
+        };
+        group
+            .tags
+            .store(tag::with_tag(word, at.slot, freed), Ordering::Release);
+        let entry = group.slots[at.slot].swap(Shared::null(), Ordering::AcqRel, guard);
+        (entry, freed)
     }
 
     /// Puts an entry into a table nobody else sees yet (a resize target): the first vacant slot
