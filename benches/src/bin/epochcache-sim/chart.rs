@@ -9,10 +9,13 @@ use crate::report::{thousands, Row};
 use crate::systems::System;
 
 /// A colour per system, in [`System::ALL`] order: epochcache red, OPT grey.
-const COLOURS: [RGBColor; 5] = [
+const COLOURS: [RGBColor; 8] = [
     RGBColor(214, 39, 40),
     RGBColor(31, 119, 180),
     RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
     RGBColor(255, 127, 14),
     RGBColor(127, 127, 127),
 ];

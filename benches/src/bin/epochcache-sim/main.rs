@@ -1,7 +1,8 @@
 //! `epochcache-sim`: the hit-ratio simulator. Replays trace files or synthetic workloads
-//! cache-aside against epochcache, moka, quick_cache, an LRU and Belady's optimum at one or
-//! several cache sizes, and prints one Markdown table: each system's hit ratio, the best of moka
-//! and quick_cache, epochcache's distance to it and to the optimum.
+//! cache-aside against epochcache, moka, quick_cache, the published policies ARC, S3-FIFO and
+//! LIRS, an LRU and Belady's optimum at one or several cache sizes, and prints one Markdown
+//! table: each system's hit ratio, the best of moka and quick_cache, epochcache's distance to it
+//! and to the optimum, and the best published policy and epochcache's distance to it.
 //!
 //! ```sh
 //! cargo run --release --bin epochcache-sim -- --all               # the standard suite
@@ -14,15 +15,22 @@
 //!
 //! - `workload`: trace files and the synthetic generators (Zipf, scan-polluted Zipf, loop).
 //! - `systems`: the caches and the cache-aside replay.
+//! - `arc`, `s3fifo`, `lirs`: the published policies ARC, S3-FIFO and LIRS, written from their
+//!   papers and simulated on the keys directly; `recency`: the recency-ordered set ARC and LIRS
+//!   are built on.
 //! - `opt`: Belady's optimum and the LRU baseline, simulated on the keys directly.
 //! - `report`: rows, the table and the JSON report.
 //! - `chart`: the hit-ratio curve as SVG.
 //!
 //! Only hit ratios are measured; nothing here is timed.
 
+mod arc;
 mod chart;
+mod lirs;
 mod opt;
+mod recency;
 mod report;
+mod s3fifo;
 mod systems;
 mod workload;
 
@@ -43,8 +51,9 @@ use workload::{Defaults, Spec};
 /// Each request is a `get`, and on a miss an `insert` (cache-aside), single-threaded, so a run is
 /// repeatable. Prints, per workload and cache size, each system's hit ratio in percent, the best
 /// of moka and quick_cache, epochcache minus that best peer, and Belady's optimum minus
-/// epochcache (in points); rows where epochcache is more than 0.5 points below the best peer are
-/// marked.
+/// epochcache (in points), and the best of the published policies ARC, S3-FIFO and LIRS with
+/// epochcache's distance to it; rows where epochcache is more than 0.5 points below the best
+/// peer are marked.
 #[derive(Parser, Debug)]
 #[command(name = "epochcache-sim", version, about, long_about)]
 struct Args {
@@ -188,6 +197,9 @@ fn run(args: &Args) -> Result<usize, String> {
     };
     print!("{}", report::table(&report.rows));
     println!("\n{}", report::summary(&report.rows));
+    if let Some(line) = report::published_summary(&report.rows) {
+        println!("{line}");
+    }
     if let Some(path) = &args.chart {
         draw_charts(&jobs, &report.rows, path)?;
     }

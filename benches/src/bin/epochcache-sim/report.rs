@@ -11,6 +11,10 @@ use crate::systems::{Outcome, System};
 /// marked.
 pub const TOLERANCE: f64 = 0.5;
 
+/// How far below the best published policy (ARC, S3-FIFO, LIRS) epochcache may be, in points,
+/// before the summary counts the row: the issue's aim.
+pub const PUBLISHED_TOLERANCE: f64 = 2.0;
+
 pub use epochcache_bench::report::Machine;
 
 /// One system's result on one workload at one size.
@@ -48,6 +52,10 @@ pub struct Row {
     pub to_opt: Option<f64>,
     /// epochcache is more than [`TOLERANCE`] points below the best peer.
     pub below_peer: bool,
+    /// The best of the published policies (ARC, S3-FIFO, LIRS), where any ran.
+    pub best_published: Option<System>,
+    /// epochcache's hit ratio minus the best published policy's, in points.
+    pub vs_best_published: Option<f64>,
 }
 
 impl Row {
@@ -75,8 +83,13 @@ impl Row {
             .into_iter()
             .filter_map(|s| Some((s, pct(s)?)))
             .max_by(|a, b| a.1.total_cmp(&b.1));
+        let best_published = System::PUBLISHED
+            .into_iter()
+            .filter_map(|s| Some((s, pct(s)?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
         let epoch = pct(System::Epochcache);
         let vs_best_peer = epoch.zip(best_peer).map(|(e, (_, p))| e - p);
+        let vs_best_published = epoch.zip(best_published).map(|(e, (_, p))| e - p);
         let to_opt = epoch.zip(pct(System::Opt)).map(|(e, o)| o - e);
         Row {
             workload,
@@ -87,6 +100,8 @@ impl Row {
             vs_best_peer,
             to_opt,
             below_peer: vs_best_peer.is_some_and(|d| d < -TOLERANCE),
+            best_published: best_published.map(|(s, _)| s),
+            vs_best_published,
             cells,
         }
     }
@@ -134,20 +149,30 @@ fn points(x: Option<f64>) -> String {
 }
 
 /// The rows as a Markdown table: hit ratios in percent, the best peer, epochcache's distance
-/// to it and to OPT, and a note on every row where epochcache is more than [`TOLERANCE`]
-/// points below the best peer.
+/// to it and to OPT, the best published policy and epochcache's distance to it (those two
+/// columns only when a published policy ran), and a note on every row where epochcache is more
+/// than [`TOLERANCE`] points below the best peer.
 pub fn table(rows: &[Row]) -> String {
     let systems: Vec<System> = System::ALL
         .into_iter()
         .filter(|&s| rows.iter().any(|r| r.pct(s).is_some()))
         .collect();
+    let published = rows.iter().any(|r| r.best_published.is_some());
     let mut out = String::from("| workload | size | accesses |");
     for s in &systems {
         let _ = write!(out, " {} |", s.name());
     }
-    out.push_str(" best peer | epochcache − best peer | OPT − epochcache | note |\n|---|--:|--:|");
+    out.push_str(" best peer | epochcache − best peer | OPT − epochcache |");
+    if published {
+        out.push_str(" best published | epochcache − best published |");
+    }
+    out.push_str(" note |\n|---|--:|--:|");
     out.push_str(&"--:|".repeat(systems.len()));
-    out.push_str("---|--:|--:|---|\n");
+    out.push_str("---|--:|--:|");
+    if published {
+        out.push_str("---|--:|");
+    }
+    out.push_str("---|\n");
     for row in rows {
         let _ = write!(
             out,
@@ -173,13 +198,22 @@ pub fn table(rows: &[Row]) -> String {
             notes.push(format!("{} held up to {peak}", c.system.name()));
         }
         let note = notes.join("; ");
-        let _ = writeln!(
+        let _ = write!(
             out,
-            " {} | {} | {} | {note} |",
+            " {} | {} | {} |",
             row.best_peer.map_or("-", System::name),
             points(row.vs_best_peer),
             points(row.to_opt),
         );
+        if published {
+            let _ = write!(
+                out,
+                " {} | {} |",
+                row.best_published.map_or("-", System::name),
+                points(row.vs_best_published),
+            );
+        }
+        let _ = writeln!(out, " {note} |");
     }
     out
 }
@@ -202,6 +236,42 @@ pub fn summary(rows: &[Row]) -> String {
             thousands(r.size as u64)
         ),
     }
+}
+
+/// A one-line summary against the published policies: how many rows have epochcache more than
+/// [`PUBLISHED_TOLERANCE`] points below the best of them, and which; `None` when none ran.
+pub fn published_summary(rows: &[Row]) -> Option<String> {
+    let compared: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.vs_best_published.is_some())
+        .collect();
+    if compared.is_empty() {
+        return None;
+    }
+    let behind: Vec<String> = compared
+        .iter()
+        .filter_map(|r| Some((r, r.vs_best_published?)))
+        .filter(|(_, d)| *d < -PUBLISHED_TOLERANCE)
+        .map(|(r, d)| {
+            format!(
+                "{} @ {} ({d:+.2} against {})",
+                r.workload,
+                thousands(r.size as u64),
+                r.best_published.map_or("-", System::name)
+            )
+        })
+        .collect();
+    let mut line = format!(
+        "{} of {} rows have epochcache more than {PUBLISHED_TOLERANCE} points below the best of \
+         ARC, S3-FIFO and LIRS",
+        behind.len(),
+        compared.len()
+    );
+    if !behind.is_empty() {
+        line.push_str(": ");
+        line.push_str(&behind.join(", "));
+    }
+    Some(line)
 }
 
 #[cfg(test)]
@@ -229,6 +299,37 @@ mod tests {
         );
         assert!(t.contains("quick_cache | -10.00 | +30.00 | **below"), "{t}");
         assert!(t.contains("0.5**; moka held up to 12 |"), "{t}");
+        assert!(!t.contains("best published"), "{t}");
+        assert!(published_summary(&[]).is_none());
         assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn compares_with_the_best_published_policy() {
+        let out = |hits| Outcome { hits, peak: None };
+        let outcomes = [
+            (System::Epochcache, out(50)),
+            (System::Moka, out(49)),
+            (System::Arc, out(51)),
+            (System::S3Fifo, out(55)),
+            (System::Lirs, out(53)),
+        ];
+        let row = Row::new("w".into(), 10, 100, 20, &outcomes);
+        assert_eq!(row.best_published, Some(System::S3Fifo));
+        assert!((row.vs_best_published.unwrap() + 5.0).abs() < 1e-9);
+        assert!(!row.below_peer);
+        let t = table(std::slice::from_ref(&row));
+        assert!(
+            t.contains("| w | 10 | 100 | 50.00 | 49.00 | 51.00 | 55.00 | 53.00 |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| moka | +1.00 | - | s3fifo | -5.00 |  |"),
+            "{t}"
+        );
+        assert!(t.contains("epochcache − best published | note |"), "{t}");
+        let line = published_summary(&[row]).unwrap();
+        assert!(line.starts_with("1 of 1 rows"), "{line}");
+        assert!(line.ends_with("w @ 10 (-5.00 against s3fifo)"), "{line}");
     }
 }

@@ -5,6 +5,10 @@
 //! with its bound in entries and a fixed-seed hasher, so that a run is repeatable. The replay is
 //! single-threaded: for each key a `get`, and on a miss an `insert`.
 //!
+//! Beside them, simulated directly on the keys: the published policies ARC, S3-FIFO and LIRS
+//! (in `arc`, `s3fifo` and `lirs`, written from their papers), a plain LRU and Belady's optimum
+//! (in `opt`).
+//!
 //! moka applies reads and writes to its policy in batches ("pending tasks"); by default the
 //! replay runs them after every insert, so that moka holds no more than its bound and has seen
 //! every earlier request when it decides what to evict, as it would in a service with a steady
@@ -13,7 +17,7 @@
 
 use serde::Serialize;
 
-use crate::opt;
+use crate::{arc, lirs, opt, s3fifo};
 
 /// The seeds of every cache's hasher.
 const SEEDS: [u64; 4] = [
@@ -38,6 +42,14 @@ pub enum System {
     #[value(name = "quick_cache", alias = "quick-cache")]
     #[serde(rename = "quick_cache")]
     QuickCache,
+    /// ARC (Megiddo and Modha 2003), simulated: a published policy.
+    Arc,
+    /// S3-FIFO (Yang et al. 2023), simulated: a published policy.
+    #[value(name = "s3fifo", alias = "s3-fifo")]
+    #[serde(rename = "s3fifo")]
+    S3Fifo,
+    /// LIRS (Jiang and Zhang 2002), simulated: a published policy.
+    Lirs,
     /// A plain least-recently-used cache: the baseline.
     Lru,
     /// Belady's optimum: knows the future; the ceiling.
@@ -46,10 +58,13 @@ pub enum System {
 
 impl System {
     /// Every system, in table order.
-    pub const ALL: [System; 5] = [
+    pub const ALL: [System; 8] = [
         System::Epochcache,
         System::Moka,
         System::QuickCache,
+        System::Arc,
+        System::S3Fifo,
+        System::Lirs,
         System::Lru,
         System::Opt,
     ];
@@ -57,12 +72,18 @@ impl System {
     /// The peers epochcache must match: the best of them is the bar.
     pub const PEERS: [System; 2] = [System::Moka, System::QuickCache];
 
+    /// The published policies, simulated from their papers: the best of them is the second bar.
+    pub const PUBLISHED: [System; 3] = [System::Arc, System::S3Fifo, System::Lirs];
+
     /// The name in tables, charts and JSON.
     pub fn name(self) -> &'static str {
         match self {
             System::Epochcache => "epochcache",
             System::Moka => "moka",
             System::QuickCache => "quick_cache",
+            System::Arc => "arc",
+            System::S3Fifo => "s3fifo",
+            System::Lirs => "lirs",
             System::Lru => "lru",
             System::Opt => "opt",
         }
@@ -73,8 +94,8 @@ impl System {
     pub fn cost(self) -> u32 {
         match self {
             System::Moka => 8,
-            System::Opt | System::Lru => 2,
-            System::Epochcache | System::QuickCache => 1,
+            System::Opt | System::Lru | System::Arc | System::Lirs => 2,
+            System::Epochcache | System::QuickCache | System::S3Fifo => 1,
         }
     }
 }
@@ -100,7 +121,7 @@ pub struct Outcome {
     /// Requests that hit.
     pub hits: u64,
     /// The most entries the cache held after any insert, as its own count says; `None` for the
-    /// simulated policies (LRU, OPT), which hold exactly their size once full.
+    /// simulated policies (ARC, S3-FIFO, LIRS, LRU, OPT), which never hold more than their size.
     pub peak: Option<u64>,
 }
 
@@ -122,6 +143,9 @@ pub fn replay_on(
         System::Epochcache => epochcache_replay(keys, size, opts, progress),
         System::Moka => moka_replay(keys, size, opts.moka_pending, progress),
         System::QuickCache => quick_cache_replay(keys, size, progress),
+        System::Arc => simulated(arc::arc_hits(keys, size)),
+        System::S3Fifo => simulated(s3fifo::s3fifo_hits(keys, size)),
+        System::Lirs => simulated(lirs::lirs_hits(keys, size)),
         System::Lru => simulated(opt::lru_hits(keys, size)),
         System::Opt => simulated(opt::opt_hits(keys, next, size)),
     }
