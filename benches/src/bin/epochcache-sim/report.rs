@@ -143,9 +143,13 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// A signed number of points, `+0.12` or `-3.40`.
+/// A signed number of points, `+0.12` or `-3.40` (`+0.00` for anything that rounds to zero,
+/// never `-0.00`).
 fn points(x: Option<f64>) -> String {
-    x.map_or_else(|| "-".into(), |x| format!("{x:+.2}"))
+    x.map_or_else(
+        || "-".into(),
+        |x| format!("{:+.2}", if x.abs() < 0.005 { 0.0 } else { x }),
+    )
 }
 
 /// The rows as a Markdown table: hit ratios in percent, the best peer, epochcache's distance
@@ -302,6 +306,8 @@ mod tests {
         assert!(!t.contains("best published"), "{t}");
         assert!(published_summary(&[]).is_none());
         assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(points(Some(-0.004)), "+0.00");
+        assert_eq!(points(Some(-0.006)), "-0.01");
     }
 
     #[test]
