@@ -23,6 +23,8 @@ step cargo test --workspace
 # The benches are built, not run: speed is measured by `cargo bench`, never asserted in tests.
 step cargo bench --workspace --no-run
 step cargo test --workspace --doc
+# Broken intra-doc links fail the build of the docs users read.
+RUSTDOCFLAGS="-D warnings" step cargo doc -p epochcache --no-deps
 
 # Loom replaces the atomics, the thread locals and crossbeam-epoch's internals with its own, so
 # the models get a target directory of their own and never invalidate the normal build.
