@@ -60,6 +60,17 @@ impl Budget {
         self.weight.is_some() || self.entries.is_some()
     }
 
+    /// Whether an entry of `weight` fits an empty cache: a bound of zero entries, or a weight
+    /// over the whole budget, can never be met however much is evicted.
+    pub(crate) fn could_ever_fit(&self, weight: u64) -> bool {
+        self.entries.as_ref().map_or(true, |e| e.max() > 0) && weight <= self.largest_entry()
+    }
+
+    /// The heaviest entry the budget could hold alone.
+    pub(crate) fn largest_entry(&self) -> u64 {
+        self.weight.as_ref().map_or(u64::MAX, Bound::max)
+    }
+
     /// Reserves one entry of `weight`, all or nothing.
     pub(crate) fn try_reserve(&self, weight: u64) -> bool {
         if let Some(entries) = &self.entries {

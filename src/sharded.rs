@@ -302,10 +302,12 @@ where
         } else {
             0
         };
-        if weight > self.max_entry_weight {
+        if !self.budget.could_ever_fit(weight) || weight > self.max_entry_weight {
+            // Refused before anything is touched: the old value of the key stays.
+            let max = self.max_entry_weight.min(self.budget.largest_entry());
             return Err(CacheError::TooLarge {
                 size: usize::try_from(weight).unwrap_or(usize::MAX),
-                max: usize::try_from(self.max_entry_weight).unwrap_or(usize::MAX),
+                max: usize::try_from(max).unwrap_or(usize::MAX),
             });
         }
         let deadline = deadline_of(expires, expires.map_or(0, |_| self.clock.now_nanos()));

@@ -486,3 +486,29 @@ fn byte_cache_two_writers_stay_within_max_weight() {
     cache.validate().unwrap();
     assert!(cache.weight() <= MAX);
 }
+
+#[test]
+fn bounds_that_can_never_fit_refuse_at_once() {
+    let none: ShardedCache<u32, u32> = ShardedCache::builder().max_entries(0).build();
+    assert!(matches!(
+        none.insert(1, 1),
+        Err(CacheError::TooLarge { .. })
+    ));
+    assert_eq!(none.len(), 0);
+
+    // A per-entry limit set above the whole budget: the budget still decides.
+    let small: VecCache = ShardedCache::builder()
+        .max_weight(100)
+        .max_entry_weight(1_000)
+        .weigher(weigh)
+        .build();
+    small.insert(1, vec![0; 10]).unwrap();
+    assert!(
+        matches!(small.insert(1, vec![0; 500]), Err(CacheError::TooLarge { size, max: 100 }) if size > 100)
+    );
+    assert_eq!(
+        small.get(&1).map(|v| v.len()),
+        Some(10),
+        "the old value stays"
+    );
+}
