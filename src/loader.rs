@@ -115,7 +115,7 @@ where
         if let Some(v) = self.get(&key) {
             return Ok(v);
         }
-        let hash = self.hash_of(&key);
+        let hash = self.hash(&key);
         let mut init = Some(init);
         loop {
             let (flight, leading) = self.join_or_lead(&key, hash);

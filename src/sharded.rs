@@ -154,14 +154,10 @@ where
         }
     }
 
-    #[inline]
-    fn hash<Q: ?Sized + Hash>(&self, key: &Q) -> u64 {
-        self.hasher.hash_one(key)
-    }
-
     /// The hash the cache uses for `key`.
-    pub(crate) fn hash_of<Q: ?Sized + Hash>(&self, key: &Q) -> u64 {
-        self.hash(key)
+    #[inline]
+    pub(crate) fn hash<Q: ?Sized + Hash>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
     }
 
     #[inline]
