@@ -9,22 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use epochcache::{BaseCache, ByteCache, CacheError, MockClock, SeparateBodyCache, ShardedCache};
 
-/// A tiny deterministic generator (SplitMix64).
-struct Rng(u64);
+mod support;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use support::SplitMix as Rng;
 
 /// What the test weigher charges for an entry.
 #[allow(clippy::ptr_arg)] // the weigher's signature: `Fn(&K, &V)` with `V = Vec<u8>`

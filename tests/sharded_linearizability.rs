@@ -144,20 +144,9 @@ fn check_register(history: &[Event]) -> Result<(), String> {
     ))
 }
 
-/// SplitMix64: a tiny deterministic generator whose outputs for different seeds are
-/// uncorrelated (a linear generator such as xorshift would make the threads' key choices move in
-/// step and never meet on one key).
-struct SplitMix(u64);
+mod support;
 
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
+use support::SplitMix;
 
 const REGISTERS: u64 = 4;
 

@@ -83,15 +83,6 @@ impl Suite {
 
 const VALUE_SIZES: [usize; 2] = [64, 4096];
 
-fn plan<'a>(data: &'a DataSet, streams: &'a [Vec<u32>], w: Workload) -> Plan<'a> {
-    Plan {
-        keys: &data.keys,
-        values: &data.values,
-        streams,
-        mode: w.mode(),
-    }
-}
-
 /// One benchmark group: a workload on its data, for every system it applies to.
 struct Case<'a> {
     name: String,
@@ -127,9 +118,9 @@ fn group(c: &mut Criterion, case: Case<'_>, threads: &[usize]) {
             // Warm up with the requests of the last thread stream (not timed).
             let warm = &streams[streams.len() - 1..];
             let ops = (4 * sizing.entries as u64).min(warm[0].len() as u64);
-            runner::run(&*cache, plan(data, warm, w), 1, Until::Ops(ops));
+            runner::run(&*cache, Plan::new(data, warm, w), 1, Until::Ops(ops));
             // Criterion reports time only: the hit ratio of a steady-state pass goes to stderr.
-            let m = runner::run(&*cache, plan(data, streams, w), 1, Until::Ops(ops));
+            let m = runner::run(&*cache, Plan::new(data, streams, w), 1, Until::Ops(ops));
             let hits = 100.0 * m.hit_ratio().unwrap_or(0.0);
             eprintln!("{name}/{}: hit ratio {hits:.1}%", system.id());
         }
@@ -137,7 +128,7 @@ fn group(c: &mut Criterion, case: Case<'_>, threads: &[usize]) {
             g.throughput(Throughput::Elements(t as u64));
             g.bench_with_input(BenchmarkId::new(system.id(), t), &t, |b, &t| {
                 b.iter_custom(|iters| {
-                    runner::run(&*cache, plan(data, streams, w), t, Until::Ops(iters)).elapsed
+                    runner::run(&*cache, Plan::new(data, streams, w), t, Until::Ops(iters)).elapsed
                 });
             });
         }
@@ -195,7 +186,7 @@ fn gets(c: &mut Criterion, suite: &Suite) {
         let cache = system.build(sizing, data.entries());
         g.bench_function(system.id(), |b| {
             b.iter_custom(|iters| {
-                let p = plan(&misses, &streams, Workload::Miss);
+                let p = Plan::new(&misses, &streams, Workload::Miss);
                 runner::run(&*cache, p, 1, Until::Ops(iters)).elapsed
             });
         });
@@ -221,7 +212,8 @@ fn sets(c: &mut Criterion, suite: &Suite) {
             g.bench_function(system.id(), |b| {
                 b.iter_custom(|iters| {
                     let cache = system.build(sizing, std::iter::empty());
-                    runner::run(&*cache, plan(&fresh, &stream, w), 1, Until::Ops(iters)).elapsed
+                    runner::run(&*cache, Plan::new(&fresh, &stream, w), 1, Until::Ops(iters))
+                        .elapsed
                 });
             });
         }

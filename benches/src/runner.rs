@@ -46,6 +46,18 @@ pub struct Plan<'a> {
     pub mode: Mode,
 }
 
+impl<'a> Plan<'a> {
+    /// A plan over `data`'s keys and values, one stream per thread, in workload `w`'s mode.
+    pub fn new(data: &'a crate::DataSet, streams: &'a [Vec<u32>], w: crate::Workload) -> Self {
+        Plan {
+            keys: &data.keys,
+            values: &data.values,
+            streams,
+            mode: w.mode(),
+        }
+    }
+}
+
 /// When the threads stop.
 #[derive(Clone, Copy, Debug)]
 pub enum Until {

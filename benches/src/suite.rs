@@ -198,7 +198,7 @@ impl Session<'_> {
         };
         let built = self.build_all(Workload::HotGet, |s| s.build(sizing, data.entries()));
         for w in chosen {
-            self.measure_round(&built, w, plan(&data, &streams, w));
+            self.measure_round(&built, w, Plan::new(&data, &streams, w));
         }
     }
 
@@ -243,7 +243,7 @@ impl Session<'_> {
                     hit_ratio: None,
                 })
                 .collect();
-            self.measure_round(&taking_part, w, plan(d, &streams, w));
+            self.measure_round(&taking_part, w, Plan::new(d, &streams, w));
         }
         if latency {
             let timed = Workload::Latency.stream(cfg, cfg.keys, 0, 1);
@@ -312,12 +312,17 @@ impl Session<'_> {
         for b in &mut built {
             if let Some(c) = &b.cache {
                 (self.progress)(&format!("{:<12} {} warm-up", w.name(), b.system.name()));
-                runner::run(&**c, plan(data, warm, w), 1, Until::Ops(warm_ops));
-                let m = runner::run(&**c, plan(data, streams, w), 1, Until::Ops(pass as u64));
+                runner::run(&**c, Plan::new(data, warm, w), 1, Until::Ops(warm_ops));
+                let m = runner::run(
+                    &**c,
+                    Plan::new(data, streams, w),
+                    1,
+                    Until::Ops(pass as u64),
+                );
                 b.hit_ratio = m.hit_ratio();
             }
         }
-        self.measure_round(&built, w, plan(data, streams, w));
+        self.measure_round(&built, w, Plan::new(data, streams, w));
     }
 
     fn inserts(&mut self) {
@@ -342,7 +347,12 @@ impl Session<'_> {
                     if w.applies_to(system.kind()) {
                         self.step(system, w, t);
                         let c = system.build(sizing, std::iter::empty());
-                        runs[i].push(runner::run(&*c, plan(&data, &streams, w), t, per_thread));
+                        runs[i].push(runner::run(
+                            &*c,
+                            Plan::new(&data, &streams, w),
+                            t,
+                            per_thread,
+                        ));
                     }
                 }
             }
@@ -393,15 +403,6 @@ struct Built {
 
 /// A built system, shared between the workloads of a group.
 type Shared = std::sync::Arc<dyn Contender>;
-
-fn plan<'a>(data: &'a DataSet, streams: &'a [Vec<u32>], w: Workload) -> Plan<'a> {
-    Plan {
-        keys: &data.keys,
-        values: &data.values,
-        streams,
-        mode: w.mode(),
-    }
-}
 
 #[cfg(test)]
 mod tests {
