@@ -192,7 +192,7 @@ impl<K, V> Shard<K, V> {
             old_groups
         };
         let new = Table::with_groups(groups);
-        for (_, entry) in old_ref.occupied_from(0, guard) {
+        for entry in old_ref.occupied(guard) {
             // SAFETY: every entry linked in the current table is alive while we hold the lock.
             let key = unsafe { &entry.deref().key };
             new.place_unpublished(hash_of(key), entry);
@@ -317,7 +317,7 @@ impl<K, V> Shard<K, V> {
             .swap(Owned::new(Table::with_groups(1)), Ordering::AcqRel, guard);
         // SAFETY: `old` was the current table until the swap; nothing frees it before `guard`.
         let old_ref = unsafe { old.deref() };
-        for (_, entry) in old_ref.occupied_from(0, guard) {
+        for entry in old_ref.occupied(guard) {
             // SAFETY: linked in the table we just unpublished, under the lock; retired once.
             on_removed(unsafe { entry.deref() });
             // SAFETY: the entry is no longer reachable from the shard.

@@ -271,28 +271,24 @@ impl<K, V> Table<K, V> {
         unreachable!("a resize target always has room for every live entry");
     }
 
-    /// Every occupied slot and its entry, in table order, starting at group `from`.
-    pub(crate) fn occupied_from<'a, 'g>(
+    /// The pointer of every occupied slot, in table order.
+    pub(crate) fn occupied<'a, 'g>(
         &'a self,
-        from: usize,
         guard: &'g Guard,
-    ) -> impl Iterator<Item = (SlotRef, Shared<'g, Entry<K, V>>)> + 'a
+    ) -> impl Iterator<Item = Shared<'g, Entry<K, V>>> + 'a
     where
         'g: 'a,
         K: 'g,
         V: 'g,
     {
-        let n = self.groups.len();
-        (0..n).flat_map(move |i| {
-            let g = (from + i) & self.mask;
-            let group = &self.groups[g];
+        self.groups.iter().flat_map(move |group| {
             let word = group.tags.load(Ordering::Relaxed);
             (0..GROUP_SLOTS).filter_map(move |slot| {
                 if !tag::tag_at(word, slot).is_full() {
                     return None;
                 }
                 let ptr = group.slots[slot].load(Ordering::Relaxed, guard);
-                (!ptr.is_null()).then_some((SlotRef { group: g, slot }, ptr))
+                (!ptr.is_null()).then_some(ptr)
             })
         })
     }
@@ -307,8 +303,8 @@ impl<K, V> Table<K, V> {
         K: 'g,
         V: 'g,
     {
-        self.occupied_from(0, guard).map(|(_, ptr)| {
-            // SAFETY: `occupied_from` yields only non-null pointers linked in this table, and the
+        self.occupied(guard).map(|ptr| {
+            // SAFETY: `occupied` yields only non-null pointers linked in this table, and the
             // caller holds the shard lock and a pinned guard, so none is retired meanwhile.
             unsafe { ptr.deref() }
         })
