@@ -83,7 +83,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// Room for this many entries before the first table rebuild.
+    /// Room for this many entries before the first table rebuild: each shard is sized for its
+    /// share plus three standard deviations of how keys spread over shards, so with uniform
+    /// hashes a shard rebuilds early only rarely.
     ///
     /// ```
     /// # use epochcache::ShardedCache;

@@ -135,7 +135,14 @@ where
         clock: Arc<dyn Clock>,
         hasher: S,
     ) -> Self {
-        let per_shard = initial_capacity.div_ceil(shards);
+        // Keys spread over shards binomially: a shard's share plus three standard deviations
+        // (about the square root of the share) holds it with high probability.
+        let share = initial_capacity.div_ceil(shards);
+        let per_shard = if shards > 1 && share > 0 {
+            share + 3 * (share as f64).sqrt() as usize
+        } else {
+            share
+        };
         ShardedCache {
             shards: (0..shards)
                 .map(|_| Shard::new(per_shard, budget.is_bounded()))

@@ -15,10 +15,17 @@
 //!
 //! # Probing
 //!
-//! Groups are visited in triangular order (`g, g+1, g+3, g+6, ...` modulo the group count).
-//! Because the count is a power of two, the first `n` steps visit every group exactly once, so a
-//! probe that has not met an empty slot has seen the whole table; the table always keeps at least
-//! one empty slot (the shard grows it before it fills), so every probe ends.
+//! A key's home group is the low 32 bits of its hash scaled onto the group count (a multiply and
+//! a shift, not a mask), so the count need not be a power of two: a shard grows by half rather
+//! than doubling, and a presized table is as large as asked, which keeps a table between 58% and
+//! 7/8 full instead of between 44% and 7/8. (The shard index takes the hash's top bits and the tag
+//! bits 32..39, so the three are independent.)
+//!
+//! From the home group, groups are visited in order, wrapping at the end (linear probing over
+//! whole groups: seven slots a step, and the next group is the next cache line). The first `n`
+//! steps visit every group exactly once, so a probe that has not met an empty slot has seen the
+//! whole table; the table always keeps at least one empty slot (the shard grows it before it
+//! fills), so every probe ends.
 //!
 //! # Concurrency
 //!
@@ -72,19 +79,16 @@ pub(crate) enum Probe<'g, K, V> {
     Vacant(SlotRef, Tag),
 }
 
-/// A power-of-two array of groups.
+/// An array of groups, of any length from one up.
 pub(crate) struct Table<K, V> {
     groups: Box<[Group<K, V>]>,
-    mask: usize,
 }
 
 impl<K, V> Table<K, V> {
-    /// A table of `groups` groups, rounded up to a power of two.
+    /// A table of `groups` groups (at least one).
     pub(crate) fn with_groups(groups: usize) -> Self {
-        let groups = groups.max(1).next_power_of_two();
         Table {
-            groups: (0..groups).map(|_| Group::new()).collect(),
-            mask: groups - 1,
+            groups: (0..groups.max(1)).map(|_| Group::new()).collect(),
         }
     }
 
@@ -101,11 +105,16 @@ impl<K, V> Table<K, V> {
     /// The groups a probe for `hash` visits, in order; every group once.
     #[inline]
     fn probe_seq(&self, hash: u64) -> impl Iterator<Item = usize> {
-        let mask = self.mask;
-        let mut pos = hash as usize & mask;
-        (0..=mask).map(move |stride| {
+        let n = self.groups.len();
+        // Lemire's multiply-shift range reduction of the hash's low 32 bits: below `n`, and
+        // uniform when the bits are.
+        let mut pos = ((u64::from(hash as u32) * n as u64) >> 32) as usize;
+        (0..n).map(move |_| {
             let at = pos;
-            pos = (pos + stride + 1) & mask;
+            pos += 1;
+            if pos == n {
+                pos = 0;
+            }
             at
         })
     }
