@@ -646,6 +646,7 @@ where
             self.release(weight);
             self.garbage.retire(weight, guard);
         }
+        crate::budget::pace_reclamation(guard);
     }
 
     fn release(&self, weight: u64) {
