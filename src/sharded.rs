@@ -25,7 +25,7 @@ use crate::clock::Clock;
 use crate::equivalent::Equivalent;
 use crate::expires::deadline_of;
 use crate::loader::Flights;
-use crate::raw::{Entry, Shard, Verdict};
+use crate::raw::{alloc_entry, Entry, Shard, Verdict};
 use crate::stats::{CacheStats, ReadCounters, RemovalCause};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{AtomicBool, Ordering};
@@ -318,21 +318,28 @@ where
         let guard = epoch::pin();
         self.reserve(weight, self.shard_index(hash), &guard)?;
         let shard = self.shard(hash);
-        let mut state = shard.lock();
+        // Allocated before the lock, and the lock taken after reading the group to probe: the
+        // lock is held for the table update, not for the allocator or a cache miss.
+        let entry = alloc_entry(Entry::new(key, value, deadline, 0));
+        let mut state = shard.lock_for(hash, &guard);
         if self.is_closed() {
             drop(state);
             self.release(weight);
             return Err(CacheError::Closed);
         }
         let hash_of = |k: &K| self.hash(k);
-        let entry = Entry::new(key, value, deadline, 0);
         let replaced = shard.insert(&mut state, hash, entry, &hash_of, &guard);
         state.stats.inserts += 1;
         if replaced.is_some() {
             state.stats.count_removal(RemovalCause::Replaced);
         }
         let mut expired = Vec::new();
-        let now = self.clock.now_nanos();
+        // The clock is read only when the shard holds a deadline (`u64::MAX` is none).
+        let now = if shard.earliest_deadline() == u64::MAX {
+            0
+        } else {
+            self.clock.now_nanos()
+        };
         shard.sweep_expired(&mut state, SWEEP_PER_WRITE, now, &hash_of, &guard, |e| {
             expired.push(e)
         });
@@ -365,7 +372,7 @@ where
         let hash = self.hash(key);
         let guard = epoch::pin();
         let shard = self.shard(hash);
-        let mut state = shard.lock();
+        let mut state = shard.lock_for(hash, &guard);
         let removed = shard.remove(&mut state, hash, |k| key.equivalent(k), &guard);
         if removed.is_some() {
             state.stats.count_removal(RemovalCause::Deleted);

@@ -30,7 +30,7 @@ use crossbeam_utils::CachePadded;
 use super::entry::Entry;
 use super::expiry::ExpiryOrder;
 use super::policy::{Policy, Verdict};
-use super::table::{alloc_entry, Probe, SlotRef, Table};
+use super::table::{Probe, SlotRef, Table};
 use super::tag::{self, Tag, GROUP_SLOTS};
 use crate::stats::CacheStats;
 use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
@@ -111,14 +111,22 @@ impl<K, V> Shard<K, V> {
         lock(&self.state)
     }
 
-    /// Inserts or replaces the entry for `entry.key`; returns the replaced entry, retired.
+    /// Takes the shard's lock for a write of `hash`, first reading the group the write will
+    /// probe so that the lock is not held across that cache miss.
+    pub(crate) fn lock_for(&self, hash: u64, guard: &Guard) -> MutexGuard<'_, ShardState> {
+        self.table(guard).warm(hash);
+        lock(&self.state)
+    }
+
+    /// Inserts or replaces the entry for `entry.key`; returns the replaced entry, retired. The
+    /// entry comes allocated (see [`alloc_entry`]), so that no allocation happens under the lock.
     ///
     /// `hash_of` recomputes the hash of a key already in the table when the table is rebuilt.
     pub(crate) fn insert<'g>(
         &self,
         state: &mut ShardState,
         hash: u64,
-        entry: Entry<K, V>,
+        entry: Owned<Entry<K, V>>,
         hash_of: &dyn Fn(&K) -> u64,
         guard: &'g Guard,
     ) -> Option<Unlinked<'g, K, V>>
@@ -131,8 +139,8 @@ impl<K, V> Shard<K, V> {
             state.expiry.push(deadline, hash);
             self.publish_earliest(state);
         }
-        let entry = alloc_entry(entry).into_shared(guard);
-        // SAFETY: `entry` was allocated just above and is not yet shared with any thread.
+        let entry = entry.into_shared(guard);
+        // SAFETY: `entry` was allocated by the caller and is not yet shared with any thread.
         let new = unsafe { entry.deref() };
         loop {
             let table = self.table(guard);
@@ -429,6 +437,7 @@ impl<K, V> fmt::Debug for Shard<K, V> {
 #[cfg(all(test, not(epochcache_loom)))]
 mod tests {
     use super::*;
+    use crate::raw::table::alloc_entry;
     use crate::sync::epoch;
 
     fn hash(key: &u64) -> u64 {
@@ -441,7 +450,7 @@ mod tests {
         shard.insert(
             &mut state,
             hash(&key),
-            Entry::new(key, (), 0, 0),
+            alloc_entry(Entry::new(key, (), 0, 0)),
             &hash,
             &guard,
         );

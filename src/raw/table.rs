@@ -102,13 +102,29 @@ impl<K, V> Table<K, V> {
         self.groups.len()
     }
 
+    /// The group a probe for `hash` starts at: Lemire's multiply-shift range reduction of the
+    /// hash's low 32 bits, below the group count and uniform when the bits are.
+    #[inline]
+    fn home(&self, hash: u64) -> usize {
+        ((u64::from(hash as u32) * self.groups.len() as u64) >> 32) as usize
+    }
+
+    /// Reads the home group of `hash` and discards what it read: a writer calls it before taking
+    /// its shard's lock, so that the lock is not held across the group's cache miss. A hint only:
+    /// it changes nothing, so loom models skip it rather than explore its interleavings.
+    #[inline]
+    pub(crate) fn warm(&self, hash: u64) {
+        #[cfg(not(epochcache_loom))]
+        std::hint::black_box(self.groups[self.home(hash)].tags.load(Ordering::Relaxed));
+        #[cfg(epochcache_loom)]
+        let _ = hash;
+    }
+
     /// The groups a probe for `hash` visits, in order; every group once.
     #[inline]
     fn probe_seq(&self, hash: u64) -> impl Iterator<Item = usize> {
         let n = self.groups.len();
-        // Lemire's multiply-shift range reduction of the hash's low 32 bits: below `n`, and
-        // uniform when the bits are.
-        let mut pos = ((u64::from(hash as u32) * n as u64) >> 32) as usize;
+        let mut pos = self.home(hash);
         (0..n).map(move |_| {
             let at = pos;
             pos += 1;
