@@ -83,18 +83,20 @@ pub struct Footprint {
     pub overhead_per_entry: f64,
 }
 
-/// epochcache's engine with no bound, presized and filled like the maps: its table and entries
-/// alone, without the eviction policy's queues, sketch and ghosts.
-pub fn epochcache_map_footprint() -> Option<Footprint> {
+/// epochcache's engine with no bound, filled like the maps: its table and entries alone, without
+/// the eviction policy's queues, sketch and ghosts. `presized`: built with room for every entry,
+/// as the maps are (`with_capacity`); else grown from empty, as most caches are built.
+pub fn epochcache_map_footprint(presized: bool) -> Option<Footprint> {
     let before = live_bytes()?;
     let n = ENTRIES;
     let c = epochcache::ShardedCache::<u64, u64>::builder()
-        .initial_capacity(n)
+        .initial_capacity(if presized { n } else { 0 })
         .build();
     for i in 0..n as u64 {
         let k = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let _ = c.insert(k, k);
     }
+    collect_retired();
     let (held, bytes) = (c.len(), live_bytes()? - before);
     drop(c);
     Some(Footprint {
@@ -102,6 +104,15 @@ pub fn epochcache_map_footprint() -> Option<Footprint> {
         bytes,
         overhead_per_entry: bytes as f64 / held.max(1) as f64 - 16.0,
     })
+}
+
+/// Lets the epoch collector free what epochcache retired while filling (the tables a growing shard
+/// replaced), as the peers free theirs at once: the figure is of what the cache holds, not of
+/// garbage waiting for the next collection.
+fn collect_retired() {
+    for _ in 0..4 {
+        crossbeam_epoch::pin().flush();
+    }
 }
 
 /// Builds `system` for [`ENTRIES`] `u64` to `u64` entries, fills it and counts its heap bytes.
@@ -120,6 +131,7 @@ pub fn footprint(system: System) -> Option<Footprint> {
             keys.for_each(|k| {
                 let _ = c.insert(k, k);
             });
+            collect_retired();
             (c.len(), live_bytes()?, Box::new(c) as Box<dyn Send>)
         }
         // ByteCache has `str` keys only: its figure is the engine's, measured above.

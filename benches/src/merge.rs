@@ -102,6 +102,7 @@ mod tests {
             latency: vec![],
             memory: vec![],
             memory_epochcache_map: None,
+            memory_epochcache_grown: None,
         };
         r.compute_ratios();
         r

@@ -102,6 +102,9 @@ pub struct Report {
     /// same way: the figure to set beside the maps that never evict.
     #[serde(default)]
     pub memory_epochcache_map: Option<Footprint>,
+    /// The same engine grown from empty rather than presized.
+    #[serde(default)]
+    pub memory_epochcache_grown: Option<Footprint>,
 }
 
 impl Report {
@@ -256,15 +259,20 @@ pub fn memory_table(report: &Report) -> String {
         };
         let _ = writeln!(out, "{line}");
     }
-    if let Some(f) = report.memory_epochcache_map {
-        let _ = writeln!(
-            out,
-            "  {:<24} {:>10} {:>12} {:>14.1}",
-            "epochcache (unbounded)",
-            f.entries,
-            si(f.bytes as f64),
-            f.overhead_per_entry
-        );
+    for (name, footprint) in [
+        ("epochcache (unbounded)", report.memory_epochcache_map),
+        ("epochcache (unb., grown)", report.memory_epochcache_grown),
+    ] {
+        if let Some(f) = footprint {
+            let _ = writeln!(
+                out,
+                "  {:<24} {:>10} {:>12} {:>14.1}",
+                name,
+                f.entries,
+                si(f.bytes as f64),
+                f.overhead_per_entry
+            );
+        }
     }
     out
 }
@@ -301,6 +309,7 @@ mod tests {
             latency: vec![],
             memory: vec![],
             memory_epochcache_map: None,
+            memory_epochcache_grown: None,
         };
         r.compute_ratios();
         r

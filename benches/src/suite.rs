@@ -85,6 +85,7 @@ pub fn run(opts: &Options, progress: &dyn Fn(&str)) -> Report {
             latency: Vec::new(),
             memory: Vec::new(),
             memory_epochcache_map: None,
+            memory_epochcache_grown: None,
         },
     };
     s.hot_set();
@@ -381,7 +382,8 @@ impl Session<'_> {
             let footprint = memory::footprint(system);
             self.report.memory.push(MemoryRow { system, footprint });
             if system == System::Epochcache {
-                self.report.memory_epochcache_map = memory::epochcache_map_footprint();
+                self.report.memory_epochcache_map = memory::epochcache_map_footprint(true);
+                self.report.memory_epochcache_grown = memory::epochcache_map_footprint(false);
             }
         }
     }
