@@ -234,6 +234,19 @@ impl ByteCacheBuilder {
         self
     }
 
+    /// Room for this many entries before the first table rebuild (see
+    /// [`CacheBuilder::initial_capacity`]); metadata and bodies each count.
+    ///
+    /// ```
+    /// # use epochcache::ByteCache;
+    /// let cache = ByteCache::builder().initial_capacity(10_000).build();
+    /// # drop(cache);
+    /// ```
+    pub fn initial_capacity(mut self, entries: usize) -> Self {
+        self.inner = self.inner.initial_capacity(entries);
+        self
+    }
+
     /// Bounds the total bytes: keys, values and per-entry overhead.
     ///
     /// ```

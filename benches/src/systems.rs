@@ -166,6 +166,7 @@ impl System {
             System::EpochcacheBytes => Box::new(
                 epochcache::ByteCache::builder()
                     .max_entries(capacity as u64)
+                    .initial_capacity(sizing.entries.min(capacity))
                     .build(),
             ),
             System::Moka => Box::new(
