@@ -115,13 +115,14 @@ fn collect_retired() {
     }
 }
 
-/// Builds `system` for [`ENTRIES`] `u64` to `u64` entries, fills it and counts its heap bytes.
+/// Builds `system` for [`ENTRIES`] `u64` to `u64` entries, inserts `rounds` times as many
+/// distinct keys (a bounded cache evicts the surplus) and counts its heap bytes.
 ///
 /// Returns `None` when no counting allocator is installed.
-pub fn footprint(system: System) -> Option<Footprint> {
+pub fn footprint(system: System, rounds: usize) -> Option<Footprint> {
     let before = live_bytes()?;
     let n = ENTRIES;
-    let keys = (0..n as u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let keys = (0..(n * rounds) as u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let (held, after, keep) = match system {
         System::Epochcache => {
             let c = epochcache::ShardedCache::<u64, u64>::builder()

@@ -81,6 +81,10 @@ pub struct MemoryRow {
     pub system: System,
     /// Its footprint; `None` when it could not be measured.
     pub footprint: Option<Footprint>,
+    /// Its footprint after twice as many distinct keys as its bound: a cache in steady state,
+    /// with whatever history (ghosts, sketch) it keeps of what it evicted. Maps hold them all.
+    #[serde(default)]
+    pub steady: Option<Footprint>,
 }
 
 /// Everything a comparison run measured.
@@ -239,15 +243,16 @@ pub fn memory_table(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\nmemory: heap bytes per entry beyond the 16 B of key and value (1M u64 -> u64)"
+        "\nmemory: heap bytes per entry beyond the 16 B of key and value (1M u64 -> u64; \
+         \"after 2M\": 2M distinct keys inserted, so a cache has evicted half)"
     );
     let _ = writeln!(
         out,
-        "  {:<24} {:>10} {:>12} {:>14}",
-        "system", "entries", "heap bytes", "overhead/entry"
+        "  {:<24} {:>10} {:>12} {:>14} {:>12} {:>14}",
+        "system", "entries", "heap bytes", "overhead/entry", "after 2M", "overhead/entry"
     );
     for row in &report.memory {
-        let line = match row.footprint {
+        let mut line = match row.footprint {
             Some(f) => format!(
                 "  {:<24} {:>10} {:>12} {:>14.1}",
                 row.system.name(),
@@ -257,6 +262,9 @@ pub fn memory_table(report: &Report) -> String {
             ),
             None => format!("  {:<24} {:>10}", row.system.name(), "n/a"),
         };
+        if let Some(f) = row.steady {
+            line += &format!(" {:>12} {:>14.1}", f.entries, f.overhead_per_entry);
+        }
         let _ = writeln!(out, "{line}");
     }
     for (name, footprint) in [

@@ -379,8 +379,13 @@ impl Session<'_> {
         }
         for &system in &self.opts.systems {
             (self.progress)(&format!("{:<12} {}", "memory", system.name()));
-            let footprint = memory::footprint(system);
-            self.report.memory.push(MemoryRow { system, footprint });
+            let footprint = memory::footprint(system, 1);
+            let steady = memory::footprint(system, 2);
+            self.report.memory.push(MemoryRow {
+                system,
+                footprint,
+                steady,
+            });
             if system == System::Epochcache {
                 self.report.memory_epochcache_map = memory::epochcache_map_footprint(true);
                 self.report.memory_epochcache_grown = memory::epochcache_map_footprint(false);
