@@ -1,7 +1,8 @@
 //! A frequency sketch: approximately how often each hash was seen recently, in four bytes a
 //! tracked key.
 //!
-//! Four rows of 4-bit counters (count-min): a hash raises one counter in each row, and its
+//! Four rows of 4-bit counters (count-min), laid out so that all four counters of a hash share
+//! one cache line (as Caffeine lays out its sketch): a hash raises one counter in each row, and its
 //! estimate is the smallest of its four. Only the counters at the minimum are raised
 //! (conservative update), which keeps collisions from inflating estimates. When the additions
 //! reach twenty per tracked entry, every counter is halved, so the sketch forgets old popularity
@@ -10,6 +11,8 @@
 /// Counters per `u64` word.
 const PER_WORD: usize = 16;
 const ROWS: usize = 4;
+/// Words in a block: one cache line, holding every counter of a hash (two words a row).
+const BLOCK_WORDS: usize = 8;
 /// Counters in each row for each entry the sketch is sized for (the policy sizes it for twice the
 /// shard's entries: eight bytes an entry, as Caffeine spends).
 const WIDTH_PER_ENTRY: usize = 2;
@@ -21,13 +24,17 @@ const SEEDS: [u64; ROWS] = [
     0x85eb_ca77_c2b2_ae63,
 ];
 
+/// Eight words on one cache line.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(64))]
+struct Block([u64; BLOCK_WORDS]);
+
 /// A count-min sketch of 4-bit counters with periodic halving.
 #[derive(Debug)]
 pub(crate) struct FrequencySketch {
-    /// `ROWS` rows of `width` counters, packed sixteen to a word, row after row.
-    words: Vec<u64>,
-    /// Counters per row, a power of two.
-    width: usize,
+    /// A power-of-two number of blocks; each holds 32 counters of each row (two words a row,
+    /// sixteen counters a word), and a hash uses one block.
+    blocks: Vec<Block>,
     additions: usize,
     /// Additions after which every counter is halved: twenty per tracked entry (the policy tracks
     /// twice a shard's entries, so forty per resident entry). A resident entry's reads reach the
@@ -45,8 +52,7 @@ impl FrequencySketch {
         let entries = entries.max(PER_WORD);
         let width = (entries * WIDTH_PER_ENTRY).next_power_of_two();
         FrequencySketch {
-            words: vec![0; ROWS * width / PER_WORD],
-            width,
+            blocks: vec![Block::default(); ROWS * width / PER_WORD / BLOCK_WORDS],
             additions: 0,
             sample: 20 * entries,
             entries,
@@ -58,15 +64,25 @@ impl FrequencySketch {
         self.entries
     }
 
+    /// Where `hash`'s counter in `row` is: a word and the bit offset in it. All four of a hash's
+    /// counters lie in one 64-byte block of eight words (row `r` in word `2r` or `2r + 1`), so
+    /// counting or estimating a key is one cache miss, not four.
     fn index(&self, hash: u64, row: usize) -> (usize, u32) {
-        let mixed = (hash ^ (hash >> 29)).wrapping_mul(SEEDS[row]);
-        let counter = (mixed >> 32) as usize & (self.width - 1);
-        let at = row * self.width + counter;
-        (at / PER_WORD, (at % PER_WORD) as u32 * 4)
+        let mask = self.blocks.len() - 1;
+        let block = ((hash ^ (hash >> 29)).wrapping_mul(SEEDS[0]) >> 32) as usize & mask;
+        // Five bits a row, from a product of its own: which of the row's two words, which of
+        // the word's sixteen counters.
+        let pick = hash.wrapping_mul(SEEDS[row]) >> 59;
+        let word = block * BLOCK_WORDS + 2 * row + (pick >> 4) as usize;
+        (word, (pick & 0xf) as u32 * 4)
+    }
+
+    fn word(&self, word: usize) -> u64 {
+        self.blocks[word / BLOCK_WORDS].0[word % BLOCK_WORDS]
     }
 
     fn counter(&self, (word, shift): (usize, u32)) -> u64 {
-        (self.words[word] >> shift) & 0xf
+        (self.word(word) >> shift) & 0xf
     }
 
     /// The estimated count of `hash` (0 to 15).
@@ -85,8 +101,8 @@ impl FrequencySketch {
             return;
         }
         for &(word, shift) in &at {
-            if (self.words[word] >> shift) & 0xf == min {
-                self.words[word] += 1 << shift;
+            if (self.word(word) >> shift) & 0xf == min {
+                self.blocks[word / BLOCK_WORDS].0[word % BLOCK_WORDS] += 1 << shift;
             }
         }
         self.additions += 1;
@@ -96,7 +112,7 @@ impl FrequencySketch {
     }
 
     fn halve(&mut self) {
-        for word in &mut self.words {
+        for word in self.blocks.iter_mut().flat_map(|block| &mut block.0) {
             *word = (*word >> 1) & 0x7777_7777_7777_7777;
         }
         self.additions /= 2;
@@ -106,6 +122,21 @@ impl FrequencySketch {
 #[cfg(all(test, not(epochcache_loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hash_counts_in_one_cache_line_one_word_pair_a_row() {
+        let sketch = FrequencySketch::new(1 << 12);
+        for h in 0..10_000u64 {
+            let hash = h.wrapping_mul(0x2545_f491_4f6c_dd1d);
+            let at: Vec<_> = (0..ROWS).map(|row| sketch.index(hash, row)).collect();
+            let block = at[0].0 / BLOCK_WORDS;
+            for (row, &(word, shift)) in at.iter().enumerate() {
+                assert_eq!(word / BLOCK_WORDS, block);
+                assert_eq!(word % BLOCK_WORDS / 2, row);
+                assert!(shift < 64 && shift % 4 == 0);
+            }
+        }
+    }
 
     #[test]
     fn counts_saturate_and_age() {
