@@ -205,16 +205,7 @@ impl Policy {
         guard: &'g Guard,
     ) -> Option<Found<'g, K, V>> {
         loop {
-            let before = *steps;
-            let found = Self::pop_live(&mut self.main, table, hash_of, steps, guard);
-            if std::env::var("DBG").is_ok() && found.is_none() {
-                eprintln!(
-                    "main_victim none: steps {before} -> {} main {}",
-                    *steps,
-                    self.main.len()
-                );
-            }
-            let found = found?;
+            let found = Self::pop_live(&mut self.main, table, hash_of, steps, guard)?;
             let freq = found.entry.freq();
             if freq == 0 || is_expired(found.entry) {
                 return Some(found);
