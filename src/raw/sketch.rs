@@ -4,8 +4,8 @@
 //! Four rows of 4-bit counters (count-min): a hash raises one counter in each row, and its
 //! estimate is the smallest of its four. Only the counters at the minimum are raised
 //! (conservative update), which keeps collisions from inflating estimates. When the additions
-//! reach twenty-five per tracked entry, every counter is halved, so the sketch forgets old popularity
-//! and follows the workload (the "aging" of TinyLFU).
+//! reach twenty-five per tracked entry, every counter is halved, so the sketch forgets old
+//! popularity and follows the workload (the "aging" of TinyLFU).
 
 /// Counters per `u64` word.
 const PER_WORD: usize = 16;
@@ -35,12 +35,14 @@ pub(crate) struct FrequencySketch {
     /// tracks twice a shard's entries, so fifty per resident entry). A resident entry's reads
     /// reach the sketch only when the eviction hand passes it, so its counts grow more slowly
     /// than in a sketch fed by every read, and a longer memory makes up for it: ten per tracked
-    /// entry lost 0.9 points on the scan workload and up to 0.8 on Zipf at 10k entries. Over the
-    /// whole table (with ghost hits going to the main queue) 25 beat 20 by 0.2 points on the
-    /// 1,000-entry scan and 0.2 on Zipf 0.7 at 10k entries, moving no other row by more than 0.1;
-    /// 30 and 40 gained up to 0.5 on that scan but lost 0.5 on lirs-sprite at 100 and 250
-    /// entries (40: also 0.6 at 500); 15 lost on the scan. lirs-sprite at 500 entries swings by up
-    /// to a point between neighbouring values (22: 76.31, 25: 76.77, 28: 75.62, 30: 76.60).
+    /// entry lost 0.9 points on the scan workload and up to 0.8 on Zipf at 10k entries. With a
+    /// small-queue ghost hit going to the main queue, 25 beat 20 by 0.22 points on the
+    /// 1,000-entry scan and 0.15 on Zipf 0.7 at 10k entries, lost 0.17 on lirs-sprite at 500
+    /// entries (and gained 0.1 at 100 to 750), and moved no other row by more than 0.06; 30
+    /// gained 0.1 more on that scan but lost 0.5 on lirs-sprite at 100 entries and 0.4 at 250,
+    /// 40 (measured with the small queue's old ceiling) 0.8 at 500; 15 was no better than 20 on
+    /// the scan. lirs-sprite at 500 entries swings by up to a point between neighbouring values
+    /// (22: 76.31, 25: 76.77, 28: 75.62, 30: 76.60).
     sample: usize,
     /// The entries the sketch was sized for.
     entries: usize,
