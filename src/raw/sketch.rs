@@ -5,8 +5,8 @@
 //! one cache line (as Caffeine lays out its sketch): a hash raises one counter in each row, and its
 //! estimate is the smallest of its four. Only the counters at the minimum are raised
 //! (conservative update), which keeps collisions from inflating estimates. When the additions
-//! reach twenty per tracked entry, every counter is halved, so the sketch forgets old popularity
-//! and follows the workload (the "aging" of TinyLFU).
+//! reach twenty-five per tracked entry, every counter is halved, so the sketch forgets old
+//! popularity and follows the workload (the "aging" of TinyLFU).
 
 /// Counters per `u64` word.
 const PER_WORD: usize = 16;
@@ -16,6 +16,8 @@ const BLOCK_WORDS: usize = 8;
 /// Counters in each row for each entry the sketch is sized for (the policy sizes it for twice the
 /// shard's entries: eight bytes an entry, as Caffeine spends).
 const WIDTH_PER_ENTRY: usize = 2;
+/// Additions per tracked entry after which every counter is halved (see `sample`).
+const SAMPLE_PER_ENTRY: usize = 25;
 /// Seeds that make the four row indices of a hash independent enough.
 const SEEDS: [u64; ROWS] = [
     0x9e37_79b9_7f4a_7c15,
@@ -36,11 +38,18 @@ pub(crate) struct FrequencySketch {
     /// sixteen counters a word), and a hash uses one block.
     blocks: Vec<Block>,
     additions: usize,
-    /// Additions after which every counter is halved: twenty per tracked entry (the policy tracks
-    /// twice a shard's entries, so forty per resident entry). A resident entry's reads reach the
-    /// sketch only when the eviction hand passes it, so its counts grow more slowly than in a
-    /// sketch fed by every read, and a longer memory makes up for it: ten per tracked entry lost
-    /// 0.9 points on the scan workload and up to 0.8 on Zipf at 10k entries.
+    /// Additions after which every counter is halved: twenty-five per tracked entry (the policy
+    /// tracks twice a shard's entries, so fifty per resident entry). A resident entry's reads
+    /// reach the sketch only when the eviction hand passes it, so its counts grow more slowly
+    /// than in a sketch fed by every read, and a longer memory makes up for it: ten per tracked
+    /// entry lost 0.9 points on the scan workload and up to 0.8 on Zipf at 10k entries. With a
+    /// small-queue ghost hit going to the main queue, 25 beat 20 by 0.22 points on the
+    /// 1,000-entry scan and 0.15 on Zipf 0.7 at 10k entries, lost 0.17 on lirs-sprite at 500
+    /// entries (and gained 0.1 at 100 to 750), and moved no other row by more than 0.06; 30
+    /// gained 0.1 more on that scan but lost 0.5 on lirs-sprite at 100 entries and 0.4 at 250,
+    /// 40 (measured with the small queue's old ceiling) 0.8 at 500; 15 was no better than 20 on
+    /// the scan. lirs-sprite at 500 entries swings by up to a point between neighbouring values
+    /// (22: 76.31, 25: 76.77, 28: 75.62, 30: 76.60).
     sample: usize,
     /// The entries the sketch was sized for.
     entries: usize,
@@ -54,7 +63,7 @@ impl FrequencySketch {
         FrequencySketch {
             blocks: vec![Block::default(); ROWS * width / PER_WORD / BLOCK_WORDS],
             additions: 0,
-            sample: 20 * entries,
+            sample: SAMPLE_PER_ENTRY * entries,
             entries,
         }
     }
