@@ -179,8 +179,8 @@ impl<K, V> Shard<K, V> {
         used_after * 8 > table.slots() * 7
     }
 
-    /// Rebuilds the table without tombstones, growing it by half when the live entries need it, and
-    /// publishes it; readers of the old table go on reading it until they unpin.
+    /// Rebuilds the table without tombstones, growing it by half when the live entries need it,
+    /// and publishes it; readers of the old table go on reading it until they unpin.
     #[cold] // once per growth, or once per 7/8 of a table in tombstones
     fn rebuild(&self, state: &mut ShardState, hash_of: &dyn Fn(&K) -> u64, guard: &Guard) {
         let old = self.table.load(Ordering::Relaxed, guard);
