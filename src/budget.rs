@@ -100,7 +100,8 @@ impl Budget {
     }
 }
 
-/// How many entries a thread retires between two flushes of its epoch bag; see [`pace_reclamation`].
+/// How many entries a thread retires between two flushes of its epoch bag; see
+/// [`pace_reclamation`].
 const RETIRE_PER_FLUSH: u32 = 4;
 
 /// Called once for every entry a thread unlinks, with no lock held: every [`RETIRE_PER_FLUSH`]-th

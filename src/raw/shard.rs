@@ -19,9 +19,10 @@
 //!
 //! A deleted slot becomes empty again if its group still has an empty slot (no probe goes past
 //! such a group, see `Table::vacate`), else a tombstone, so that probes pass over it. When live
-//! entries plus tombstones would exceed 7/8 of the slots, the writer rebuilds the table: twice as large if the
-//! live entries alone fill more than half of that limit, else the same size, which clears every
-//! tombstone. Tombstones therefore never make up more than 7/8 of a table.
+//! entries plus tombstones would exceed 7/8 of the slots, the writer rebuilds the table: half as
+//! large again if the live entries alone fill more than two thirds of that limit, else the same
+//! size, which clears every tombstone. Tombstones therefore never make up more than 7/8 of a
+//! table, and a table that grew is at least 58% full.
 
 use std::fmt;
 
