@@ -499,3 +499,63 @@ mod tests {
         shard.validate(&hash).unwrap();
     }
 }
+
+#[cfg(all(test, not(epochcache_loom)))]
+mod churn_tests {
+    use super::*;
+    use crate::raw::table::alloc_entry;
+    use crate::sync::epoch;
+
+    fn hash(key: &u64) -> u64 {
+        key.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17)
+    }
+
+    /// Inserts and removes a sliding window of `window` fresh keys `ops` times in a shard sized
+    /// for `capacity`; returns how many rebuilds kept the size, and the largest table, in slots.
+    fn churn(capacity: usize, window: u64, ops: u64) -> (usize, usize) {
+        let shard: Shard<u64, ()> = Shard::new(capacity, false);
+        let (mut same_size, mut largest) = (0, 0);
+        for next in 0..ops {
+            let guard = epoch::pin();
+            let mut state = shard.lock();
+            let before: *const Table<u64, ()> = shard.table(&guard);
+            let slots_before = shard.table(&guard).slots();
+            let entry = alloc_entry(Entry::new(next, (), 0, 0));
+            shard.insert(&mut state, hash(&next), entry, &hash, &guard);
+            if next >= window {
+                let old = next - window;
+                shard.remove(&mut state, hash(&old), |k| *k == old, &guard);
+            }
+            let table = shard.table(&guard);
+            if !std::ptr::eq(table, before) && table.slots() == slots_before {
+                same_size += 1;
+            }
+            largest = largest.max(table.slots());
+        }
+        shard.validate(&hash).unwrap();
+        (same_size, largest)
+    }
+
+    #[test]
+    fn churn_just_under_the_growth_point_never_grows_the_table() {
+        // 200 entries take 33 groups, 231 slots; the table grows once more than 7/12 of its
+        // slots are live, so a window of 133 keys (134 live for a moment) stays just under that
+        // while every removal may leave a tombstone. `validate` checks that live entries and
+        // tombstones stay within 7/8 of the slots.
+        let slots = groups_for(200) * GROUP_SLOTS;
+        let window = (slots * 7 / 12 - 1) as u64;
+        let (_, largest) = churn(200, window, 100_000);
+        assert_eq!(largest, slots, "the table grew under churn");
+    }
+
+    #[test]
+    fn churn_that_fills_a_table_with_tombstones_rebuilds_it_in_place() {
+        // Grown from empty, a window of 295 keys sits just under the growth point of the table
+        // it reaches (511 slots), and its tombstones fill that table to 7/8 again and again.
+        let (same_size, largest) = churn(0, 295, 100_000);
+        assert!(
+            same_size > 10,
+            "{same_size} same-size rebuilds in {largest} slots"
+        );
+    }
+}
