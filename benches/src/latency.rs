@@ -73,7 +73,7 @@ pub fn measure(
             let mut ops = 0u64;
             for &op in writer.iter().cycle() {
                 let i = (op & INDEX_MASK) as usize;
-                cache.set(data.keys[i].clone(), data.values[i].clone());
+                cache.set(&data.keys[i], data.values[i].clone());
                 ops += 1;
                 if ops % 64 == 0 && done.load(Ordering::Relaxed) {
                     break;
@@ -108,7 +108,7 @@ fn timed_loop(
                 let key = &data.keys[i];
                 let t = Instant::now();
                 if op & SET_BIT != 0 {
-                    cache.set(key.clone(), data.values[i].clone());
+                    cache.set(key, data.values[i].clone());
                     set.saturating_record(t.elapsed().as_nanos() as u64);
                 } else {
                     std::hint::black_box(cache.get(key));

@@ -171,14 +171,14 @@ fn step(cache: &dyn Contender, plan: Plan<'_>, op: u32, m: &mut Measurement) {
             m.gets += 1;
             m.hits += u64::from(black_box(cache.read_len(key)).is_some());
         }
-        Mode::Set => cache.set(key.clone(), plan.values[i].clone()),
-        Mode::Mixed if op & SET_BIT != 0 => cache.set(key.clone(), plan.values[i].clone()),
+        Mode::Set => cache.set(key, plan.values[i].clone()),
+        Mode::Mixed if op & SET_BIT != 0 => cache.set(key, plan.values[i].clone()),
         Mode::Mixed => {
             get(m);
         }
         Mode::CacheAside => {
             if !get(m) {
-                cache.set(key.clone(), plan.values[i].clone());
+                cache.set(key, plan.values[i].clone());
             }
         }
     }

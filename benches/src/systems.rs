@@ -23,8 +23,10 @@ use serde::{Deserialize, Serialize};
 pub trait Contender: Send + Sync {
     /// The value stored under `key`, cloned out of the system.
     fn get(&self, key: &str) -> Option<Bytes>;
-    /// Stores `value` under `key`, replacing an older value.
-    fn set(&self, key: String, value: Bytes);
+    /// Stores `value` under `key`, replacing an older value. The key is borrowed: a system whose
+    /// API takes an owned key copies it (as its caller would have to), one that takes `&str`
+    /// (`ByteCache`) does not.
+    fn set(&self, key: &str, value: Bytes);
     /// The length of the value stored under `key`, read in place where the system can lend a
     /// reference (no reference count touched); by default through [`get`](Self::get).
     fn read_len(&self, key: &str) -> Option<usize> {
@@ -195,7 +197,7 @@ impl System {
             }
         };
         for (k, v) in prefill {
-            contender.set(k, v);
+            contender.set(&k, v);
         }
         contender
     }
@@ -211,8 +213,8 @@ impl<S: BuildHasher + Send + Sync + 'static> Contender
     fn get(&self, key: &str) -> Option<Bytes> {
         epochcache::ShardedCache::get(self, key)
     }
-    fn set(&self, key: String, value: Bytes) {
-        let _ = self.insert(key, value);
+    fn set(&self, key: &str, value: Bytes) {
+        let _ = self.insert(key.to_owned(), value);
     }
     fn read_len(&self, key: &str) -> Option<usize> {
         self.get_with(key, Bytes::len)
@@ -224,8 +226,8 @@ impl Contender for epochcache::ByteCache {
     fn get(&self, key: &str) -> Option<Bytes> {
         epochcache::BaseCache::get(self, key).ok().flatten()
     }
-    fn set(&self, key: String, value: Bytes) {
-        let _ = epochcache::BaseCache::set(self, &key, value, None);
+    fn set(&self, key: &str, value: Bytes) {
+        let _ = epochcache::BaseCache::set(self, key, value, None);
     }
 }
 
@@ -233,8 +235,8 @@ impl Contender for moka::sync::Cache<String, Bytes> {
     fn get(&self, key: &str) -> Option<Bytes> {
         moka::sync::Cache::get(self, key)
     }
-    fn set(&self, key: String, value: Bytes) {
-        self.insert(key, value);
+    fn set(&self, key: &str, value: Bytes) {
+        self.insert(key.to_owned(), value);
     }
 }
 
@@ -242,8 +244,8 @@ impl Contender for quick_cache::sync::Cache<String, Bytes> {
     fn get(&self, key: &str) -> Option<Bytes> {
         quick_cache::sync::Cache::get(self, key)
     }
-    fn set(&self, key: String, value: Bytes) {
-        self.insert(key, value);
+    fn set(&self, key: &str, value: Bytes) {
+        self.insert(key.to_owned(), value);
     }
 }
 
@@ -251,8 +253,8 @@ impl<S: BuildHasher + Send + Sync> Contender for papaya::HashMap<String, Bytes, 
     fn get(&self, key: &str) -> Option<Bytes> {
         self.pin().get(key).cloned()
     }
-    fn set(&self, key: String, value: Bytes) {
-        self.pin().insert(key, value);
+    fn set(&self, key: &str, value: Bytes) {
+        self.pin().insert(key.to_owned(), value);
     }
     fn read_len(&self, key: &str) -> Option<usize> {
         self.pin().get(key).map(Bytes::len)
@@ -263,8 +265,8 @@ impl<S: BuildHasher + Clone + Send + Sync> Contender for dashmap::DashMap<String
     fn get(&self, key: &str) -> Option<Bytes> {
         dashmap::DashMap::get(self, key).map(|r| r.value().clone())
     }
-    fn set(&self, key: String, value: Bytes) {
-        self.insert(key, value);
+    fn set(&self, key: &str, value: Bytes) {
+        self.insert(key.to_owned(), value);
     }
     fn read_len(&self, key: &str) -> Option<usize> {
         dashmap::DashMap::get(self, key).map(|r| r.value().len())
@@ -275,8 +277,8 @@ impl<S: BuildHasher + Send + Sync> Contender for scc::HashMap<String, Bytes, S> 
     fn get(&self, key: &str) -> Option<Bytes> {
         self.read_sync(key, |_, v| v.clone())
     }
-    fn set(&self, key: String, value: Bytes) {
-        self.upsert_sync(key, value);
+    fn set(&self, key: &str, value: Bytes) {
+        self.upsert_sync(key.to_owned(), value);
     }
     fn read_len(&self, key: &str) -> Option<usize> {
         self.read_sync(key, |_, v| v.len())
@@ -289,8 +291,8 @@ impl<S: BuildHasher + Send + Sync> Contender for scc::HashCache<String, Bytes, S
         // LRU list, as a cache read should.
         self.get_sync(key).map(|e| e.get().clone())
     }
-    fn set(&self, key: String, value: Bytes) {
-        match self.entry_sync(key) {
+    fn set(&self, key: &str, value: Bytes) {
+        match self.entry_sync(key.to_owned()) {
             scc::hash_cache::Entry::Occupied(mut o) => {
                 o.put(value);
             }
@@ -311,7 +313,7 @@ impl Contender for Baseline {
     fn read_len(&self, key: &str) -> Option<usize> {
         self.0.get(key).map(Bytes::len)
     }
-    fn set(&self, _key: String, _value: Bytes) {
+    fn set(&self, _key: &str, _value: Bytes) {
         // The runner never gives the baseline a write (its kind is `Baseline`).
         unreachable!("the std HashMap baseline is read-only")
     }
@@ -340,7 +342,7 @@ mod tests {
             assert_eq!(c.read_len("absent:key:0000000000"), None);
             assert_eq!(c.get("absent:key:0000000000"), None, "{}", system.name());
             if system.kind() != Kind::Baseline {
-                c.set("fresh:key:00000000000".into(), Bytes::from_static(b"v"));
+                c.set("fresh:key:00000000000", Bytes::from_static(b"v"));
                 assert_eq!(c.get("fresh:key:00000000000").as_deref(), Some(&b"v"[..]));
             }
         }
