@@ -67,7 +67,8 @@
 //!
 //! Eviction takes expired entries first, then asks the writer's own shard's policy: new keys wait
 //! in a small probationary queue; a key read there moves to a main CLOCK queue; one not read must
-//! be rated more popular than the main queue's victim by a frequency sketch to enter it. Ghost
+//! be rated more popular than the main queue's victim by a frequency sketch to enter it, unless it
+//! returns soon after the probationary queue dropped it (a ghost hit), which lets it in. Ghost
 //! histories size the probationary queue to the workload. A hit only raises a 4-bit counter in
 //! the entry with a relaxed store, and only while it is below its maximum. `HITRATIO.md` has the
 //! measured hit ratios.
@@ -75,7 +76,9 @@
 //! Expired entries free their memory without being read: each write removes up to two expired
 //! entries of its shard (earliest deadline first), and [`ShardedCache::purge_expired`] removes all
 //! of them for an idle cache. Memory unlinked but not yet freed by the epoch collector is counted
-//! too ([`CacheStats::garbage_weight`]); writers flush it once it passes one entry's maximum.
+//! too ([`CacheStats::garbage_weight`]); writers flush it once it passes one entry's maximum, and
+//! every writer hands its garbage to the collector every few entries it unlinks, so replaced and
+//! removed values are dropped promptly even without a bound.
 //!
 //! [`CacheBuilder::eviction_listener`] is told of every entry that leaves, with its
 //! [`RemovalCause`], outside any lock. [`ShardedCache::stats`] counts inserts and removals by
