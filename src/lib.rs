@@ -82,8 +82,9 @@
 //!
 //! [`CacheBuilder::eviction_listener`] is told of every entry that leaves, with its
 //! [`RemovalCause`], outside any lock. [`ShardedCache::stats`] counts inserts and removals by
-//! cause, kept under the shard locks writers already hold; reads are not counted, since a counter
-//! shared by readers would be a line every reader writes.
+//! cause, kept under the shard locks writers already hold. Hits and misses are counted only with
+//! [`CacheBuilder::record_stats`] (off by default, as in Caffeine), on per-thread stripes, since
+//! one counter shared by readers would be a line every reader writes.
 //! [`ShardedCache::get_or_insert_with`] loads a missing value once, however many threads miss it.
 //!
 //! # Performance
