@@ -75,7 +75,8 @@
 //!   repelled in a row: lirs-ps 56.92 to 57.13; folding at most three or one of a resident's
 //!   reads into the sketch a pass: lirs-ps 56.91 and 57.12, but lirs-sprite at 500 -0.5 and -0.7,
 //!   more than 2 below S3-FIFO; a floor of a quarter or an eighth of the shard on the small
-//!   queue's ghost: lirs-ps unchanged, the loops -8 to -15). Replayed against Belady's optimum,
+//!   queue's ghost: lirs-ps unchanged, the loops -8 to -15; halving the whole sketch after one to
+//!   four shards' lengths of candidates rejected in a row: lirs-ps 56.89 to 56.91). Replayed against Belady's optimum,
 //!   all but one of the hits lost there are later visits of keys first seen between requests
 //!   951 and 1,282, while the cache first fills: the
 //!   hand then rests on keys seen once at the start, which the sketch rates 0, and the margin
