@@ -79,7 +79,6 @@ pub fn medians(reports: &[Report]) -> Result<Report, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Machine;
     use crate::systems::System;
     use crate::workload::{Config, Workload};
 
@@ -94,16 +93,8 @@ mod tests {
             hit_ratio: None,
             note: None,
         };
-        let mut r = Report {
-            machine: Machine::current(),
-            config: Config::default(),
-            seconds_per_measurement: 0.4,
-            throughput: vec![row(System::Epochcache, epoch), row(System::Moka, moka)],
-            latency: vec![],
-            memory: vec![],
-            memory_epochcache_map: None,
-            memory_epochcache_grown: None,
-        };
+        let mut r = Report::new(Config::default(), 0.4);
+        r.throughput = vec![row(System::Epochcache, epoch), row(System::Moka, moka)];
         r.compute_ratios();
         r
     }

@@ -112,6 +112,21 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report of a run on this machine with `config`, each measurement lasting
+    /// `seconds_per_measurement`, before anything is measured.
+    pub fn new(config: Config, seconds_per_measurement: f64) -> Self {
+        Report {
+            machine: Machine::current(),
+            config,
+            seconds_per_measurement,
+            throughput: Vec::new(),
+            latency: Vec::new(),
+            memory: Vec::new(),
+            memory_epochcache_map: None,
+            memory_epochcache_grown: None,
+        }
+    }
+
     /// Fills in every row's ratio to epochcache in the same workload and thread count.
     pub fn compute_ratios(&mut self) {
         let rows = self.throughput.clone();
@@ -303,22 +318,14 @@ mod tests {
     }
 
     fn report() -> Report {
-        let mut r = Report {
-            machine: Machine::current(),
-            config: Config::default(),
-            seconds_per_measurement: 1.0,
-            throughput: vec![
-                row(System::Epochcache, 1, Some(2e6)),
-                row(System::Moka, 1, Some(1e6)),
-                row(System::Papaya, 1, None),
-                row(System::Epochcache, 2, Some(4e6)),
-                row(System::Moka, 2, Some(6e6)),
-            ],
-            latency: vec![],
-            memory: vec![],
-            memory_epochcache_map: None,
-            memory_epochcache_grown: None,
-        };
+        let mut r = Report::new(Config::default(), 1.0);
+        r.throughput = vec![
+            row(System::Epochcache, 1, Some(2e6)),
+            row(System::Moka, 1, Some(1e6)),
+            row(System::Papaya, 1, None),
+            row(System::Epochcache, 2, Some(4e6)),
+            row(System::Moka, 2, Some(6e6)),
+        ];
         r.compute_ratios();
         r
     }

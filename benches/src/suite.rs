@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::latency;
 use crate::memory;
-use crate::report::{LatencyRow, Machine, MemoryRow, Report, ThroughputRow};
+use crate::report::{LatencyRow, MemoryRow, Report, ThroughputRow};
 use crate::runner::{self, Measurement, Plan, Until};
 use crate::systems::{Contender, Kind, Sizing, System};
 use crate::trace::Trace;
@@ -77,16 +77,7 @@ pub fn run(opts: &Options, progress: &dyn Fn(&str)) -> Report {
     let mut s = Session {
         opts,
         progress,
-        report: Report {
-            machine: Machine::current(),
-            config: opts.config.clone(),
-            seconds_per_measurement: opts.duration.as_secs_f64(),
-            throughput: Vec::new(),
-            latency: Vec::new(),
-            memory: Vec::new(),
-            memory_epochcache_map: None,
-            memory_epochcache_grown: None,
-        },
+        report: Report::new(opts.config.clone(), opts.duration.as_secs_f64()),
     };
     s.hot_set();
     s.data_set();
