@@ -73,6 +73,22 @@ fn flush() {
     crossbeam_epoch::pin().flush();
 }
 
+/// Runs `write` on a new thread against `cache`; the thread then flushes its garbage `flushes`
+/// times, so that what `write` retired is freed while this thread may still be reading it.
+fn on_another_thread<V: Send + Sync + 'static>(
+    cache: &Arc<Cache<V>>,
+    flushes: usize,
+    write: impl FnOnce(&Cache<V>) + Send + 'static,
+) -> thread::JoinHandle<()> {
+    let cache = Arc::clone(cache);
+    thread::spawn(move || {
+        write(&cache);
+        for _ in 0..flushes {
+            flush();
+        }
+    })
+}
+
 /// Runs the collector until `done` says every retired object it waits for was freed, and
 /// gives up after a bounded number of rounds. Call it once every spawned thread has been joined.
 ///
@@ -104,14 +120,9 @@ fn get_racing_a_replacing_insert() {
         let cache = Arc::new(cache::<String>(None));
         cache.insert(1, s("old")).unwrap();
 
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || {
-                cache.insert(1, s("new")).unwrap();
-                flush();
-                flush();
-            })
-        };
+        let writer = on_another_thread(&cache, 2, move |cache| {
+            cache.insert(1, s("new")).unwrap();
+        });
 
         let first = cache.get(&1);
         let second = cache.get(&1);
@@ -141,14 +152,9 @@ fn get_racing_remove() {
         let cache = Arc::new(cache::<String>(None));
         cache.insert(1, s("one")).unwrap();
 
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || {
-                assert!(cache.remove(&1));
-                flush();
-                flush();
-            })
-        };
+        let writer = on_another_thread(&cache, 2, move |cache| {
+            assert!(cache.remove(&1));
+        });
 
         let seen = cache.get_with(&1, |v| v.clone());
         assert!(
@@ -180,14 +186,9 @@ fn get_racing_a_resize() {
             cache.insert(k, format!("v{k}")).unwrap();
         }
 
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || {
-                cache.insert(6, s("v6")).unwrap();
-                flush();
-                flush();
-            })
-        };
+        let writer = on_another_thread(&cache, 2, move |cache| {
+            cache.insert(6, s("v6")).unwrap();
+        });
 
         for k in [0, 5] {
             let seen = cache.get(&k);
@@ -218,13 +219,10 @@ fn two_writers_on_one_shard() {
             cache.insert(k, format!("v{k}")).unwrap();
         }
 
-        let other = {
-            let cache = cache.clone();
-            thread::spawn(move || {
-                cache.insert(1, s("a2")).unwrap();
-                cache.insert(3, s("c")).unwrap();
-            })
-        };
+        let other = on_another_thread(&cache, 0, move |cache| {
+            cache.insert(1, s("a2")).unwrap();
+            cache.insert(3, s("c")).unwrap();
+        });
         cache.insert(1, s("a1")).unwrap();
         cache.insert(2, s("b")).unwrap();
         other.join().unwrap();
@@ -296,13 +294,10 @@ fn every_value_is_dropped_exactly_once() {
         );
         let two = Tracked::new("two", &counts);
 
-        let other = {
-            let cache = cache.clone();
-            thread::spawn(move || {
-                cache.insert(1, one_b).unwrap(); // replaces, or re-inserts if 1 was evicted
-                cache.insert(3, three).unwrap(); // evicts when the cache is full
-            })
-        };
+        let other = on_another_thread(&cache, 0, move |cache| {
+            cache.insert(1, one_b).unwrap(); // replaces, or re-inserts if 1 was evicted
+            cache.insert(3, three).unwrap(); // evicts when the cache is full
+        });
         cache.insert(2, two).unwrap();
         cache.remove(&1);
         other.join().unwrap();
@@ -327,14 +322,9 @@ fn get_racing_eviction() {
         let cache = Arc::new(cache::<String>(Some(1)));
         cache.insert(1, s("one")).unwrap();
 
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || {
-                cache.insert(2, s("two")).unwrap();
-                flush();
-                flush();
-            })
-        };
+        let writer = on_another_thread(&cache, 2, move |cache| {
+            cache.insert(2, s("two")).unwrap();
+        });
 
         let seen = cache.get_with(&1, |v| v.clone());
         assert!(
@@ -360,13 +350,9 @@ fn hit_counter_racing_eviction() {
         let cache = Arc::new(cache::<String>(Some(1)));
         cache.insert(1, s("one")).unwrap();
 
-        let writer = {
-            let cache = cache.clone();
-            thread::spawn(move || {
-                cache.insert(2, s("two")).unwrap();
-                flush();
-            })
-        };
+        let writer = on_another_thread(&cache, 1, move |cache| {
+            cache.insert(2, s("two")).unwrap();
+        });
 
         let first = cache.get_with(&1, |v| v.clone());
         let second = cache.get_with(&1, |v| v.clone());
