@@ -138,7 +138,7 @@ where
         // Keys spread over shards binomially: a shard's share plus three standard deviations
         // (about the square root of the share) holds it with high probability.
         let share = initial_capacity.div_ceil(shards);
-        let per_shard = if shards > 1 && share > 0 {
+        let per_shard = if shards > 1 {
             share + 3 * (share as f64).sqrt() as usize
         } else {
             share
