@@ -105,7 +105,7 @@ fn group(c: &mut Criterion, case: Case<'_>, threads: &[usize]) {
         prefill,
     } = case;
     let mut g = c.benchmark_group(&name);
-    for system in System::ALL {
+    for system in System::defaults() {
         if !w.applies_to(system.kind()) {
             continue;
         }
@@ -182,7 +182,7 @@ fn gets(c: &mut Criterion, suite: &Suite) {
     // The system holds the data set; the stream asks for the absent keys of `misses`.
     let mut g = c.benchmark_group("get_miss/64B");
     g.throughput(Throughput::Elements(1));
-    for system in System::ALL {
+    for system in System::defaults() {
         let cache = system.build(sizing, data.entries());
         g.bench_function(system.id(), |b| {
             b.iter_custom(|iters| {
@@ -208,7 +208,10 @@ fn sets(c: &mut Criterion, suite: &Suite) {
         };
         let mut g = c.benchmark_group(format!("set_insert/{size}B"));
         g.throughput(Throughput::Elements(1));
-        for system in System::ALL.into_iter().filter(|s| w.applies_to(s.kind())) {
+        for system in System::defaults()
+            .into_iter()
+            .filter(|s| w.applies_to(s.kind()))
+        {
             g.bench_function(system.id(), |b| {
                 b.iter_custom(|iters| {
                     let cache = system.build(sizing, std::iter::empty());

@@ -12,9 +12,10 @@ use crate::report::Report;
 use crate::systems::System;
 
 /// A colour per system, in [`System::ALL`] order.
-const COLOURS: [RGBColor; 8] = [
+const COLOURS: [RGBColor; System::ALL.len()] = [
     RGBColor(214, 39, 40),
     RGBColor(240, 120, 120),
+    RGBColor(150, 20, 60),
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),

@@ -214,7 +214,7 @@ fn options(args: &Args) -> Result<Options, String> {
         return Err("the trace workload needs --trace FILE".into());
     }
     let mut systems = if args.systems.is_empty() {
-        System::ALL.to_vec()
+        System::defaults()
     } else {
         args.systems.clone()
     };

@@ -55,6 +55,10 @@ pub enum System {
     /// epochcache's `ByteCache` (the cache object API: `str` keys, `Bytes` values), through its
     /// `BaseCache` trait.
     EpochcacheBytes,
+    /// epochcache's `ShardedCache<String, Bytes>` returning a copy of the value (a fresh
+    /// allocation) instead of a handle that shares it: the issue's "copy small values out or
+    /// share them" question. Only run when asked for with `-s`.
+    EpochcacheCopy,
     /// `moka::sync::Cache`.
     Moka,
     /// `quick_cache::sync::Cache`.
@@ -80,9 +84,10 @@ pub struct Sizing {
 
 impl System {
     /// Every system, epochcache first (the one the others are compared with).
-    pub const ALL: [System; 8] = [
+    pub const ALL: [System; 9] = [
         System::Epochcache,
         System::EpochcacheBytes,
+        System::EpochcacheCopy,
         System::Moka,
         System::QuickCache,
         System::Papaya,
@@ -91,11 +96,21 @@ impl System {
         System::StdHashmap,
     ];
 
+    /// The systems a run compares unless told otherwise: all but the copy-out variant, which
+    /// answers one question and is only run when asked for.
+    pub fn defaults() -> Vec<System> {
+        Self::ALL
+            .into_iter()
+            .filter(|&s| s != System::EpochcacheCopy)
+            .collect()
+    }
+
     /// The name printed in tables, charts and JSON.
     pub fn name(self) -> &'static str {
         match self {
             System::Epochcache => "epochcache",
             System::EpochcacheBytes => "epochcache ByteCache",
+            System::EpochcacheCopy => "epochcache copy-out",
             System::Moka => "moka",
             System::QuickCache => "quick_cache",
             System::Papaya => "papaya",
@@ -110,6 +125,7 @@ impl System {
         match self {
             System::Epochcache => "epochcache",
             System::EpochcacheBytes => "epochcache-bytes",
+            System::EpochcacheCopy => "epochcache-copy",
             System::Moka => "moka",
             System::QuickCache => "quick_cache",
             System::Papaya => "papaya",
@@ -122,7 +138,7 @@ impl System {
     /// Whether it is a cache, a map or the baseline.
     pub fn kind(self) -> Kind {
         match self {
-            System::Epochcache | System::EpochcacheBytes => Kind::Cache,
+            System::Epochcache | System::EpochcacheBytes | System::EpochcacheCopy => Kind::Cache,
             System::Moka | System::QuickCache => Kind::Cache,
             // scc is a map by default and becomes scc::HashCache when a bound is asked for.
             System::Scc => Kind::Cache,
@@ -136,6 +152,7 @@ impl System {
         match self {
             System::Epochcache => "ShardedCache<String, Bytes>",
             System::EpochcacheBytes => "ByteCache via BaseCache (get/set return Result)",
+            System::EpochcacheCopy => "ShardedCache<String, Bytes>, get copies the value out",
             System::Moka => "moka::sync::Cache (TinyLFU)",
             System::QuickCache => "quick_cache::sync::Cache (CLOCK-Pro)",
             System::Papaya => "papaya::HashMap: not a cache, no eviction",
@@ -171,6 +188,12 @@ impl System {
                     .initial_capacity(sizing.entries.min(capacity))
                     .build(),
             ),
+            System::EpochcacheCopy => Box::new(CopyOut(
+                epochcache::ShardedCache::<String, Bytes>::builder()
+                    .max_entries(capacity as u64)
+                    .initial_capacity(sizing.entries.min(capacity))
+                    .build(),
+            )),
             System::Moka => Box::new(
                 moka::sync::Cache::<String, Bytes>::builder()
                     .max_capacity(capacity as u64)
@@ -218,6 +241,22 @@ impl<S: BuildHasher + Send + Sync + 'static> Contender
     }
     fn read_len(&self, key: &str) -> Option<usize> {
         self.get_with(key, Bytes::len)
+    }
+}
+
+/// The engine returning a copy of the value instead of sharing it: a get reads the value in
+/// place and copies its bytes into a new allocation, so no reference count is written.
+struct CopyOut(epochcache::ShardedCache<String, Bytes>);
+
+impl Contender for CopyOut {
+    fn get(&self, key: &str) -> Option<Bytes> {
+        self.0.get_with(key, |v| Bytes::copy_from_slice(v))
+    }
+    fn set(&self, key: &str, value: Bytes) {
+        Contender::set(&self.0, key, value);
+    }
+    fn read_len(&self, key: &str) -> Option<usize> {
+        Contender::read_len(&self.0, key)
     }
 }
 
