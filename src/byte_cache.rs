@@ -556,7 +556,11 @@ fn body_key(key: &str) -> KeyRef<'_> {
 }
 
 impl BaseCache for ByteCache {
-    #[inline]
+    // Always inlined: called out of line, the clone was written to a temporary and copied into
+    // the `Result` with wide loads that stalled on the clone's narrow stores. Inlined into a
+    // caller that uses the value, a hit took 27.8 ns instead of 32.2 (scratch benchmark, three
+    // alternating runs each).
+    #[inline(always)]
     fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         self.check_open()?;
         Ok(self.inner.get(&meta_key(key)))
