@@ -13,6 +13,7 @@
 //! miss, an insert.
 
 use crate::recency::RecencySet;
+use crate::replay::Policy;
 
 /// An ARC cache of keys.
 #[derive(Debug)]
@@ -117,15 +118,19 @@ impl Arc {
     }
 }
 
-/// The number of hits of ARC with room for `capacity` entries, replaying `keys`.
-pub fn arc_hits(keys: &[u64], capacity: usize) -> u64 {
-    let mut arc = Arc::new(capacity);
-    keys.iter().filter(|&&k| arc.access(k)).count() as u64
+impl Policy for Arc {
+    fn with_capacity(capacity: usize) -> Self {
+        Arc::new(capacity)
+    }
+    fn access(&mut self, key: u64) -> bool {
+        Arc::access(self, key)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::check_against_references;
 
     #[test]
     fn by_hand() {
@@ -166,24 +171,15 @@ mod tests {
             assert!(a.len() + a.b1.len() + a.b2.len() <= 8);
         }
         assert_eq!(hits, 4);
-        assert_eq!(arc_hits(&[7, 7, 7], 0), 0);
+        assert_eq!(crate::replay::hits::<Arc>(&[7, 7, 7], 0), 0);
     }
 
     #[test]
     fn invariants_hold_and_opt_bounds_it() {
-        let keys = crate::workload::zipf_keys(0.8, 400, 6_000, 5);
-        for capacity in [1, 2, 7, 50, 150] {
-            let mut a = Arc::new(capacity);
-            let mut hits = 0;
-            for &k in &keys {
-                hits += u64::from(a.access(k));
-                assert!(a.len() <= capacity && a.p <= capacity);
-                assert!(a.t1.len() + a.b1.len() <= capacity);
-                assert!(a.len() + a.b1.len() + a.b2.len() <= 2 * capacity);
-            }
-            let opt = crate::opt::opt_hits(&keys, &crate::opt::next_uses(&keys), capacity);
-            assert!(hits <= opt, "{capacity}: {hits} > {opt}");
-            assert!(hits >= crate::opt::lru_hits(&keys, capacity) / 2);
-        }
+        check_against_references(|a: &Arc, capacity| {
+            assert!(a.len() <= capacity && a.p <= capacity);
+            assert!(a.t1.len() + a.b1.len() <= capacity);
+            assert!(a.len() + a.b1.len() + a.b2.len() <= 2 * capacity);
+        });
     }
 }

@@ -27,6 +27,7 @@
 use std::collections::HashMap;
 
 use crate::recency::RecencySet;
+use crate::replay::Policy;
 
 /// A key's status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,15 +169,19 @@ impl Lirs {
     }
 }
 
-/// The number of hits of LIRS with room for `capacity` entries, replaying `keys`.
-pub fn lirs_hits(keys: &[u64], capacity: usize) -> u64 {
-    let mut cache = Lirs::new(capacity);
-    keys.iter().filter(|&&k| cache.access(k)).count() as u64
+impl Policy for Lirs {
+    fn with_capacity(capacity: usize) -> Self {
+        Lirs::new(capacity)
+    }
+    fn access(&mut self, key: u64) -> bool {
+        Lirs::access(self, key)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::check_against_references;
 
     fn status(l: &Lirs, key: u64) -> Option<Status> {
         l.status.get(&key).copied()
@@ -223,38 +228,29 @@ mod tests {
     fn keeps_most_of_a_loop() {
         // A loop of 11 keys in a cache of 10: LRU keeps nothing; LIRS keeps its 9 LIR keys.
         let keys: Vec<u64> = (0..1100).map(|i| i % 11).collect();
-        let hits = lirs_hits(&keys, 10);
+        let hits = crate::replay::hits::<Lirs>(&keys, 10);
         assert!(hits >= 9 * 99 - 9, "{hits}");
         let mut l = Lirs::new(10);
         for &k in &keys {
             l.access(k);
             assert!(l.len() <= 10);
         }
-        assert_eq!(lirs_hits(&[7, 7, 7], 0), 0);
+        assert_eq!(crate::replay::hits::<Lirs>(&[7, 7, 7], 0), 0);
     }
 
     #[test]
     fn invariants_hold_and_opt_bounds_it() {
-        let keys = crate::workload::zipf_keys(0.8, 400, 6_000, 5);
-        for capacity in [1, 2, 7, 50, 150] {
-            let mut l = Lirs::new(capacity);
-            let mut hits = 0;
-            for &k in &keys {
-                hits += u64::from(l.access(k));
-                assert!(l.lirs <= l.lir_cap && l.len() <= capacity);
-                if capacity == 1 {
-                    continue;
-                }
-                let bottom = l.stack.bottom().expect("S is never empty once used");
-                assert_eq!(status(&l, bottom), Some(Status::Lir));
-                let count = |s| l.status.values().filter(|&&x| x == s).count();
-                assert_eq!(count(Status::Lir), l.lirs);
-                assert_eq!(count(Status::HirResident), l.queue.len());
-                assert!(l.status.len() >= l.stack.len());
+        check_against_references(|l: &Lirs, capacity| {
+            assert!(l.lirs <= l.lir_cap && l.len() <= capacity);
+            if capacity == 1 {
+                return;
             }
-            let opt = crate::opt::opt_hits(&keys, &crate::opt::next_uses(&keys), capacity);
-            assert!(hits <= opt, "{capacity}: {hits} > {opt}");
-            assert!(hits >= crate::opt::lru_hits(&keys, capacity) / 2);
-        }
+            let bottom = l.stack.bottom().expect("S is never empty once used");
+            assert_eq!(status(l, bottom), Some(Status::Lir));
+            let count = |s| l.status.values().filter(|&&x| x == s).count();
+            assert_eq!(count(Status::Lir), l.lirs);
+            assert_eq!(count(Status::HirResident), l.queue.len());
+            assert!(l.status.len() >= l.stack.len());
+        });
     }
 }

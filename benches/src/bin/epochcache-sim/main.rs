@@ -29,6 +29,7 @@ mod chart;
 mod lirs;
 mod opt;
 mod recency;
+mod replay;
 mod report;
 mod s3fifo;
 mod systems;

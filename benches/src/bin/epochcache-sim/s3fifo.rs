@@ -30,6 +30,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use crate::replay::Policy;
+
 /// Where a resident entry is, and its frequency.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -186,15 +188,19 @@ impl S3Fifo {
     }
 }
 
-/// The number of hits of S3-FIFO with room for `capacity` entries, replaying `keys`.
-pub fn s3fifo_hits(keys: &[u64], capacity: usize) -> u64 {
-    let mut cache = S3Fifo::new(capacity);
-    keys.iter().filter(|&&k| cache.access(k)).count() as u64
+impl Policy for S3Fifo {
+    fn with_capacity(capacity: usize) -> Self {
+        S3Fifo::new(capacity)
+    }
+    fn access(&mut self, key: u64) -> bool {
+        S3Fifo::access(self, key)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replay::check_against_references;
 
     #[test]
     fn by_hand() {
@@ -239,25 +245,16 @@ mod tests {
             assert!(s.ghost_of.len() <= 9);
         }
         assert_eq!(hits, 9 + 9, "{:?} {:?}", s.small, s.main);
-        assert_eq!(s3fifo_hits(&[7, 7, 7], 0), 0);
+        assert_eq!(crate::replay::hits::<S3Fifo>(&[7, 7, 7], 0), 0);
     }
 
     #[test]
     fn invariants_hold_and_opt_bounds_it() {
-        let keys = crate::workload::zipf_keys(0.8, 400, 6_000, 5);
-        for capacity in [1, 2, 7, 50, 150] {
-            let mut s = S3Fifo::new(capacity);
-            let mut hits = 0;
-            for &k in &keys {
-                hits += u64::from(s.access(k));
-                assert!(s.len() <= capacity);
-                assert_eq!(s.small.len() + s.main.len(), s.len());
-                assert!(s.ghost_of.len() <= s.main_cap);
-                assert!(s.ghost_of.keys().all(|g| !s.resident.contains_key(g)));
-            }
-            let opt = crate::opt::opt_hits(&keys, &crate::opt::next_uses(&keys), capacity);
-            assert!(hits <= opt, "{capacity}: {hits} > {opt}");
-            assert!(hits >= crate::opt::lru_hits(&keys, capacity) / 2);
-        }
+        check_against_references(|s: &S3Fifo, capacity| {
+            assert!(s.len() <= capacity);
+            assert_eq!(s.small.len() + s.main.len(), s.len());
+            assert!(s.ghost_of.len() <= s.main_cap);
+            assert!(s.ghost_of.keys().all(|g| !s.resident.contains_key(g)));
+        });
     }
 }

@@ -17,7 +17,7 @@
 
 use serde::Serialize;
 
-use crate::{arc, lirs, opt, s3fifo};
+use crate::{arc, lirs, opt, replay, s3fifo};
 
 /// The seeds of every cache's hasher.
 const SEEDS: [u64; 4] = [
@@ -143,9 +143,9 @@ pub fn replay_on(
         System::Epochcache => epochcache_replay(keys, size, opts, progress),
         System::Moka => moka_replay(keys, size, opts.moka_pending, progress),
         System::QuickCache => quick_cache_replay(keys, size, progress),
-        System::Arc => simulated(arc::arc_hits(keys, size)),
-        System::S3Fifo => simulated(s3fifo::s3fifo_hits(keys, size)),
-        System::Lirs => simulated(lirs::lirs_hits(keys, size)),
+        System::Arc => simulated(replay::hits::<arc::Arc>(keys, size)),
+        System::S3Fifo => simulated(replay::hits::<s3fifo::S3Fifo>(keys, size)),
+        System::Lirs => simulated(replay::hits::<lirs::Lirs>(keys, size)),
         System::Lru => simulated(opt::lru_hits(keys, size)),
         System::Opt => simulated(opt::opt_hits(keys, next, size)),
     }
