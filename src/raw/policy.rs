@@ -292,18 +292,18 @@ impl Policy {
         }
         self.sketch.increment(hash);
         let (min, max) = (live / MIN_SMALL_SHARE, live * MAX_SMALL_PERMILLE / 1000);
-        let returned_soon = self.small_ghost.take(hash);
-        if returned_soon {
+        if self.small_ghost.take(hash) {
+            // Dropped by the small queue and back soon: the queue was too small, and the key
+            // goes straight to the main queue.
             self.small_target = (self.small_target + TARGET_STEP).min(max.max(1));
-        } else if self.main_ghost.take(hash) {
-            self.small_target = self.small_target.saturating_sub(TARGET_STEP);
-        }
-        self.small_target = self.small_target.clamp(min.max(1), max.max(1));
-        if returned_soon {
             self.main.push_back(hash);
         } else {
+            if self.main_ghost.take(hash) {
+                self.small_target = self.small_target.saturating_sub(TARGET_STEP);
+            }
             self.small.push_back(hash);
         }
+        self.small_target = self.small_target.clamp(min.max(1), max.max(1));
     }
 
     /// Forgets everything (the shard was cleared).

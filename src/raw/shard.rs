@@ -498,17 +498,6 @@ mod tests {
         );
         shard.validate(&hash).unwrap();
     }
-}
-
-#[cfg(all(test, not(epochcache_loom)))]
-mod churn_tests {
-    use super::*;
-    use crate::raw::table::alloc_entry;
-    use crate::sync::epoch;
-
-    fn hash(key: &u64) -> u64 {
-        key.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17)
-    }
 
     /// Inserts and removes a sliding window of `window` fresh keys `ops` times in a shard sized
     /// for `capacity`; returns how many rebuilds kept the size, and the largest table, in slots.

@@ -90,6 +90,10 @@ impl FrequencySketch {
         self.blocks[word / BLOCK_WORDS].0[word % BLOCK_WORDS]
     }
 
+    fn word_mut(&mut self, word: usize) -> &mut u64 {
+        &mut self.blocks[word / BLOCK_WORDS].0[word % BLOCK_WORDS]
+    }
+
     fn counter(&self, (word, shift): (usize, u32)) -> u64 {
         (self.word(word) >> shift) & 0xf
     }
@@ -110,8 +114,8 @@ impl FrequencySketch {
             return;
         }
         for &(word, shift) in &at {
-            if (self.word(word) >> shift) & 0xf == min {
-                self.blocks[word / BLOCK_WORDS].0[word % BLOCK_WORDS] += 1 << shift;
+            if self.counter((word, shift)) == min {
+                *self.word_mut(word) += 1 << shift;
             }
         }
         self.additions += 1;
