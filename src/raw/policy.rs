@@ -117,6 +117,20 @@
 //!   6/64 and 8/64 76.39), and beyond the table lost 1.15 and 1.11 on lirs-ps at 1,500 and 2,000
 //!   entries (1.0 below the better peer; without the window, +0.15): right after a late fill the
 //!   window lets keys seen once displace keys whose reads the pre-fill rule had just set aside.
+//! - Tried, not kept: an adaptive margin, 0 or 1 per shard, moved by evidence about the decisions
+//!   the margin alone made (32 pieces move it by one): a candidate it repelled returning while
+//!   its victim still sat unread at the hand lowered it; that victim read first, or at margin 0 a
+//!   victim displaced by a candidate that 1 would have kept out returning before that candidate
+//!   was read, raised it (weight 2). lirs-ps at 500 entries unchanged (57.09): the candidates
+//!   repelled there while the shard first fills all return about 1,550 misses later, after
+//!   every one of them was turned away; starting at 0 instead gave 55.60 (the evidence for 1
+//!   comes as late), a margin of 0 for good 54.52 (lirs-loop -11.4). The table otherwise within
+//!   0.05, and beyond it lirs-ps at 100 entries 23.37 to 28.71 (moka 26.37), no other row lower
+//!   by more than 0.13, but for one row beyond the table it cost a hash set of repelled
+//!   candidates up to four shard lengths long and hash-map work on every miss. Evidence from the
+//!   ghosts instead (a repelled key's return lowers, a displaced victim's raises): lirs-ps at most
+//!   57.21, lirs-multi3 -0.7 to -2.0, the scan -0.5 to -1.6, Zipf 0.7 at 10k -0.2 to -0.9 (on
+//!   Zipf the margin flipped thousands of times a shard); a ceiling of 2: Zipf at 100k -0.6.
 //! - Left short: lirs-ps at 500 entries, 57.09 against moka's 57.88 (-0.78). Before the pre-fill
 //!   rule it was 56.91, moved by none of the above by more than 0.3 and none to moka's figure less 0.5 without costing
 //!   more elsewhere (a margin of 0 against a victim rated 0, with a rejected victim sent to the
