@@ -60,11 +60,12 @@ impl ExpiryOrder {
             if deadline > now {
                 return None;
             }
+            // Looked up before it is popped, so that a panic in `hash_of` (user code) loses
+            // no pair; any entry with this hash and deadline will do (hashes can collide).
+            let found = table.find_hash(hash, hash_of, |e| e.deadline() == deadline, guard);
             self.heap.pop();
-            if let Some((at, entry)) = table.find_hash(hash, hash_of, guard) {
-                if entry.deadline() == deadline {
-                    return Some((at, entry));
-                }
+            if found.is_some() {
+                return found;
             }
         }
         None

@@ -340,8 +340,12 @@ impl Policy {
     ) -> Option<Found<'g, K, V>> {
         while *steps > 0 {
             *steps -= 1;
-            let hash = queue.pop_front()?;
-            if let Some((at, entry)) = table.find_hash(hash, hash_of, guard) {
+            // Looked up before it is popped: `hash_of` is user code, and a hash lost to its
+            // panic would leave its entry in no queue, never to be evicted.
+            let hash = *queue.front()?;
+            let found = table.find_hash(hash, hash_of, |_| true, guard);
+            queue.pop_front();
+            if let Some((at, entry)) = found {
                 return Some(Found { hash, at, entry });
             }
         }
@@ -457,7 +461,9 @@ impl Policy {
     ) {
         let mut seen = HashSetOfHashes::default();
         for queue in [&mut self.small, &mut self.main] {
-            queue.retain(|&h| table.find_hash(h, hash_of, guard).is_some() && seen.insert(h));
+            queue.retain(|&h| {
+                table.find_hash(h, hash_of, |_| true, guard).is_some() && seen.insert(h)
+            });
         }
     }
 }

@@ -69,7 +69,13 @@ pub(crate) type Unlinked<'g, K, V> = &'g Entry<K, V>;
 
 /// The fewest groups in which `entries` fill at most 7/8 of the slots.
 fn groups_for(entries: usize) -> usize {
-    entries.saturating_mul(8).div_ceil(7 * GROUP_SLOTS).max(1)
+    // At most as many groups as an allocation can count (`isize::MAX` bytes): a larger request
+    // then fails as any allocation the system cannot serve does, not on arithmetic overflow.
+    let most = isize::MAX as usize / std::mem::size_of::<super::table::Group<(), ()>>();
+    entries
+        .saturating_mul(8)
+        .div_ceil(7 * GROUP_SLOTS)
+        .clamp(1, most)
 }
 
 impl<K, V> Shard<K, V> {

@@ -192,12 +192,14 @@ impl<K, V> Table<K, V> {
         )
     }
 
-    /// The entry whose key hashes to exactly `hash`, and its slot: how the eviction policy finds
-    /// the entry of a queued hash. Call with the shard lock held.
+    /// The first entry whose key hashes to exactly `hash` and that `wanted` accepts, and its
+    /// slot: how the eviction policy and the expiry order find the entry of a queued hash (two
+    /// keys may share a full hash). Call with the shard lock held.
     pub(crate) fn find_hash<'g>(
         &self,
         hash: u64,
         hash_of: &dyn Fn(&K) -> u64,
+        wanted: impl Fn(&Entry<K, V>) -> bool,
         guard: &'g Guard,
     ) -> Option<(SlotRef, &'g Entry<K, V>)> {
         self.probe(
@@ -205,7 +207,7 @@ impl<K, V> Table<K, V> {
             Ordering::Relaxed,
             guard,
             |_, _| {},
-            |at, _, entry| (hash_of(&entry.key) == hash).then_some((at, entry)),
+            |at, _, entry| (wanted(entry) && hash_of(&entry.key) == hash).then_some((at, entry)),
         )
     }
 
