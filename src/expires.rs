@@ -38,7 +38,8 @@ impl Expires {
     /// The deadline in nanoseconds since the Unix epoch, given the time `now` in the same unit.
     ///
     /// The result is never 0, which caches use to mean "never expires": an instant before the
-    /// epoch becomes 1, still long past.
+    /// epoch becomes 1, still long past (except to a clock that reads the epoch itself, such as
+    /// a `MockClock` set there: to it, nothing has expired yet).
     ///
     /// ```
     /// use std::time::Duration;

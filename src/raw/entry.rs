@@ -42,11 +42,14 @@ impl<K, V> Entry<K, V> {
     /// An entry expiring at `deadline` (nanoseconds since the Unix epoch, 0 for never), with its
     /// access counter at `freq`.
     pub(crate) fn new(key: K, value: V, deadline: u64, freq: u64) -> Self {
-        // Rounded up, so an entry never expires before its deadline (at most 15 ns after it).
+        // Rounded down, so that an entry has expired once its deadline has passed, whatever
+        // the clock's alignment (an expiry of "now" is expired at once, as `BaseCache::set`
+        // promises); it may expire up to 15 ns before its deadline, never after it. A deadline
+        // below 16 ns (a clock at the Unix epoch itself) becomes 16 ns, since 0 means never.
         let units = if deadline == 0 {
             0
         } else {
-            deadline.div_ceil(UNIT).clamp(1, MAX_UNITS)
+            (deadline / UNIT).clamp(1, MAX_UNITS)
         };
         Entry {
             key,
@@ -55,7 +58,7 @@ impl<K, V> Entry<K, V> {
         }
     }
 
-    /// The deadline in nanoseconds since the Unix epoch (0 for never), rounded up to 16 ns.
+    /// The deadline in nanoseconds since the Unix epoch (0 for never), rounded down to 16 ns.
     #[inline]
     pub(crate) fn deadline(&self) -> u64 {
         (self.meta.load(Ordering::Relaxed) >> FREQ_BITS) << FREQ_BITS
@@ -99,11 +102,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn deadlines_round_up_and_never_become_never() {
+    fn deadlines_round_down_and_never_become_never() {
         assert_eq!(Entry::new((), (), 0, 0).deadline(), 0);
         assert_eq!(Entry::new((), (), 1, 0).deadline(), 16);
         assert_eq!(Entry::new((), (), 32, 0).deadline(), 32);
-        assert_eq!(Entry::new((), (), 33, 0).deadline(), 48);
+        assert_eq!(Entry::new((), (), 47, 0).deadline(), 32);
+        assert!(
+            Entry::new((), (), 1_003, 0).is_expired(|| 1_003),
+            "expired at its deadline"
+        );
         assert_eq!(
             Entry::new((), (), u64::MAX, 0).deadline(),
             MAX_UNITS << FREQ_BITS
