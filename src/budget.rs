@@ -71,17 +71,18 @@ impl Budget {
         self.weight.as_ref().map_or(u64::MAX, Bound::max)
     }
 
-    /// Reserves one entry of `weight`, all or nothing.
-    pub(crate) fn try_reserve(&self, weight: u64) -> bool {
-        if let Some(entries) = &self.entries {
-            if !entries.try_reserve(1) {
+    /// Reserves `entries` entries (one for a new key, none for a replacement) and `weight`, all
+    /// or nothing.
+    pub(crate) fn try_reserve(&self, entries: u64, weight: u64) -> bool {
+        if let Some(bound) = &self.entries {
+            if !bound.try_reserve(entries) {
                 return false;
             }
         }
         if let Some(w) = &self.weight {
             if !w.try_reserve(weight) {
-                if let Some(entries) = &self.entries {
-                    entries.release(1);
+                if let Some(bound) = &self.entries {
+                    bound.release(entries);
                 }
                 return false;
             }
@@ -89,10 +90,10 @@ impl Budget {
         true
     }
 
-    /// Gives back one entry of `weight`.
-    pub(crate) fn release(&self, weight: u64) {
-        if let Some(entries) = &self.entries {
-            entries.release(1);
+    /// Gives back `entries` entries and `weight`.
+    pub(crate) fn release(&self, entries: u64, weight: u64) {
+        if let Some(bound) = &self.entries {
+            bound.release(entries);
         }
         if let Some(w) = &self.weight {
             w.release(weight);
@@ -204,13 +205,17 @@ mod tests {
             weight: Some(Bound::new(100)),
             entries: Some(Bound::new(2)),
         };
-        assert!(budget.try_reserve(60));
-        assert!(!budget.try_reserve(41), "weight would be 101");
+        assert!(budget.try_reserve(1, 60));
+        assert!(!budget.try_reserve(1, 41), "weight would be 101");
         assert_eq!(budget.entries.as_ref().unwrap().used(), 1, "all or nothing");
-        assert!(budget.try_reserve(40));
-        assert!(!budget.try_reserve(0), "a third entry");
-        budget.release(60);
-        assert!(budget.try_reserve(10));
+        assert!(budget.try_reserve(1, 40));
+        assert!(!budget.try_reserve(1, 0), "a third entry");
+        assert!(
+            budget.try_reserve(0, 0),
+            "a replacement of the same weight needs nothing"
+        );
+        budget.release(1, 60);
+        assert!(budget.try_reserve(1, 10));
         assert_eq!(budget.weight.as_ref().unwrap().used(), 50);
     }
 }

@@ -87,6 +87,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// share plus three standard deviations of how keys spread over shards, so with uniform
     /// hashes a shard rebuilds early only rarely.
     ///
+    /// It is a hint: capped at [`max_entries`](Self::max_entries) when that is set, and allocated
+    /// when the cache is built, so a capacity larger than the memory the system can give fails
+    /// as any allocation does (the process aborts), never on arithmetic overflow.
+    ///
     /// ```
     /// # use epochcache::ShardedCache;
     /// let cache: ShardedCache<u64, u64> = ShardedCache::builder().initial_capacity(1000).build();

@@ -158,8 +158,9 @@ impl fmt::Debug for DictCache {
 
 impl BaseCache for DictCache {
     fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        let state = self.open_read()?;
+        // Read before the lock: a clock is user code.
         let now = self.clock.now_nanos();
+        let state = self.open_read()?;
         Ok(state
             .values
             .get(key)

@@ -54,7 +54,21 @@
 //!   reader pinned at that moment has moved on, or when the cache is dropped. Drops never run
 //!   under a shard lock.
 //! - A bounded cache reserves an entry's weight before linking it, so its resident weight (what
-//!   [`ShardedCache::weight`] reports) never exceeds the bound.
+//!   [`ShardedCache::weight`] reports) never exceeds the bound. A write of a key already stored
+//!   reserves only the weight its value adds, so it never evicts its own key or a neighbour to
+//!   make room it does not need.
+//!
+//! # User code
+//!
+//! Listeners, loaders, the clock and values' `Drop` run with no lock of the cache held, and may
+//! use the cache. A listener that panics loses nothing: the budget is settled before listeners
+//! run, every other removal is still told, and the first panic is resumed afterwards. Two kinds
+//! of user code do run under a shard's lock, as they do in every hash table: the key's `Hash` and
+//! `Eq` (and the weigher, outside it, but trusted the same way). They must not call into the
+//! same cache, which would wait for itself, and they must give the same answer for the same key
+//! every time. A `Hash` that panics fails the operation that called it and leaves the shard
+//! consistent; a weigher that panics when an entry leaves loses that entry's weight from the
+//! budget, since the engine does not store it.
 //!
 //! # Bounded memory and eviction
 //!
@@ -114,6 +128,7 @@ mod error;
 mod expires;
 mod loader;
 mod raw;
+mod room;
 mod sharded;
 mod stats;
 mod sync;

@@ -12,8 +12,8 @@
 //!   before anything else: unlinked entries are retired to the epoch collector, which drops them
 //!   later, outside every lock.
 //! - A bounded cache reserves an entry's weight in the cache-wide [`Budget`] before linking it;
-//!   when the budget is full the writer evicts (see [`evict_one`](ShardedCache::evict_one)),
-//!   taking one shard lock at a time and never while holding another.
+//!   when the budget is full the writer evicts (see `room`), taking one shard lock at a time
+//!   and never while holding another.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -25,7 +25,7 @@ use crate::clock::Clock;
 use crate::equivalent::Equivalent;
 use crate::expires::deadline_of;
 use crate::loader::Flights;
-use crate::raw::{alloc_entry, Entry, Shard, Verdict};
+use crate::raw::{alloc_entry, Entry, Shard};
 use crate::stats::{CacheStats, ReadCounters, RemovalCause};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{AtomicBool, Ordering};
@@ -35,9 +35,6 @@ use crate::{CacheError, Expires};
 /// counts it: the metadata word, the slot pointer and control byte at the table's typical fill,
 /// and the allocator's header.
 pub(crate) const ENTRY_OVERHEAD: u64 = 40;
-
-/// How many policy steps one eviction takes in one shard before it moves to the next.
-const EVICTION_STEPS: usize = 256;
 
 /// How many expired entries each write removes from its shard, at most.
 const SWEEP_PER_WRITE: usize = 2;
@@ -65,19 +62,19 @@ pub(crate) type Listener<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync>
 /// assert_eq!(cache.get("a"), None);
 /// ```
 pub struct ShardedCache<K, V, S = ahash::RandomState> {
-    shards: Box<[Shard<K, V>]>,
+    pub(crate) shards: Box<[Shard<K, V>]>,
     shard_shift: u32,
     hasher: S,
-    clock: Arc<dyn Clock>,
-    budget: Budget,
-    max_entry_weight: u64,
-    weigher: Weigher<K, V>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) budget: Budget,
+    pub(crate) max_entry_weight: u64,
+    pub(crate) weigher: Weigher<K, V>,
     closed: AtomicBool,
     pub(crate) listener: Option<Listener<K, V>>,
     /// Loads in progress (see `loader`).
     pub(crate) flights: Flights<K, V>,
     /// Weight unlinked but not yet freed by the epoch collector.
-    garbage: Garbage,
+    pub(crate) garbage: Garbage,
     /// Hit and miss counters, when the builder asked for them.
     pub(crate) reads: Option<ReadCounters>,
 }
@@ -135,11 +132,15 @@ where
         clock: Arc<dyn Clock>,
         hasher: S,
     ) -> Self {
+        // A bounded cache never holds more than its entry bound, so a presize beyond it is waste.
+        let entry_bound = budget.entries.as_ref().map_or(u64::MAX, |b| b.max());
+        let initial_capacity =
+            initial_capacity.min(usize::try_from(entry_bound).unwrap_or(usize::MAX));
         // Keys spread over shards binomially: a shard's share plus three standard deviations
         // (about the square root of the share) holds it with high probability.
         let share = initial_capacity.div_ceil(shards);
         let per_shard = if shards > 1 {
-            share + 3 * (share as f64).sqrt() as usize
+            share.saturating_add(3 * (share as f64).sqrt() as usize)
         } else {
             share
         };
@@ -173,7 +174,15 @@ where
     }
 
     #[inline]
-    fn shard_index(&self, hash: u64) -> usize {
+    /// The heaviest entry the cache could ever accept: 0 if it may hold no entry at all.
+    pub(crate) fn largest_entry(&self) -> u64 {
+        if !self.budget.could_ever_fit(0) {
+            return 0;
+        }
+        self.max_entry_weight.min(self.budget.largest_entry())
+    }
+
+    pub(crate) fn shard_index(&self, hash: u64) -> usize {
         // `checked_shr` gives 0 for one shard (a shift by 64).
         hash.checked_shr(self.shard_shift).unwrap_or(0) as usize
     }
@@ -224,6 +233,20 @@ where
     {
         let guard = epoch::pin();
         self.get_pinned(key, f, &guard)
+    }
+
+    /// As [`get`](Self::get), but neither counted in the statistics nor recorded as a read by
+    /// the eviction policy: for the engine's own second looks.
+    pub(crate) fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+    {
+        let guard = epoch::pin();
+        let hash = self.hash(key);
+        self.shard(hash)
+            .get(hash, |k| key.equivalent(k), &guard)
+            .filter(|entry| !entry.is_expired(|| self.clock.now_nanos()))
+            .map(|entry| entry.value.clone())
     }
 
     #[inline]
@@ -306,27 +329,43 @@ where
             0
         };
         if !self.budget.could_ever_fit(weight) || weight > self.max_entry_weight {
-            // Refused before anything is touched: the old value of the key stays.
-            let max = self.max_entry_weight.min(self.budget.largest_entry());
+            // Refused before anything is touched: the old value of the key stays. The error
+            // says what the entry weighs even where the budget counts only entries.
+            let size = (self.weigher)(&key, &value);
             return Err(CacheError::TooLarge {
-                size: usize::try_from(weight).unwrap_or(usize::MAX),
-                max: usize::try_from(max).unwrap_or(usize::MAX),
+                size: usize::try_from(size).unwrap_or(usize::MAX),
+                max: usize::try_from(self.largest_entry()).unwrap_or(usize::MAX),
             });
         }
         let deadline = deadline_of(expires, expires.map_or(0, |_| self.clock.now_nanos()));
         let hash = self.hash(&key);
         let guard = epoch::pin();
-        self.reserve(weight, self.shard_index(hash), &guard)?;
         let shard = self.shard(hash);
+        // Read before the lock (a clock is user code), and only when the shard holds a deadline
+        // (`u64::MAX` is none); a deadline published meanwhile waits for the next write's sweep.
+        let now = if shard.earliest_deadline() == u64::MAX {
+            0
+        } else {
+            self.clock.now_nanos()
+        };
         // Allocated before the lock, and the lock taken after reading the group to probe: the
         // lock is held for the table update, not for the allocator or a cache miss.
         let entry = alloc_entry(Entry::new(key, value, deadline, 0));
-        let mut state = shard.lock_for(hash, &guard);
-        if self.is_closed() {
+        let (mut state, reserved) = loop {
+            let reserved = self.reserve_for(&entry.key, hash, weight, &guard)?;
+            let state = shard.lock_for(hash, &guard);
+            if self.is_closed() {
+                drop(state);
+                self.unreserve(&reserved);
+                return Err(CacheError::Closed);
+            }
+            if reserved.still_holds(|| shard.get(hash, |k| *k == entry.key, &guard)) {
+                break (state, reserved);
+            }
+            // The entry a replacement reserved against was replaced or removed meanwhile.
             drop(state);
-            self.release(weight);
-            return Err(CacheError::Closed);
-        }
+            self.unreserve(&reserved);
+        };
         let hash_of = |k: &K| self.hash(k);
         let replaced = shard.insert(&mut state, hash, entry, &hash_of, &guard);
         state.stats.inserts += 1;
@@ -334,25 +373,23 @@ where
             state.stats.count_removal(RemovalCause::Replaced);
         }
         let mut expired = Vec::new();
-        // The clock is read only when the shard holds a deadline (`u64::MAX` is none).
-        let now = if shard.earliest_deadline() == u64::MAX {
-            0
-        } else {
-            self.clock.now_nanos()
-        };
         shard.sweep_expired(&mut state, SWEEP_PER_WRITE, now, &hash_of, &guard, |e| {
-            expired.push(e)
+            expired.push((e, RemovalCause::Expired))
         });
         for _ in &expired {
             state.stats.count_removal(RemovalCause::Expired);
         }
         drop(state);
         if let Some(old) = replaced {
-            self.release_entry(old, RemovalCause::Replaced, &guard);
+            self.settle_replaced(old, &reserved, weight, &guard);
         }
-        for old in expired {
-            self.release_entry(old, RemovalCause::Expired, &guard);
-        }
+        self.settle(expired.iter().copied(), &guard);
+        self.notify(
+            replaced
+                .map(|old| (old, RemovalCause::Replaced))
+                .into_iter()
+                .chain(expired),
+        );
         Ok(())
     }
 
@@ -397,16 +434,20 @@ where
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         let guard = epoch::pin();
+        // Every shard is cleared and settled before the listener hears of any removal, so a
+        // listener that panics cannot leave a shard open.
+        let mut removed = Vec::new();
         for shard in self.shards.iter() {
-            let mut removed = Vec::new();
+            let first = removed.len();
             let mut state = shard.lock();
-            shard.clear(&mut state, &guard, |e| removed.push(e));
-            state.stats.closed += removed.len() as u64;
+            shard.clear(&mut state, &guard, |e| {
+                removed.push((e, RemovalCause::Closed))
+            });
+            state.stats.closed += (removed.len() - first) as u64;
             drop(state);
-            for old in removed {
-                self.release_entry(old, RemovalCause::Closed, &guard);
-            }
+            self.settle(removed[first..].iter().copied(), &guard);
         }
+        self.notify(removed);
         guard.flush();
     }
 
@@ -517,19 +558,19 @@ where
     pub fn purge_expired(&self) {
         let guard = epoch::pin();
         let now = self.clock.now_nanos();
+        let mut expired = Vec::new();
         for shard in self.shards.iter() {
-            let mut expired = Vec::new();
+            let first = expired.len();
             let mut state = shard.lock();
             let hash_of = |k: &K| self.hash(k);
             shard.sweep_expired(&mut state, usize::MAX, now, &hash_of, &guard, |e| {
-                expired.push(e)
+                expired.push((e, RemovalCause::Expired))
             });
-            state.stats.expired += expired.len() as u64;
+            state.stats.expired += (expired.len() - first) as u64;
             drop(state);
-            for old in expired {
-                self.release_entry(old, RemovalCause::Expired, &guard);
-            }
+            self.settle(expired[first..].iter().copied(), &guard);
         }
+        self.notify(expired);
     }
 
     /// Checks every internal invariant of every shard (counts, tags, reachability, fill); for
@@ -552,114 +593,6 @@ where
             }
         }
         Ok(())
-    }
-
-    /// Reserves room for one entry of `weight`, evicting until it fits.
-    fn reserve(&self, weight: u64, home: usize, guard: &Guard) -> Result<(), CacheError> {
-        if !self.budget.is_bounded() {
-            return Ok(());
-        }
-        let mut fruitless_rounds = 0;
-        while !self.budget.try_reserve(weight) {
-            if self.evict_one(home, guard) {
-                fruitless_rounds = 0;
-            } else {
-                // Nothing evictable: the budget is held by other writers' reservations whose
-                // entries are about to be linked. Let them run.
-                fruitless_rounds += 1;
-                if fruitless_rounds > 1000 || self.is_closed() {
-                    return Err(CacheError::TooLarge {
-                        size: usize::try_from(weight).unwrap_or(usize::MAX),
-                        max: usize::try_from(self.max_entry_weight).unwrap_or(usize::MAX),
-                    });
-                }
-                crate::sync::yield_now();
-            }
-        }
-        Ok(())
-    }
-
-    /// Evicts one entry: an expired one from any shard if there is one, else the victim of the
-    /// writer's own shard's policy, else of the next shards in turn (so an entry that fits the
-    /// cache is admitted whichever shard it hashes to). Returns whether it evicted anything.
-    ///
-    /// The home shard goes first because its policy has just seen the key that needs the room;
-    /// going round the shards from a shared cursor instead cost 5 points of hit ratio on Zipf 0.9
-    /// at 10,000 entries in 8 shards (44.2% against 49.4%).
-    fn evict_one(&self, home: usize, guard: &Guard) -> bool {
-        let now = self.clock.now_nanos();
-        if self.evict_expired(now, guard) {
-            return true;
-        }
-        let n = self.shards.len();
-        let start = home;
-        for i in 0..2 * n {
-            let shard = &self.shards[(start + i) % n];
-            let mut state = shard.lock();
-            let hash_of = |k: &K| self.hash(k);
-            let victim = shard.evict(&mut state, EVICTION_STEPS, &hash_of, now, guard);
-            let Some((victim, verdict)) = victim else {
-                continue;
-            };
-            let cause = match verdict {
-                Verdict::Expired => RemovalCause::Expired,
-                Verdict::Evicted => RemovalCause::Evicted,
-            };
-            state.stats.count_removal(cause);
-            drop(state);
-            self.release_entry(victim, cause, guard);
-            return true;
-        }
-        false
-    }
-
-    /// Removes one expired entry from the first shard that has one, found through the shards'
-    /// published earliest deadlines (no lock is taken for a shard without one). Expired entries
-    /// make room before any live entry is evicted.
-    fn evict_expired(&self, now: u64, guard: &Guard) -> bool {
-        for shard in self.shards.iter() {
-            if shard.earliest_deadline() > now {
-                continue;
-            }
-            let hash_of = |k: &K| self.hash(k);
-            let mut expired = None;
-            let mut state = shard.lock();
-            shard.sweep_expired(&mut state, 1, now, &hash_of, guard, |e| expired = Some(e));
-            if expired.is_some() {
-                state.stats.count_removal(RemovalCause::Expired);
-            }
-            drop(state);
-            if let Some(old) = expired {
-                self.release_entry(old, RemovalCause::Expired, guard);
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Gives back an unlinked entry's share of the budget, counts it as garbage until the epoch
-    /// collector frees it, and tells the listener; called after the shard lock is released,
-    /// while still pinned.
-    fn release_entry(&self, entry: &Entry<K, V>, cause: RemovalCause, guard: &Guard) {
-        if let Some(listener) = &self.listener {
-            listener(&entry.key, &entry.value, cause);
-        }
-        if self.budget.is_bounded() {
-            let weight = if self.budget.weight.is_some() {
-                (self.weigher)(&entry.key, &entry.value)
-            } else {
-                0
-            };
-            self.release(weight);
-            self.garbage.retire(weight, guard);
-        }
-        crate::budget::pace_reclamation(guard);
-    }
-
-    fn release(&self, weight: u64) {
-        if self.budget.is_bounded() {
-            self.budget.release(weight);
-        }
     }
 }
 
