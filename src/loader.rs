@@ -53,19 +53,23 @@ where
 
 impl<K: Hash + Eq, V, S> Drop for Leading<'_, K, V, S> {
     fn drop(&mut self) {
+        // Unlisted first, so that a caller arriving from now on (after a `remove` of the key,
+        // say) starts a flight of its own instead of joining one that already ended.
+        {
+            let mut flights = lock(&self.cache.flights);
+            if let Some(list) = flights.get_mut(&self.hash) {
+                list.retain(|f| !Arc::ptr_eq(f, &self.flight));
+                if list.is_empty() {
+                    flights.remove(&self.hash);
+                }
+            }
+        }
         let outcome = match self.outcome.take() {
             Some(v) => Outcome::Loaded(v),
             None => Outcome::Failed,
         };
         *lock(&self.flight.outcome) = outcome;
         self.flight.done.notify_all();
-        let mut flights = lock(&self.cache.flights);
-        if let Some(list) = flights.get_mut(&self.hash) {
-            list.retain(|f| !Arc::ptr_eq(f, &self.flight));
-            if list.is_empty() {
-                flights.remove(&self.hash);
-            }
-        }
     }
 }
 
@@ -112,6 +116,9 @@ where
     where
         E: Into<Box<dyn Error + Send + Sync>>,
     {
+        if self.is_closed() {
+            return Err(CacheError::Closed);
+        }
         if let Some(v) = self.get(&key) {
             return Ok(v);
         }
@@ -135,7 +142,8 @@ where
                 outcome: None,
             };
             // A flight that ended just before ours began may have inserted the value already.
-            if let Some(v) = self.get(&key) {
+            // Not counted: this call's miss was counted above.
+            if let Some(v) = self.peek(&key) {
                 leading.outcome = Some(v.clone());
                 return Ok(v);
             }
