@@ -374,3 +374,59 @@ fn hit_counter_racing_eviction() {
         cache.validate().unwrap();
     });
 }
+
+/// Model 8: in a full bounded cache, a reader racing an insert that replaces its key's value
+/// never finds the key missing: a replacement reserves no new entry, so it evicts nothing, least
+/// of all its own key, and the budget stays exact.
+#[test]
+fn get_racing_a_replacement_in_a_full_cache() {
+    model(|| {
+        let cache = Arc::new(cache::<String>(Some(1)));
+        cache.insert(1, s("old")).unwrap();
+
+        let writer = on_another_thread(&cache, 2, move |cache| {
+            cache.insert(1, s("new")).unwrap();
+        });
+
+        for _ in 0..2 {
+            let seen = cache.get_with(&1, |v| v.clone());
+            assert!(
+                seen.as_deref() == Some("old") || seen.as_deref() == Some("new"),
+                "read {seen:?} while key 1 was only ever replaced"
+            );
+        }
+
+        writer.join().unwrap();
+        assert_eq!(cache.get(&1).as_deref(), Some("new"));
+        assert_eq!(cache.len(), 1);
+        cache.validate().unwrap();
+    });
+}
+
+/// Model 9: a replacement racing an insert that evicts the key being replaced (a full cache of
+/// one entry). The replacement reserved no entry against the old one; if the eviction took that
+/// entry first, it must notice under the lock, give back its reservation and reserve a whole
+/// entry. Whatever the order, exactly one entry stays and the budget counts exactly it.
+#[test]
+fn a_replacement_racing_the_eviction_of_its_key() {
+    model(|| {
+        let cache = Arc::new(cache::<String>(Some(1)));
+        cache.insert(1, s("old")).unwrap();
+
+        let writer = on_another_thread(&cache, 2, move |cache| {
+            cache.insert(2, s("two")).unwrap();
+        });
+        cache.insert(1, s("new")).unwrap();
+        writer.join().unwrap();
+
+        assert_eq!(cache.len(), 1);
+        let one = cache.get(&1);
+        let two = cache.get(&2);
+        assert!(
+            one.as_deref() == Some("new") || two.as_deref() == Some("two"),
+            "neither write's value stayed: {one:?} {two:?}"
+        );
+        assert_ne!(one.as_deref(), Some("old"), "the replaced value came back");
+        cache.validate().unwrap();
+    });
+}
