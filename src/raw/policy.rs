@@ -296,6 +296,14 @@ struct Found<'g, K, V> {
     entry: &'g Entry<K, V>,
 }
 
+/// The entry the policy picked to leave, and why.
+pub(crate) struct Victim<'g, K, V> {
+    pub(crate) at: SlotRef,
+    pub(crate) hash: u64,
+    pub(crate) entry: &'g Entry<K, V>,
+    pub(crate) verdict: Verdict,
+}
+
 impl Policy {
     /// Files a new key (not a replacement): into the main queue if the small queue dropped it
     /// recently (it came back soon: it has earned its place, as in S3-FIFO), else into the small
@@ -377,20 +385,26 @@ impl Policy {
 
     /// Picks the next victim among `live` entries of `table`, or `None` after `max_steps` hashes
     /// popped without one. `is_expired` decides expiry, `hash_of` hashes a stored key.
-    pub(crate) fn victim<K, V>(
+    pub(crate) fn victim<'g, K, V>(
         &mut self,
         table: &Table<K, V>,
         live: usize,
         max_steps: usize,
         hash_of: &dyn Fn(&K) -> u64,
         is_expired: &dyn Fn(&Entry<K, V>) -> bool,
-        guard: &Guard,
-    ) -> Option<(SlotRef, Verdict)> {
+        guard: &'g Guard,
+    ) -> Option<Victim<'g, K, V>> {
         let mut steps = max_steps;
         if self.prefill.is_none() {
             // The first eviction: everything queued so far came in while the shard filled.
             self.prefill = Some(self.small.len());
         }
+        let chosen = |found: Found<'g, K, V>, verdict: Verdict| Victim {
+            at: found.at,
+            hash: found.hash,
+            entry: found.entry,
+            verdict,
+        };
         let verdict = |entry: &Entry<K, V>| {
             if is_expired(entry) {
                 Verdict::Expired
@@ -403,11 +417,12 @@ impl Policy {
             if !small_full && !self.main.is_empty() {
                 let v = self.main_victim(table, hash_of, is_expired, &mut steps, guard)?;
                 self.main_ghost.insert(v.hash, live / MAIN_GHOST_SHARE);
-                return Some((v.at, verdict(v.entry)));
+                let why = verdict(v.entry);
+                return Some(chosen(v, why));
             }
             let c = Self::pop_live(&mut self.small, table, hash_of, &mut steps, guard)?;
             if is_expired(c.entry) {
-                return Some((c.at, Verdict::Expired));
+                return Some(chosen(c, Verdict::Expired));
             }
             let freq = c.entry.freq();
             let (counted, kept) = match self.prefill {
@@ -436,20 +451,29 @@ impl Policy {
                 continue;
             }
             let Some(v) = self.main_victim(table, hash_of, is_expired, &mut steps, guard) else {
-                return Some((c.at, Verdict::Evicted));
+                return Some(chosen(c, Verdict::Evicted));
             };
             if is_expired(v.entry)
                 || self.sketch.frequency(c.hash) > self.sketch.frequency(v.hash) + ADMIT_MARGIN
             {
                 self.main.push_back(c.hash);
                 self.main_ghost.insert(v.hash, live / MAIN_GHOST_SHARE);
-                return Some((v.at, verdict(v.entry)));
+                let why = verdict(v.entry);
+                return Some(chosen(v, why));
             }
             self.main.push_front(v.hash);
             self.small_ghost
                 .insert(c.hash, self.small_target * SMALL_GHOST_FACTOR);
-            return Some((c.at, Verdict::Evicted));
+            return Some(chosen(c, Verdict::Evicted));
         }
+    }
+
+    /// Takes back a victim that must stay (the entry a replacement is taking over): its hash
+    /// goes to the back of the main queue, and the ghosts forget it, since it never left.
+    pub(crate) fn keep(&mut self, hash: u64) {
+        self.small_ghost.take(hash);
+        self.main_ghost.take(hash);
+        self.main.push_back(hash);
     }
 
     /// Drops stale and duplicate hashes from both queues, keeping their order.
@@ -531,7 +555,7 @@ mod tests {
         fn evict(&mut self) -> u64 {
             let guard = &epoch::pin();
             let never_expired = |_: &Entry<u64, u64>| false;
-            let (at, verdict) = self
+            let victim = self
                 .policy
                 .victim(
                     &self.table,
@@ -542,8 +566,8 @@ mod tests {
                     guard,
                 )
                 .expect("a full cache has a victim");
-            assert_eq!(verdict, Verdict::Evicted);
-            let (entry, _) = self.table.vacate(at, guard);
+            assert_eq!(victim.verdict, Verdict::Evicted);
+            let (entry, _) = self.table.vacate(victim.at, guard);
             self.live -= 1;
             // SAFETY: single-threaded test: no reader can hold the entry just unlinked.
             unsafe { entry.into_owned() }.key

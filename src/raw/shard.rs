@@ -255,12 +255,18 @@ impl<K, V> Shard<K, V> {
 
     /// Unlinks the entry the eviction policy picks, after at most `max_steps` steps of it;
     /// `None` if the shard keeps no policy (unbounded) or found no victim in that many steps.
+    ///
+    /// `keep` is the address of an entry that must not be evicted (the one a replacement is
+    /// taking over, which would otherwise make room it never needed by evicting its own key);
+    /// the policy is asked again if it picks that one, and the shard gives up if it picks it
+    /// twice.
     pub(crate) fn evict<'g>(
         &self,
         state: &mut ShardState,
         max_steps: usize,
         hash_of: &dyn Fn(&K) -> u64,
         now: u64,
+        keep: Option<usize>,
         guard: &'g Guard,
     ) -> Option<(Unlinked<'g, K, V>, Verdict)> {
         let table = self.table(guard);
@@ -270,8 +276,15 @@ impl<K, V> Shard<K, V> {
             policy.compact(table, hash_of, guard);
         }
         let is_expired = |e: &Entry<K, V>| e.is_expired(|| now);
-        let (at, verdict) = policy.victim(table, live, max_steps, hash_of, &is_expired, guard)?;
-        Some((self.unlink(state, table, at, guard), verdict))
+        for _ in 0..2 {
+            let victim = policy.victim(table, live, max_steps, hash_of, &is_expired, guard)?;
+            if keep == Some(victim.entry as *const Entry<K, V> as usize) {
+                policy.keep(victim.hash);
+                continue;
+            }
+            return Some((self.unlink(state, table, victim.at, guard), victim.verdict));
+        }
+        None
     }
 
     /// Unlinks up to `max` entries whose deadline is at or before `now`, earliest first.
