@@ -6,7 +6,9 @@
 //! becomes the leader: it records a flight, runs the loader with no lock held, inserts the value
 //! and hands it to every thread that waited on the flight. If there is one it waits for it. A
 //! leader whose loader fails or panics marks the flight failed on its way out (a drop guard, so a
-//! panic cannot skip it); its waiters then start over, and one of them leads a new load. A loader
+//! panic cannot skip it); its waiters then start over, and one of them leads a new load. If the
+//! cache refuses the loaded value (too large, or closed meanwhile), every waiter gets the same
+//! error instead of loading it again only to be refused in turn. A loader
 //! that asks for its own key finds its own thread leading that key's flight and gets
 //! [`CacheError::LoaderReentered`] instead of waiting for itself forever.
 //!
@@ -26,7 +28,35 @@ use crate::CacheError;
 enum Outcome<V> {
     Running,
     Loaded(V),
+    /// The value was loaded but the cache refused it; every waiter gets the same error rather
+    /// than loading it again, one after another, only to be refused in turn.
+    Refused(Refusal),
     Failed,
+}
+
+/// Why the cache refused a loaded value: the errors of `insert`, kept without their payload so
+/// that every waiter can have its own.
+#[derive(Clone, Copy)]
+enum Refusal {
+    Closed,
+    TooLarge { size: usize, max: usize },
+}
+
+impl Refusal {
+    fn of(error: &CacheError) -> Option<Self> {
+        match *error {
+            CacheError::Closed => Some(Refusal::Closed),
+            CacheError::TooLarge { size, max } => Some(Refusal::TooLarge { size, max }),
+            _ => None,
+        }
+    }
+
+    fn error(self) -> CacheError {
+        match self {
+            Refusal::Closed => CacheError::Closed,
+            Refusal::TooLarge { size, max } => CacheError::TooLarge { size, max },
+        }
+    }
 }
 
 /// A load in progress.
@@ -48,7 +78,7 @@ where
     cache: &'c ShardedCache<K, V, S>,
     flight: Arc<Flight<K, V>>,
     hash: u64,
-    outcome: Option<V>,
+    outcome: Option<Result<V, Refusal>>,
 }
 
 impl<K: Hash + Eq, V, S> Drop for Leading<'_, K, V, S> {
@@ -65,7 +95,8 @@ impl<K: Hash + Eq, V, S> Drop for Leading<'_, K, V, S> {
             }
         }
         let outcome = match self.outcome.take() {
-            Some(v) => Outcome::Loaded(v),
+            Some(Ok(v)) => Outcome::Loaded(v),
+            Some(Err(refusal)) => Outcome::Refused(refusal),
             None => Outcome::Failed,
         };
         *lock(&self.flight.outcome) = outcome;
@@ -125,13 +156,18 @@ where
         let hash = self.hash(&key);
         let mut init = Some(init);
         loop {
+            // Checked again on every round: a waiter whose leader failed because the cache was
+            // closed meanwhile must not go on to load.
+            if self.is_closed() {
+                return Err(CacheError::Closed);
+            }
             let (flight, leading) = self.join_or_lead(&key, hash);
             if !leading {
                 if flight.leader == thread::current().id() {
                     return Err(CacheError::LoaderReentered);
                 }
                 match wait(&flight) {
-                    Some(v) => return Ok(v),
+                    Some(outcome) => return outcome.map_err(Refusal::error),
                     None => continue, // the leader failed: start over
                 }
             }
@@ -144,7 +180,7 @@ where
             // A flight that ended just before ours began may have inserted the value already.
             // Not counted: this call's miss was counted above.
             if let Some(v) = self.peek(&key) {
-                leading.outcome = Some(v.clone());
+                leading.outcome = Some(Ok(v.clone()));
                 return Ok(v);
             }
             let Some(init) = init.take() else {
@@ -152,8 +188,11 @@ where
                 return Err(CacheError::LoaderReentered);
             };
             let value = init().map_err(|e| CacheError::Loader(e.into()))?;
-            self.insert(key, value.clone())?;
-            leading.outcome = Some(value.clone());
+            if let Err(error) = self.insert(key, value.clone()) {
+                leading.outcome = Refusal::of(&error).map(Err);
+                return Err(error);
+            }
+            leading.outcome = Some(Ok(value.clone()));
             return Ok(value);
         }
     }
@@ -176,8 +215,8 @@ where
     }
 }
 
-/// Waits for a flight to end: its value, or `None` if it failed.
-fn wait<K, V: Clone>(flight: &Flight<K, V>) -> Option<V> {
+/// Waits for a flight to end: its value or the cache's refusal of it, or `None` if it failed.
+fn wait<K, V: Clone>(flight: &Flight<K, V>) -> Option<Result<V, Refusal>> {
     let mut outcome = lock(&flight.outcome);
     loop {
         match &*outcome {
@@ -187,7 +226,8 @@ fn wait<K, V: Clone>(flight: &Flight<K, V>) -> Option<V> {
                     Err(poisoned) => poisoned.into_inner(),
                 }
             }
-            Outcome::Loaded(v) => return Some(v.clone()),
+            Outcome::Loaded(v) => return Some(Ok(v.clone())),
+            Outcome::Refused(refusal) => return Some(Err(*refusal)),
             Outcome::Failed => return None,
         }
     }
