@@ -375,9 +375,7 @@ impl Policy {
             if freq == 0 || is_expired(found.entry) {
                 return Some(found);
             }
-            for _ in 0..freq {
-                self.sketch.increment(found.hash);
-            }
+            self.sketch.increment_by(found.hash, freq);
             found.entry.set_freq(0);
             self.main.push_back(found.hash);
         }
@@ -436,9 +434,7 @@ impl Policy {
             };
             if freq >= PROMOTE_AT {
                 // Read while probationary: it has proved itself, and its reads count.
-                for _ in 0..counted {
-                    self.sketch.increment(c.hash);
-                }
+                self.sketch.increment_by(c.hash, counted);
                 c.entry.set_freq(kept);
                 self.main.push_back(c.hash);
                 continue;
