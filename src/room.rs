@@ -18,6 +18,7 @@ use crate::raw::{Entry, Verdict};
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
 use crate::sync::epoch::Guard;
+use crate::sync::Ordering;
 use crate::CacheError;
 use std::hash::{BuildHasher, Hash};
 
@@ -99,8 +100,14 @@ where
     /// at 10,000 entries in 8 shards (44.2% against 49.4%). `keep` is the entry a replacement
     /// is taking over, never chosen (see [`Shard::evict`](crate::raw::Shard::evict)).
     fn evict_one(&self, home: usize, keep: Option<usize>, guard: &Guard) -> bool {
-        let now = self.clock.now_nanos();
-        if self.evict_expired(now, guard) {
+        // Expired entries go first, but only a cache that ever held a deadline looks for them
+        // (or reads the clock: 0 then, which no deadline is at or before).
+        let now = if self.expiring.load(Ordering::Relaxed) {
+            self.clock.now_nanos()
+        } else {
+            0
+        };
+        if now != 0 && self.evict_expired(now, guard) {
             return true;
         }
         let n = self.shards.len();

@@ -70,6 +70,9 @@ pub struct ShardedCache<K, V, S = ahash::RandomState> {
     pub(crate) max_entry_weight: u64,
     pub(crate) weigher: Weigher<K, V>,
     closed: AtomicBool,
+    /// Set once an entry with a deadline is written (and never cleared): until then an eviction
+    /// neither reads the clock nor looks through the shards for expired entries.
+    pub(crate) expiring: AtomicBool,
     pub(crate) listener: Option<Listener<K, V>>,
     /// Loads in progress (see `loader`).
     pub(crate) flights: Flights<K, V>,
@@ -155,6 +158,7 @@ where
             max_entry_weight,
             weigher,
             closed: AtomicBool::new(false),
+            expiring: AtomicBool::new(false),
             listener: None,
             flights: Flights::default(),
             garbage: Garbage::new(max_entry_weight),
@@ -338,6 +342,9 @@ where
             });
         }
         let deadline = deadline_of(expires, expires.map_or(0, |_| self.clock.now_nanos()));
+        if deadline != 0 && !self.expiring.load(Ordering::Relaxed) {
+            self.expiring.store(true, Ordering::Relaxed);
+        }
         let hash = self.hash(&key);
         let guard = epoch::pin();
         let shard = self.shard(hash);
