@@ -172,9 +172,9 @@ impl Garbage {
         self.weight.load(Ordering::Relaxed)
     }
 
-    /// Counts `weight` just retired under `guard` until the collector runs the retirement, and
-    /// flushes if too much waits. Call with no lock held: flushing runs deferred destructors.
-    pub(crate) fn retire(&self, weight: u64, guard: &Guard) {
+    /// Counts `weight` just retired under `guard` until the collector runs the retirement. Runs
+    /// no user code (see [`flush_if_over`](Self::flush_if_over) for the part that does).
+    pub(crate) fn count(&self, weight: u64, guard: &Guard) {
         if weight == 0 {
             return;
         }
@@ -185,6 +185,11 @@ impl Garbage {
         guard.defer(move || {
             counter.fetch_sub(weight, Ordering::Relaxed);
         });
+    }
+
+    /// Flushes while too much waits to be freed. Call with no lock held: flushing runs deferred
+    /// destructors, values' `Drop` among them.
+    pub(crate) fn flush_if_over(&self, guard: &Guard) {
         // Each flush collects a few bags of the process-wide collector, whose queue other caches
         // and threads share, so a few rounds may be needed to reach ours; the rounds are bounded.
         let mut rounds = 0;

@@ -70,6 +70,13 @@
 //! consistent; a weigher that panics when an entry leaves loses that entry's weight from the
 //! budget, since the engine does not store it.
 //!
+//! A value's `Drop` runs when the epoch collector frees it: inside whichever operation, of any
+//! cache on any thread, next runs a collection (crossbeam-epoch collects on pins and flushes). A
+//! `Drop` that panics surfaces there. The engine settles every removal's budget, and `close`
+//! clears every shard, before it lets the collector run, so such a panic loses nothing stored
+//! and no budget; the other values freed in the same collection may then never be dropped
+//! (crossbeam-epoch does not go on with a batch after a panic).
+//!
 //! # Bounded memory and eviction
 //!
 //! A cache built with [`CacheBuilder::max_weight`] (bytes, counted by a weigher) or

@@ -9,8 +9,9 @@
 //! - A replacement reserves only the weight its value adds, never a new entry, and checks under
 //!   the shard's lock that the entry it reserved against is still the key's; a new key reserves
 //!   one entry and its weight. A writer never evicts to make room it does not need.
-//! - A removal's budget is settled before any listener runs, and every listener call is made even
-//!   if one panics, so user code can lose neither the budget nor another removal's notice.
+//! - A removal's budget is settled before any user code runs but the weigher: the collector
+//!   (values' `Drop`) and the listener come after, each step taken even if one panics, so user
+//!   code can lose neither the budget nor another removal's notice.
 
 use std::panic::{self, AssertUnwindSafe};
 
@@ -167,8 +168,9 @@ where
 
     /// Gives back what unlinked entries held of the budget (one entry and its weight each) and
     /// counts their weight as garbage until the collector frees it; called after the shard lock
-    /// is released, while still pinned, and before [`notify`](Self::notify), so that a listener
-    /// that panics cannot keep the budget from being settled.
+    /// is released, while still pinned. Runs no user code but the weigher: the collector, which
+    /// runs values' `Drop`, and the listener come after, in [`finish`](Self::finish), so that a
+    /// panic in either cannot keep any removal's budget from being settled.
     pub(crate) fn settle<'g>(
         &self,
         removed: impl IntoIterator<Item = (&'g Entry<K, V>, RemovalCause)>,
@@ -177,13 +179,13 @@ where
         K: 'g,
         V: 'g,
     {
+        if !self.budget.is_bounded() {
+            return;
+        }
         for (entry, _) in removed {
-            if self.budget.is_bounded() {
-                let weight = self.weight_of(entry);
-                self.budget.release(1, weight);
-                self.garbage.retire(weight, guard);
-            }
-            crate::budget::pace_reclamation(guard);
+            let weight = self.weight_of(entry);
+            self.budget.release(1, weight);
+            self.garbage.count(weight, guard);
         }
     }
 
@@ -210,29 +212,36 @@ where
                 old_weight
             }
         };
-        self.garbage.retire(old_weight, guard);
-        crate::budget::pace_reclamation(guard);
+        self.garbage.count(old_weight, guard);
     }
 
-    /// Tells the listener of each removal, outside every lock. Every call is made even if one
-    /// panics; the first panic is resumed after the last call.
-    pub(crate) fn notify<'g>(
+    /// After [`settle`](Self::settle): paces the collector for the `retired` entries (which may
+    /// run values' `Drop`), then tells the listener of each removal. Every step is taken even if
+    /// one panics; the first panic is resumed after the last.
+    pub(crate) fn finish<'g>(
         &self,
+        retired: usize,
         removed: impl IntoIterator<Item = (&'g Entry<K, V>, RemovalCause)>,
+        guard: &Guard,
     ) where
         K: 'g,
         V: 'g,
     {
-        let Some(listener) = &self.listener else {
-            return;
-        };
         let mut first_panic = None;
-        for (entry, cause) in removed {
-            let call = panic::catch_unwind(AssertUnwindSafe(|| {
-                listener(&entry.key, &entry.value, cause)
-            }));
-            if let Err(payload) = call {
+        let mut attempt = |step: &mut dyn FnMut()| {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(step)) {
                 first_panic.get_or_insert(payload);
+            }
+        };
+        attempt(&mut || {
+            for _ in 0..retired {
+                crate::budget::pace_reclamation(guard);
+            }
+            self.garbage.flush_if_over(guard);
+        });
+        if let Some(listener) = &self.listener {
+            for (entry, cause) in removed {
+                attempt(&mut || listener(&entry.key, &entry.value, cause));
             }
         }
         if let Some(payload) = first_panic {
@@ -240,10 +249,10 @@ where
         }
     }
 
-    /// As [`settle`](Self::settle) then [`notify`](Self::notify), for one entry.
+    /// As [`settle`](Self::settle) then [`finish`](Self::finish), for one entry.
     pub(crate) fn release_entry(&self, entry: &Entry<K, V>, cause: RemovalCause, guard: &Guard) {
         self.settle([(entry, cause)], guard);
-        self.notify([(entry, cause)]);
+        self.finish(1, [(entry, cause)], guard);
     }
 }
 

@@ -391,11 +391,11 @@ where
             self.settle_replaced(old, &reserved, weight, &guard);
         }
         self.settle(expired.iter().copied(), &guard);
-        self.notify(
-            replaced
-                .map(|old| (old, RemovalCause::Replaced))
-                .into_iter()
-                .chain(expired),
+        let removed = replaced.map(|old| (old, RemovalCause::Replaced));
+        self.finish(
+            usize::from(replaced.is_some()) + expired.len(),
+            removed.into_iter().chain(expired),
+            &guard,
         );
         Ok(())
     }
@@ -441,8 +441,8 @@ where
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         let guard = epoch::pin();
-        // Every shard is cleared and settled before the listener hears of any removal, so a
-        // listener that panics cannot leave a shard open.
+        // Every shard is cleared and settled before any user code runs (the collector, which
+        // runs values' `Drop`, and the listener), so a panic in it cannot leave a shard open.
         let mut removed = Vec::new();
         for shard in self.shards.iter() {
             let first = removed.len();
@@ -454,7 +454,7 @@ where
             drop(state);
             self.settle(removed[first..].iter().copied(), &guard);
         }
-        self.notify(removed);
+        self.finish(removed.len(), removed, &guard);
         guard.flush();
     }
 
@@ -577,7 +577,7 @@ where
             drop(state);
             self.settle(expired[first..].iter().copied(), &guard);
         }
-        self.notify(expired);
+        self.finish(expired.len(), expired, &guard);
     }
 
     /// Checks every internal invariant of every shard (counts, tags, reachability, fill); for

@@ -1,0 +1,581 @@
+//! Hostile keys and values and every builder combination: zero-sized and very large keys, a
+//! `Clone`, a `Drop` or a `get_with` closure that panics (nothing stored is lost, no budget
+//! leaks, no pin is left behind, `close` still empties every shard), a pinned handle held while
+//! other threads write and evict, and builder setters called twice. Tests that depend on the
+//! process-wide epoch collector take turns (`turn()`).
+
+use std::hash::Hash;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use epochcache::{
+    BaseCache, ByteCache, CacheError, MockClock, RemovalCause, SeparateBodyCache, ShardedCache,
+};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn quiet<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    panic::catch_unwind(AssertUnwindSafe(f))
+}
+
+fn flush_until(done: impl Fn() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if done() {
+            return true;
+        }
+        crossbeam_epoch::pin().flush();
+        thread::yield_now();
+    }
+    done()
+}
+
+fn stats_add_up<K, V, S>(cache: &ShardedCache<K, V, S>)
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: std::hash::BuildHasher,
+{
+    let s = cache.stats();
+    let left = s.replaced + s.deleted + s.evicted + s.expired + s.closed;
+    assert_eq!(s.inserts, s.entries + left, "{s:?}");
+}
+
+// =============================================================================================
+// 3. Unusual types.
+// =============================================================================================
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Unit;
+
+#[test]
+fn zero_sized_keys_and_values() {
+    let cache: ShardedCache<Unit, ()> = ShardedCache::builder().max_entries(4).build();
+    assert_eq!(cache.get(&Unit), None);
+    cache.insert(Unit, ()).unwrap();
+    cache.insert(Unit, ()).unwrap();
+    assert_eq!(cache.get(&Unit), Some(()));
+    assert_eq!(cache.len(), 1);
+    assert!(cache.remove(&Unit));
+    assert!(!cache.remove(&Unit));
+    cache.validate().unwrap();
+    let units: ShardedCache<u64, ()> = ShardedCache::builder().max_weight(4000).build();
+    for k in 0..10_000 {
+        units.insert(k, ()).unwrap();
+    }
+    assert!(units.weight() <= 4000);
+    units.validate().unwrap();
+    let unbounded: ShardedCache<u64, ()> = ShardedCache::new();
+    for k in 0..10_000 {
+        unbounded.insert(k, ()).unwrap();
+    }
+    assert_eq!(unbounded.len(), 10_000);
+    assert_eq!(unbounded.get_or_insert_with(5, || ()).unwrap(), ());
+    unbounded.validate().unwrap();
+    stats_add_up(&units);
+}
+
+#[test]
+fn very_large_keys() {
+    let cache: ShardedCache<[u8; 4096], u32> = ShardedCache::builder().max_weight(1 << 20).build();
+    for i in 0..2000u32 {
+        let mut k = [0u8; 4096];
+        k[..4].copy_from_slice(&i.to_le_bytes());
+        k[4095] = 1;
+        cache.insert(k, i).unwrap();
+        assert_eq!(cache.get(&k), Some(i));
+    }
+    assert!(cache.weight() <= 1 << 20);
+    cache.validate().unwrap();
+    let strings: ShardedCache<String, u32> = ShardedCache::builder()
+        .max_weight(1 << 22)
+        .weigher(|k: &String, _| k.len() as u64)
+        .build();
+    for i in 0..200u32 {
+        let k = format!("{i}:{}", "z".repeat(64 << 10));
+        strings.insert(k.clone(), i).unwrap();
+        assert_eq!(strings.get(k.as_str()), Some(i));
+    }
+    assert!(strings.weight() <= 1 << 22);
+    strings.validate().unwrap();
+    let bytes = ByteCache::builder().max_weight(1 << 24).build();
+    let big = "q".repeat(64 << 10);
+    bytes.set(&big, Bytes::from_static(b"v"), None).unwrap();
+    bytes.set_body(&big, Bytes::from_static(b"b")).unwrap();
+    assert_eq!(bytes.get(&big).unwrap(), Some(Bytes::from_static(b"v")));
+    bytes.delete(&big).unwrap();
+    assert_eq!(bytes.get(&big).unwrap(), None);
+    assert!(bytes.get_body(&big).unwrap().is_none());
+    bytes.validate().unwrap();
+}
+
+static CLONE_PANICS: AtomicBool = AtomicBool::new(false);
+
+#[derive(Debug, PartialEq)]
+struct TouchyClone(u64);
+
+impl Clone for TouchyClone {
+    fn clone(&self) -> Self {
+        if CLONE_PANICS.load(Ordering::SeqCst) {
+            panic!("clone refused");
+        }
+        TouchyClone(self.0)
+    }
+}
+
+#[test]
+fn a_panicking_clone_corrupts_nothing() {
+    let _t = turn();
+    let cache: ShardedCache<u64, TouchyClone> = ShardedCache::builder()
+        .shards(2)
+        .max_entries(100)
+        .record_stats()
+        .build();
+    for k in 0..100 {
+        cache.insert(k, TouchyClone(k)).unwrap();
+    }
+    CLONE_PANICS.store(true, Ordering::SeqCst);
+    for k in 0..100 {
+        assert!(quiet(|| cache.get(&k)).is_err());
+        assert!(quiet(|| cache.pin().get(&k)).is_err());
+        assert!(quiet(|| cache.get_or_insert_with(k, || TouchyClone(0))).is_err());
+    }
+    // A loader whose value's clone (made for the insert) panics: nothing is stored.
+    assert!(quiet(|| cache.get_or_insert_with(1000, || TouchyClone(1000))).is_err());
+    CLONE_PANICS.store(false, Ordering::SeqCst);
+    // Everything still works; a new flight for a key whose leader panicked is not stuck.
+    assert_eq!(
+        cache.get_or_insert_with(1000, || TouchyClone(9)).unwrap(),
+        TouchyClone(9)
+    );
+    assert_eq!(cache.get(&1000), Some(TouchyClone(9)));
+    for k in 0..100 {
+        cache.insert(k + 200, TouchyClone(k)).unwrap();
+    }
+    cache.validate().unwrap();
+    assert!(cache.len() <= 100);
+    stats_add_up(&cache);
+}
+
+#[test]
+fn a_panicking_get_with_closure_leaks_no_pin() {
+    let _t = turn();
+    let cache: ShardedCache<u64, Arc<Vec<u8>>> = ShardedCache::builder()
+        .shards(2)
+        .max_weight(1 << 20)
+        .weigher(|_, v: &Arc<Vec<u8>>| v.len() as u64 + 64)
+        .build();
+    for k in 0..50 {
+        cache.insert(k, Arc::new(vec![0; 1000])).unwrap();
+    }
+    for k in 0..50 {
+        assert!(quiet(|| cache.get_with(&k, |_| panic!("reader"))).is_err());
+        let p = cache.pin();
+        assert!(quiet(|| p.get_with(&k, |_| panic!("reader"))).is_err());
+    }
+    // Churn, then everything retired must be freed: no pin leaked.
+    for i in 0..5000u64 {
+        cache.insert(i % 200, Arc::new(vec![1; 1000])).unwrap();
+    }
+    assert!(
+        flush_until(|| cache.stats().garbage_weight == 0),
+        "{:?}",
+        cache.stats()
+    );
+    cache.validate().unwrap();
+}
+
+#[test]
+fn a_pinned_handle_held_while_others_write_and_evict() {
+    let _t = turn();
+    let cache = Arc::new(
+        ShardedCache::<u64, Arc<Vec<u8>>>::builder()
+            .shards(4)
+            .max_weight(1 << 18)
+            .weigher(|_, v: &Arc<Vec<u8>>| v.len() as u64 + 64)
+            .build(),
+    );
+    for k in 0..100 {
+        cache.insert(k, Arc::new(vec![k as u8; 500])).unwrap();
+    }
+    let pinned = cache.pin();
+    let writer = {
+        let cache = Arc::clone(&cache);
+        thread::spawn(move || {
+            for i in 0..20_000u64 {
+                let k = i % 2000;
+                cache.insert(k, Arc::new(vec![k as u8; 500])).unwrap();
+                if i % 7 == 0 {
+                    cache.remove(&(i % 1500));
+                }
+                assert!(cache.weight() <= 1 << 18);
+            }
+        })
+    };
+    let mut hits = 0;
+    while !writer.is_finished() {
+        for k in 0..2000u64 {
+            if let Some(len) = pinned.get_with(&k, |v| {
+                assert!(v.iter().all(|&b| b == k as u8));
+                v.len()
+            }) {
+                assert_eq!(len, 500);
+                hits += 1;
+            }
+        }
+    }
+    writer.join().unwrap();
+    drop(pinned);
+    assert!(hits > 0);
+    assert!(
+        flush_until(|| cache.stats().garbage_weight == 0),
+        "{:?}",
+        cache.stats()
+    );
+    cache.validate().unwrap();
+    stats_add_up(&cache);
+}
+
+// ---- Values whose Drop panics -----------------------------------------------------------------
+
+/// Panics in its Drop once, when armed.
+static DROP_ARMED: AtomicBool = AtomicBool::new(false);
+static DROPS: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Debug)]
+struct Grenade(u64);
+
+impl Clone for Grenade {
+    fn clone(&self) -> Self {
+        Grenade(self.0)
+    }
+}
+
+impl Drop for Grenade {
+    fn drop(&mut self) {
+        DROPS.fetch_add(1, Ordering::SeqCst);
+        if !std::thread::panicking() && DROP_ARMED.swap(false, Ordering::SeqCst) {
+            panic!("grenade {} went off in Drop", self.0);
+        }
+    }
+}
+
+/// Retires one value (replaced) and hands it to the global queue sealed in an older epoch, so
+/// that the next operation's flush collects it: a value's Drop then runs inside that operation.
+fn retire_one_grenade(cache: &ShardedCache<u64, Grenade>, key: u64) {
+    cache.insert(key, Grenade(key)).unwrap();
+    cache.insert(key, Grenade(key + 1)).unwrap();
+    crossbeam_epoch::pin().flush();
+    DROP_ARMED.store(true, Ordering::SeqCst);
+}
+
+/// Drains earlier garbage so that nothing else explodes.
+fn drain_garbage() {
+    DROP_ARMED.store(false, Ordering::SeqCst);
+    for _ in 0..64 {
+        crossbeam_epoch::pin().flush();
+    }
+}
+
+#[test]
+fn a_panicking_drop_during_purge_leaks_no_budget() {
+    let _t = turn();
+    drain_garbage();
+    let clock = MockClock::new();
+    let cache: ShardedCache<u64, Grenade> = ShardedCache::builder()
+        .shards(1)
+        .max_entries(20)
+        .clock(Arc::new(clock.clone()))
+        .build();
+    for k in 0..12 {
+        cache
+            .insert_with_expiry(k, Grenade(k), Some(Duration::from_secs(1).into()))
+            .unwrap();
+    }
+    retire_one_grenade(&cache, 100);
+    clock.advance(Duration::from_secs(1));
+    let r = quiet(|| cache.purge_expired());
+    drain_garbage();
+    eprintln!("purge panicked: {}", r.is_err());
+    // The 12 expired entries are gone; key 100 is the only one left.
+    assert_eq!(cache.len(), 1);
+    eprintln!(
+        "garbage_weight after drain: {}",
+        cache.stats().garbage_weight
+    );
+    // A cache of 20 holding 1 entry must take 19 more keys without evicting any.
+    for k in 200..219 {
+        cache.insert(k, Grenade(k)).unwrap();
+    }
+    let s = cache.stats();
+    assert_eq!(
+        (cache.len(), s.evicted),
+        (20, 0),
+        "capacity lost to a panicking Drop: stored entries evicted early"
+    );
+    // The budget counts exactly the linked entries.
+    cache.validate().unwrap();
+}
+
+#[test]
+fn a_panicking_drop_during_a_write_leaks_no_budget() {
+    let _t = turn();
+    drain_garbage();
+    let clock = MockClock::new();
+    let cache: ShardedCache<u64, Grenade> = ShardedCache::builder()
+        .shards(1)
+        .max_entries(20)
+        .max_weight(1 << 20)
+        .max_entry_weight(100)
+        .weigher(|_, _| 100)
+        .clock(Arc::new(clock.clone()))
+        .build();
+    for k in 0..2 {
+        cache
+            .insert_with_expiry(k, Grenade(k), Some(Duration::from_secs(1).into()))
+            .unwrap();
+    }
+    cache.insert(50, Grenade(50)).unwrap();
+    retire_one_grenade(&cache, 100);
+    clock.advance(Duration::from_secs(1));
+    // A replacement of key 50 that also sweeps the two expired entries.
+    let r = quiet(|| cache.insert(50, Grenade(51)));
+    drain_garbage();
+    eprintln!("write panicked: {}", r.is_err());
+    eprintln!(
+        "garbage_weight after drain: {} ({} linked)",
+        cache.stats().garbage_weight,
+        cache.len()
+    );
+    cache.validate().unwrap();
+    let used = cache.weight();
+    let linked = cache.len() as u64 * 100;
+    assert_eq!(
+        used,
+        linked,
+        "weight budget {used} for {} entries",
+        cache.len()
+    );
+}
+
+#[test]
+fn a_panicking_drop_during_close_leaves_nothing_readable() {
+    let _t = turn();
+    drain_garbage();
+    let cache: ShardedCache<u64, Grenade> =
+        ShardedCache::builder().shards(8).max_entries(1000).build();
+    for k in 0..400 {
+        cache.insert(k, Grenade(k)).unwrap();
+    }
+    retire_one_grenade(&cache, 5000);
+    let r = quiet(|| cache.close());
+    drain_garbage();
+    eprintln!("close panicked: {}", r.is_err());
+    let readable = (0..400).filter(|k| cache.get(k).is_some()).count();
+    assert_eq!(readable, 0, "{readable} entries readable after close");
+    cache.validate().unwrap();
+}
+
+#[test]
+fn a_panicking_drop_during_remove_keeps_other_entries() {
+    let _t = turn();
+    drain_garbage();
+    let cache: ShardedCache<u64, Grenade> =
+        ShardedCache::builder().shards(2).max_entries(100).build();
+    for k in 0..50 {
+        cache.insert(k, Grenade(k)).unwrap();
+    }
+    for round in 0..20 {
+        retire_one_grenade(&cache, 1000 + round);
+        let _ = quiet(|| {
+            for k in 0..4 {
+                cache.remove(&(900 + k));
+                cache.insert(900 + k, Grenade(k)).unwrap();
+                cache.remove(&(900 + k));
+            }
+        });
+        drain_garbage();
+    }
+    for k in 0..50 {
+        assert_eq!(cache.get(&k).map(|g| g.0), Some(k), "stored entry {k} lost");
+    }
+    cache.validate().unwrap();
+}
+
+// =============================================================================================
+// 4. Builder combinations.
+// =============================================================================================
+
+#[test]
+fn builder_setters_called_twice_take_the_last_value() {
+    let first = Arc::new(AtomicUsize::new(0));
+    let second = Arc::new(AtomicUsize::new(0));
+    let (f, s) = (Arc::clone(&first), Arc::clone(&second));
+    let clock1 = MockClock::new();
+    let clock2 = MockClock::new();
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+        .shards(2)
+        .shards(8)
+        .max_entries(1)
+        .max_entries(10)
+        .max_weight(10)
+        .max_weight(10_000)
+        .max_entry_weight(1)
+        .max_entry_weight(1000)
+        .weigher(|_, _| 5000)
+        .weigher(|_, v| *v)
+        .eviction_listener(move |_, _, _| {
+            f.fetch_add(1, Ordering::SeqCst);
+        })
+        .eviction_listener(move |_, _, _| {
+            s.fetch_add(1, Ordering::SeqCst);
+        })
+        .clock(Arc::new(clock1.clone()))
+        .clock(Arc::new(clock2.clone()))
+        .record_stats()
+        .record_stats()
+        .initial_capacity(1 << 30)
+        .initial_capacity(4)
+        .build();
+    assert_eq!(cache.shard_count(), 8);
+    assert_eq!(cache.max_weight(), Some(10_000));
+    cache.insert(1, 1000).unwrap();
+    assert!(matches!(
+        cache.insert(2, 1001),
+        Err(CacheError::TooLarge { .. })
+    ));
+    for k in 10..40 {
+        cache.insert(k, 1).unwrap();
+    }
+    assert!(cache.len() <= 10);
+    cache
+        .insert_with_expiry(500, 1, Some(Duration::from_secs(1).into()))
+        .unwrap();
+    clock1.advance(Duration::from_secs(5));
+    assert_eq!(cache.get(&500), None.or(cache.get(&500)));
+    clock2.advance(Duration::from_secs(5));
+    assert_eq!(cache.get(&500), None, "the second clock is the cache's");
+    assert_eq!(first.load(Ordering::SeqCst), 0);
+    assert!(second.load(Ordering::SeqCst) > 0);
+    let s = cache.stats();
+    assert!(s.hits + s.misses > 0);
+    cache.validate().unwrap();
+    stats_add_up(&cache);
+}
+
+#[test]
+fn byte_builder_setters_called_twice_and_every_combination() {
+    let clock = MockClock::new();
+    let cache = ByteCache::builder()
+        .shards(1)
+        .shards(4)
+        .max_entries(3)
+        .max_entries(100)
+        .max_weight(100)
+        .max_weight(1 << 20)
+        .max_entry_weight(10)
+        .max_entry_weight(10_000)
+        .initial_capacity(7)
+        .initial_capacity(0)
+        .record_stats()
+        .clock(Arc::new(MockClock::new()))
+        .clock(Arc::new(clock.clone()))
+        .build();
+    assert_eq!(cache.max_weight(), Some(1 << 20));
+    cache.set("k", Bytes::from(vec![0; 5000]), None).unwrap();
+    assert!(matches!(
+        cache.set("k2", Bytes::from(vec![0; 20_000]), None),
+        Err(CacheError::TooLarge { .. })
+    ));
+    cache
+        .set("e", Bytes::new(), Some(Duration::from_secs(1).into()))
+        .unwrap();
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(cache.get("e").unwrap(), None);
+    for i in 0..300 {
+        cache.set(&i.to_string(), Bytes::new(), None).unwrap();
+    }
+    assert!(cache.len() <= 100);
+    cache.validate().unwrap();
+
+    // A sweep of combinations of every option, each driven by a short workload.
+    let mut built = 0;
+    for mask in 0u32..256 {
+        for shards in [0usize, 1, 3, 4096] {
+            let seen = Arc::new(AtomicUsize::new(0));
+            let seen2 = Arc::clone(&seen);
+            let clock = MockClock::new();
+            let mut b = ShardedCache::<u64, u64>::builder().shards(shards);
+            if mask & 1 != 0 {
+                b = b.max_entries(if mask & 64 != 0 { 0 } else { 16 });
+            }
+            if mask & 2 != 0 {
+                b = b.max_weight(if mask & 64 != 0 { 1 } else { 2000 });
+            }
+            if mask & 4 != 0 {
+                b = b.max_entry_weight(if mask & 128 != 0 { 0 } else { 500 });
+            }
+            if mask & 8 != 0 {
+                b = b.weigher(|_, v| *v % 300);
+            }
+            if mask & 16 != 0 {
+                b = b.initial_capacity(if mask & 128 != 0 { 100_000 } else { 3 });
+            }
+            if mask & 32 != 0 {
+                b = b.eviction_listener(move |_, _, _| {
+                    seen2.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+            if mask & 128 != 0 {
+                b = b.record_stats();
+            }
+            b = b.clock(Arc::new(clock.clone()));
+            let cache = b.build();
+            built += 1;
+            for i in 0..200u64 {
+                let e = (i % 3 == 0).then(|| Duration::from_secs(i % 5).into());
+                match cache.insert_with_expiry(i % 50, i, e) {
+                    Ok(()) | Err(CacheError::TooLarge { .. }) => {}
+                    Err(other) => panic!("mask {mask} shards {shards}: {other:?}"),
+                }
+                if i % 10 == 0 {
+                    clock.advance(Duration::from_secs(1));
+                }
+                let _ = cache.get(&(i % 50));
+                if i % 17 == 0 {
+                    cache.remove(&(i % 50));
+                }
+            }
+            cache.purge_expired();
+            cache
+                .validate()
+                .unwrap_or_else(|e| panic!("mask {mask} shards {shards}: {e}"));
+            if let Some(max) = cache.max_weight() {
+                assert!(cache.weight() <= max);
+            }
+            if mask & 1 != 0 {
+                assert!(cache.len() <= if mask & 64 != 0 { 0 } else { 16 });
+            }
+            stats_add_up(&cache);
+            cache.close();
+            stats_add_up(&cache);
+            assert_eq!(cache.len(), 0);
+            if mask & 32 != 0 {
+                let s = cache.stats();
+                let removals = s.replaced + s.deleted + s.evicted + s.expired + s.closed;
+                assert_eq!(seen.load(Ordering::Relaxed) as u64, removals, "mask {mask}");
+            }
+        }
+    }
+    assert_eq!(built, 1024);
+    let _ = RemovalCause::Evicted;
+    let _ = SystemTime::now();
+}
