@@ -3,7 +3,9 @@
 //! sequences, and clocks that misbehave: going back, jumping to the extremes, receding on every
 //! read. Time is a `MockClock` or a clock of the test's own; nothing sleeps.
 
-use std::hash::Hash;
+mod support;
+use support::stats_add_up;
+
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,17 +17,6 @@ use epochcache::{
     ShardedCache,
 };
 use proptest::prelude::*;
-
-fn stats_add_up<K, V, S>(cache: &ShardedCache<K, V, S>)
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    S: std::hash::BuildHasher,
-{
-    let s = cache.stats();
-    let left = s.replaced + s.deleted + s.evicted + s.expired + s.closed;
-    assert_eq!(s.inserts, s.entries + left, "{s:?}");
-}
 
 // =============================================================================================
 // 1. Differential testing: DictCache vs ByteCache (unbounded) vs ByteCache (bounded, roomy).

@@ -4,9 +4,11 @@
 //! time is a `MockClock`, and the re-entrance test gives up after five seconds instead of hanging
 //! if the cache waits for itself.
 
+mod support;
+use support::{quiet, stats_add_up};
+
 use std::cell::RefCell;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::thread;
@@ -17,25 +19,6 @@ use epochcache::{
     BaseCache, ByteCache, CacheError, Clock, Expires, MockClock, RemovalCause, SeparateBodyCache,
     ShardedCache,
 };
-
-fn quiet<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
-    panic::catch_unwind(AssertUnwindSafe(f))
-}
-
-fn stats_add_up<K, V, S>(cache: &ShardedCache<K, V, S>)
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    S: std::hash::BuildHasher,
-{
-    let s = cache.stats();
-    let left = s.replaced + s.deleted + s.evicted + s.expired + s.closed;
-    assert_eq!(
-        s.inserts,
-        s.entries + left,
-        "inserts = entries + every removal: {s:?}"
-    );
-}
 
 // ---------------------------------------------------------------------------------------------
 // A listener that panics loses neither the budget nor the cache's usability.

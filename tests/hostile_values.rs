@@ -4,50 +4,19 @@
 //! other threads write and evict, and builder setters called twice. Tests that depend on the
 //! process-wide epoch collector take turns (`turn()`).
 
+mod support;
+use support::{flush_until, quiet, stats_add_up, turn};
+
 use std::hash::Hash;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use epochcache::{
     BaseCache, ByteCache, CacheError, MockClock, RemovalCause, SeparateBodyCache, ShardedCache,
 };
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn quiet<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
-    panic::catch_unwind(AssertUnwindSafe(f))
-}
-
-fn flush_until(done: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if done() {
-            return true;
-        }
-        crossbeam_epoch::pin().flush();
-        thread::yield_now();
-    }
-    done()
-}
-
-fn stats_add_up<K, V, S>(cache: &ShardedCache<K, V, S>)
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    S: std::hash::BuildHasher,
-{
-    let s = cache.stats();
-    let left = s.replaced + s.deleted + s.evicted + s.expired + s.closed;
-    assert_eq!(s.inserts, s.entries + left, "{s:?}");
-}
 
 // =============================================================================================
 // 3. Unusual types.

@@ -5,53 +5,20 @@
 //! Every check is made after the threads are joined (or sampled during the run for the weight
 //! bound); waits on the epoch collector are bounded hang detectors, never timers.
 
+mod support;
+use support::{flush_until, stats_add_up, turn};
+
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use epochcache::{
     BaseCache, ByteCache, CacheError, MockClock, RemovalCause, SeparateBodyCache, ShardedCache,
 };
-
-/// The epoch collector is process-wide: tests that wait for it take turns.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn stats_add_up<K, V, S>(cache: &ShardedCache<K, V, S>)
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-    S: std::hash::BuildHasher,
-{
-    let s = cache.stats();
-    let left = s.replaced + s.deleted + s.evicted + s.expired + s.closed;
-    assert_eq!(
-        s.inserts,
-        s.entries + left,
-        "inserts = entries + every removal: {s:?}"
-    );
-}
-
-/// Flushes until `done` or a deadline (a hang detector, not a timer).
-fn flush_until(done: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        if done() {
-            return true;
-        }
-        crossbeam_epoch::pin().flush();
-        thread::yield_now();
-    }
-    done()
-}
 
 /// A tiny xorshift so that threads do different things without a dependency.
 struct Rng(u64);

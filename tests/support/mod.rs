@@ -21,3 +21,47 @@ impl SplitMix {
         self.next() % n
     }
 }
+
+/// Asserts that a cache's write counters add up: every insert is still an entry, or left it for
+/// one of the counted causes.
+pub fn stats_add_up<K, V, S>(cache: &epochcache::ShardedCache<K, V, S>)
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: std::hash::BuildHasher,
+{
+    let s = cache.stats();
+    let left = s.replaced + s.deleted + s.evicted + s.expired + s.closed;
+    assert_eq!(
+        s.inserts,
+        s.entries + left,
+        "inserts = entries + every removal: {s:?}"
+    );
+}
+
+/// Runs `f`, catching a panic it meant to raise.
+pub fn quiet<R>(f: impl FnOnce() -> R) -> std::thread::Result<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+}
+
+/// Flushes the process-wide epoch collector until `done`; gives up after ten seconds (a hang
+/// detector, not a timer) and says whether `done` came true.
+pub fn flush_until(done: impl Fn() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_secs(10) {
+        if done() {
+            return true;
+        }
+        crossbeam_epoch::pin().flush();
+        std::thread::yield_now();
+    }
+    done()
+}
+
+/// Tests of one binary that depend on the process-wide epoch collector take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Waits for this test's turn (see [`ONE_AT_A_TIME`]).
+pub fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
