@@ -177,7 +177,6 @@ where
         &self.shards[self.shard_index(hash)]
     }
 
-    #[inline]
     /// The heaviest entry the cache could ever accept: 0 if it may hold no entry at all.
     pub(crate) fn largest_entry(&self) -> u64 {
         if !self.budget.could_ever_fit(0) {
@@ -186,6 +185,7 @@ where
         self.max_entry_weight.min(self.budget.largest_entry())
     }
 
+    #[inline]
     pub(crate) fn shard_index(&self, hash: u64) -> usize {
         // `checked_shr` gives 0 for one shard (a shift by 64).
         hash.checked_shr(self.shard_shift).unwrap_or(0) as usize
