@@ -135,8 +135,8 @@ pub trait SeparateBodyCache: BaseCache {
     fn get_body(&self, key: &str) -> Result<Option<Self::Body>, CacheError>;
 }
 
-/// Forwards every method, so that `Arc<C>`, `Box<C>` and `&C` are caches wherever `C` is
-/// (`Arc<dyn BaseCache>` included).
+/// Forwards every method of both traits, so that `Arc<C>`, `Box<C>` and `&C` are caches
+/// wherever `C` is (`Arc<dyn BaseCache>` included), and separate-body caches wherever `C` is one.
 macro_rules! forward_base_cache {
     ($($ptr:ty),*) => {$(
         impl<C: BaseCache + ?Sized> BaseCache for $ptr {
@@ -151,6 +151,17 @@ macro_rules! forward_base_cache {
             }
             fn close(&self) -> Result<(), CacheError> {
                 (**self).close()
+            }
+        }
+
+        impl<C: SeparateBodyCache + ?Sized> SeparateBodyCache for $ptr {
+            type Body = C::Body;
+
+            fn set_body(&self, key: &str, body: Bytes) -> Result<(), CacheError> {
+                (**self).set_body(key, body)
+            }
+            fn get_body(&self, key: &str) -> Result<Option<Self::Body>, CacheError> {
+                (**self).get_body(key)
             }
         }
     )*};

@@ -802,3 +802,35 @@ fn a_closed_sharded_cache_does_not_run_the_loader() {
         "the loader ran against a closed cache"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Forwarding and defaults the docs state.
+// ---------------------------------------------------------------------------------------------
+
+/// Stores and reads back a body through any separate-body cache.
+fn round_trip_body<C: SeparateBodyCache>(cache: C) -> Vec<u8> {
+    cache.set_body("k", Bytes::from_static(b"body")).unwrap();
+    let mut read = Vec::new();
+    std::io::Read::read_to_end(&mut cache.get_body("k").unwrap().unwrap(), &mut read).unwrap();
+    read
+}
+
+#[test]
+fn separate_body_caches_forward_through_arc_box_and_references() {
+    let cache = Arc::new(ByteCache::new());
+    assert_eq!(round_trip_body(&*cache), b"body");
+    assert_eq!(round_trip_body(Arc::clone(&cache)), b"body");
+    assert_eq!(round_trip_body(Box::new(ByteCache::new())), b"body");
+}
+
+#[test]
+fn a_default_shard_holds_at_least_256_entries_of_the_bound() {
+    for max in [1u64, 511, 512, 1_000, 1_536, 2_560, 4_097, 100_000] {
+        let cache: ShardedCache<u64, u64> = ShardedCache::builder().max_entries(max).build();
+        let shards = cache.shard_count() as u64;
+        assert!(
+            shards == 1 || max / shards >= 256,
+            "max_entries({max}) gave {shards} shards"
+        );
+    }
+}
