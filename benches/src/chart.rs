@@ -29,8 +29,9 @@ fn colour(system: System) -> RGBColor {
     COLOURS[i % COLOURS.len()]
 }
 
-/// Draws the report's throughput rows to `path` (an `.svg` file).
-pub fn draw(report: &Report, path: &Path) -> Result<(), String> {
+/// Whether `path` can take a chart: an `.svg` name in an existing folder. Checked before a run,
+/// so that a wrong name is not found only after the run's minutes.
+pub fn check_path(path: &Path) -> Result<(), String> {
     match path.extension().and_then(|e| e.to_str()) {
         Some(e) if e.eq_ignore_ascii_case("svg") => {}
         _ => {
@@ -40,6 +41,25 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), String> {
             ))
         }
     }
+    check_folder(path)
+}
+
+/// Whether the folder `path` would be written in exists.
+pub fn check_folder(path: &Path) -> Result<(), String> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if folder.is_dir() {
+        Ok(())
+    } else {
+        Err(format!("{}: no such folder", folder.display()))
+    }
+}
+
+/// Draws the report's throughput rows to `path` (an `.svg` file).
+pub fn draw(report: &Report, path: &Path) -> Result<(), String> {
+    check_path(path)?;
     let mut groups: Vec<(String, Vec<(System, f64)>)> = Vec::new();
     for row in &report.throughput {
         let label = format!("{} {}t", row.workload.name(), row.threads);

@@ -61,8 +61,8 @@ struct Args {
     #[arg(short, long, default_value_t = 100_000)]
     capacity: usize,
 
-    /// Bytes per value (64 and 4096 are the usual ones). Large values shrink the data set to
-    /// 1 GiB of values.
+    /// Bytes per value (64 and 4096 are the usual ones; at most 1 MiB). Large values shrink the
+    /// data set to 1 GiB of values.
     #[arg(short = 'v', long, default_value_t = 64)]
     value_size: usize,
 
@@ -105,6 +105,12 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
+    if let Some(path) = &args.json {
+        chart::check_folder(path)?;
+    }
+    if let Some(path) = &args.chart {
+        chart::check_path(path)?;
+    }
     let report = if args.median_of.is_empty() {
         let opts = options(&args)?;
         let bar = progress_bar(opts.steps(), args.no_progress);
@@ -178,7 +184,18 @@ fn options(args: &Args) -> Result<Options, String> {
         config.inserts = 50_000;
         config.stream_len = 1 << 16;
     }
-    let max_keys = ((1usize << 30) / args.value_size.max(1)).max(1_000);
+    // At least 1,000 keys, so values of up to 1 MiB keep the data set at 1 GiB; larger values
+    // would need more than that, and are refused rather than allocated.
+    const DATA_SET: usize = 1 << 30;
+    const MIN_KEYS: usize = 1_000;
+    if args.value_size > DATA_SET / MIN_KEYS {
+        return Err(format!(
+            "values of {} B are over the largest measured ({} B: 1 GiB over {MIN_KEYS} keys)",
+            args.value_size,
+            DATA_SET / MIN_KEYS
+        ));
+    }
+    let max_keys = (DATA_SET / args.value_size.max(1)).max(MIN_KEYS);
     if config.keys > max_keys {
         eprintln!(
             "note: {} B values: the data set is cut to {max_keys} keys (1 GiB of values)",
@@ -220,11 +237,13 @@ fn options(args: &Args) -> Result<Options, String> {
     };
     systems.retain(|&s| s != System::Epochcache);
     systems.insert(0, System::Epochcache);
+    let duration =
+        Duration::try_from_secs_f64(duration).map_err(|e| format!("--duration {duration}: {e}"))?;
     Ok(Options {
         systems,
         workloads,
         threads: args.threads.clone(),
-        duration: Duration::from_secs_f64(duration),
+        duration,
         repeat: args.repeat,
         config,
         trace,

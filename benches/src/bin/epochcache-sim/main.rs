@@ -218,6 +218,9 @@ fn specs(args: &Args) -> Result<Vec<(Spec, Vec<usize>)>, String> {
         keys: args.keys,
         accesses: args.accesses,
     };
+    if args.sizes.contains(&0) {
+        return Err("--sizes: a cache holds at least one entry".into());
+    }
     let mut specs = Vec::new();
     if args.all {
         for path in trace_files(&args.traces_dir)? {
