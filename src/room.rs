@@ -13,6 +13,7 @@
 //!   (values' `Drop`) and the listener come after, each step taken even if one panics, so user
 //!   code can lose neither the budget nor another removal's notice.
 
+use std::hash::{BuildHasher, Hash};
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::raw::{Entry, Verdict};
@@ -21,7 +22,6 @@ use crate::stats::RemovalCause;
 use crate::sync::epoch::Guard;
 use crate::sync::Ordering;
 use crate::CacheError;
-use std::hash::{BuildHasher, Hash};
 
 /// How many policy steps one eviction takes in one shard before it moves to the next.
 const EVICTION_STEPS: usize = 256;
