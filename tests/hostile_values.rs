@@ -271,15 +271,11 @@ fn a_panicking_drop_during_purge_leaks_no_budget() {
     }
     retire_one_grenade(&cache, 100);
     clock.advance(Duration::from_secs(1));
-    let r = quiet(|| cache.purge_expired());
+    // The armed Drop panics here or in the drain below, wherever the collector reaches it.
+    let _ = quiet(|| cache.purge_expired());
     drain_garbage();
-    eprintln!("purge panicked: {}", r.is_err());
     // The 12 expired entries are gone; key 100 is the only one left.
     assert_eq!(cache.len(), 1);
-    eprintln!(
-        "garbage_weight after drain: {}",
-        cache.stats().garbage_weight
-    );
     // A cache of 20 holding 1 entry must take 19 more keys without evicting any.
     for k in 200..219 {
         cache.insert(k, Grenade(k)).unwrap();
@@ -316,14 +312,9 @@ fn a_panicking_drop_during_a_write_leaks_no_budget() {
     retire_one_grenade(&cache, 100);
     clock.advance(Duration::from_secs(1));
     // A replacement of key 50 that also sweeps the two expired entries.
-    let r = quiet(|| cache.insert(50, Grenade(51)));
+    // The armed Drop panics here or in the drain below, wherever the collector reaches it.
+    let _ = quiet(|| cache.insert(50, Grenade(51)));
     drain_garbage();
-    eprintln!("write panicked: {}", r.is_err());
-    eprintln!(
-        "garbage_weight after drain: {} ({} linked)",
-        cache.stats().garbage_weight,
-        cache.len()
-    );
     cache.validate().unwrap();
     let used = cache.weight();
     let linked = cache.len() as u64 * 100;
@@ -345,9 +336,9 @@ fn a_panicking_drop_during_close_leaves_nothing_readable() {
         cache.insert(k, Grenade(k)).unwrap();
     }
     retire_one_grenade(&cache, 5000);
-    let r = quiet(|| cache.close());
+    // The armed Drop panics here or in the drain below, wherever the collector reaches it.
+    let _ = quiet(|| cache.close());
     drain_garbage();
-    eprintln!("close panicked: {}", r.is_err());
     let readable = (0..400).filter(|k| cache.get(k).is_some()).count();
     assert_eq!(readable, 0, "{readable} entries readable after close");
     cache.validate().unwrap();

@@ -432,31 +432,6 @@ fn byte_cache_oversized_body_refused_and_old_body_kept() {
 }
 
 #[test]
-fn byte_cache_after_close_every_op_is_closed() {
-    let cache = ByteCache::new();
-    cache.set("k", Bytes::from_static(b"m"), None).unwrap();
-    cache.set_body("k", Bytes::from_static(b"b")).unwrap();
-    cache.close().unwrap();
-    assert!(matches!(cache.get("k"), Err(CacheError::Closed)));
-    assert!(matches!(cache.get_body("k"), Err(CacheError::Closed)));
-    assert!(matches!(
-        cache.set("k", Bytes::new(), None),
-        Err(CacheError::Closed)
-    ));
-    assert!(matches!(
-        cache.set_body("k", Bytes::new()),
-        Err(CacheError::Closed)
-    ));
-    assert!(matches!(cache.delete("k"), Err(CacheError::Closed)));
-    assert!(matches!(
-        cache.get_with("k", |v| v.len()),
-        Err(CacheError::Closed)
-    ));
-    assert!(cache.close().is_ok());
-    assert_eq!(cache.len(), 0);
-}
-
-#[test]
 fn byte_cache_concurrent_writers_of_both_namespaces_keep_the_budget() {
     let cache = ByteCache::builder().shards(4).max_weight(64 * 1024).build();
     thread::scope(|s| {
