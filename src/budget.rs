@@ -66,6 +66,14 @@ impl Budget {
         self.entries.as_ref().map_or(true, |e| e.max() > 0) && weight <= self.largest_entry()
     }
 
+    /// What is reserved now, entries and weight: a writer waiting for room watches it move.
+    pub(crate) fn used(&self) -> (u64, u64) {
+        (
+            self.entries.as_ref().map_or(0, Bound::used),
+            self.weight.as_ref().map_or(0, Bound::used),
+        )
+    }
+
     /// The heaviest entry the budget could hold alone.
     pub(crate) fn largest_entry(&self) -> u64 {
         self.weight.as_ref().map_or(u64::MAX, Bound::max)

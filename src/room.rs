@@ -26,6 +26,10 @@ use crate::CacheError;
 /// How many policy steps one eviction takes in one shard before it moves to the next.
 const EVICTION_STEPS: usize = 256;
 
+/// How many rounds a writer that finds nothing to evict waits, yielding, for the budget to move
+/// before it gives up with `TooLarge`.
+const MAX_STILL_ROUNDS: u32 = 1000;
+
 impl<K, V, S> ShardedCache<K, V, S>
 where
     K: Hash + Eq + Send + Sync + 'static,
@@ -63,18 +67,26 @@ where
             Reserved::Replacing { old, .. } => Some(old),
             _ => None,
         };
-        let mut fruitless_rounds = 0;
+        let (mut still_rounds, mut last_seen) = (0, self.budget.used());
         while !self.budget.try_reserve(entries, amount) {
             if self.evict_one(home, keep, guard) {
-                fruitless_rounds = 0;
+                still_rounds = 0;
             } else {
                 // Nothing evictable: the budget is held by other writers' reservations whose
-                // entries are about to be linked. Let them run.
-                fruitless_rounds += 1;
+                // entries are about to be linked. Let them run. Only a budget that stays still
+                // for many rounds says this write cannot get in; while other writers move it,
+                // this one waits its turn (a count of rounds alone refused a fitting write when
+                // eight writers shared two cores and a budget of one entry).
                 if self.is_closed() {
                     return Err(CacheError::Closed);
                 }
-                if fruitless_rounds > 1000 {
+                let seen = self.budget.used();
+                if seen == last_seen {
+                    still_rounds += 1;
+                } else {
+                    (still_rounds, last_seen) = (0, seen);
+                }
+                if still_rounds > MAX_STILL_ROUNDS {
                     return Err(CacheError::TooLarge {
                         size: usize::try_from(weight).unwrap_or(usize::MAX),
                         max: usize::try_from(self.largest_entry()).unwrap_or(usize::MAX),
