@@ -63,10 +63,7 @@ where
             None => Reserved::Entry { weight },
         };
         let (entries, amount) = reserved.amounts();
-        let keep = match reserved {
-            Reserved::Replacing { old, .. } => Some(old),
-            _ => None,
-        };
+        let keep = reserved.taking_over();
         let (mut still_rounds, mut last_seen) = (0, self.budget.used());
         while !self.budget.try_reserve(entries, amount) {
             if self.evict_one(home, keep, guard) {
@@ -293,17 +290,23 @@ impl Reserved {
         }
     }
 
+    /// The address of the entry a replacement takes over.
+    fn taking_over(&self) -> Option<usize> {
+        match *self {
+            Reserved::Replacing { old, .. } => Some(old),
+            _ => None,
+        }
+    }
+
     /// Whether the reservation still fits the key, under its shard's lock: a replacement's holds
     /// only while the entry it was made against is the key's entry (`current` looks it up).
     pub(crate) fn still_holds<'g, K: 'g, V: 'g>(
         &self,
         current: impl FnOnce() -> Option<&'g Entry<K, V>>,
     ) -> bool {
-        match *self {
-            Reserved::Replacing { old, .. } => {
-                current().is_some_and(|e| e as *const Entry<K, V> as usize == old)
-            }
-            _ => true,
+        match self.taking_over() {
+            Some(old) => current().is_some_and(|e| e as *const Entry<K, V> as usize == old),
+            None => true,
         }
     }
 }

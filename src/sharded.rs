@@ -246,11 +246,20 @@ where
         Q: ?Sized + Hash + Equivalent<K>,
     {
         let guard = epoch::pin();
+        self.live_entry(key, &guard)
+            .map(|entry| entry.value.clone())
+    }
+
+    /// The entry for `key` unless it has expired: the lookup every read makes.
+    #[inline]
+    fn live_entry<'g, Q>(&self, key: &Q, guard: &'g Guard) -> Option<&'g Entry<K, V>>
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+    {
         let hash = self.hash(key);
         self.shard(hash)
-            .get(hash, |k| key.equivalent(k), &guard)
+            .get(hash, |k| key.equivalent(k), guard)
             .filter(|entry| !entry.is_expired(|| self.clock.now_nanos()))
-            .map(|entry| entry.value.clone())
     }
 
     #[inline]
@@ -258,11 +267,7 @@ where
     where
         Q: ?Sized + Hash + Equivalent<K>,
     {
-        let hash = self.hash(key);
-        let live = self
-            .shard(hash)
-            .get(hash, |k| key.equivalent(k), guard)
-            .filter(|entry| !entry.is_expired(|| self.clock.now_nanos()));
+        let live = self.live_entry(key, guard);
         if let Some(reads) = &self.reads {
             reads.record(live.is_some());
         }

@@ -290,18 +290,10 @@ impl Default for Policy {
 }
 
 /// A queued hash whose entry is still linked, found in the table.
-struct Found<'g, K, V> {
-    hash: u64,
-    at: SlotRef,
-    entry: &'g Entry<K, V>,
-}
-
-/// The entry the policy picked to leave, and why.
-pub(crate) struct Victim<'g, K, V> {
-    pub(crate) at: SlotRef,
+pub(crate) struct Found<'g, K, V> {
     pub(crate) hash: u64,
+    pub(crate) at: SlotRef,
     pub(crate) entry: &'g Entry<K, V>,
-    pub(crate) verdict: Verdict,
 }
 
 impl Policy {
@@ -391,18 +383,12 @@ impl Policy {
         hash_of: &dyn Fn(&K) -> u64,
         is_expired: &dyn Fn(&Entry<K, V>) -> bool,
         guard: &'g Guard,
-    ) -> Option<Victim<'g, K, V>> {
+    ) -> Option<(Found<'g, K, V>, Verdict)> {
         let mut steps = max_steps;
         if self.prefill.is_none() {
             // The first eviction: everything queued so far came in while the shard filled.
             self.prefill = Some(self.small.len());
         }
-        let chosen = |found: Found<'g, K, V>, verdict: Verdict| Victim {
-            at: found.at,
-            hash: found.hash,
-            entry: found.entry,
-            verdict,
-        };
         let verdict = |entry: &Entry<K, V>| {
             if is_expired(entry) {
                 Verdict::Expired
@@ -416,11 +402,11 @@ impl Policy {
                 let v = self.main_victim(table, hash_of, is_expired, &mut steps, guard)?;
                 self.main_ghost.insert(v.hash, live / MAIN_GHOST_SHARE);
                 let why = verdict(v.entry);
-                return Some(chosen(v, why));
+                return Some((v, why));
             }
             let c = Self::pop_live(&mut self.small, table, hash_of, &mut steps, guard)?;
             if is_expired(c.entry) {
-                return Some(chosen(c, Verdict::Expired));
+                return Some((c, Verdict::Expired));
             }
             let freq = c.entry.freq();
             let (counted, kept) = match self.prefill {
@@ -447,7 +433,7 @@ impl Policy {
                 continue;
             }
             let Some(v) = self.main_victim(table, hash_of, is_expired, &mut steps, guard) else {
-                return Some(chosen(c, Verdict::Evicted));
+                return Some((c, Verdict::Evicted));
             };
             if is_expired(v.entry)
                 || self.sketch.frequency(c.hash) > self.sketch.frequency(v.hash) + ADMIT_MARGIN
@@ -455,12 +441,12 @@ impl Policy {
                 self.main.push_back(c.hash);
                 self.main_ghost.insert(v.hash, live / MAIN_GHOST_SHARE);
                 let why = verdict(v.entry);
-                return Some(chosen(v, why));
+                return Some((v, why));
             }
             self.main.push_front(v.hash);
             self.small_ghost
                 .insert(c.hash, self.small_target * SMALL_GHOST_FACTOR);
-            return Some(chosen(c, Verdict::Evicted));
+            return Some((c, Verdict::Evicted));
         }
     }
 
@@ -551,7 +537,7 @@ mod tests {
         fn evict(&mut self) -> u64 {
             let guard = &epoch::pin();
             let never_expired = |_: &Entry<u64, u64>| false;
-            let victim = self
+            let (victim, verdict) = self
                 .policy
                 .victim(
                     &self.table,
@@ -562,7 +548,7 @@ mod tests {
                     guard,
                 )
                 .expect("a full cache has a victim");
-            assert_eq!(victim.verdict, Verdict::Evicted);
+            assert_eq!(verdict, Verdict::Evicted);
             let (entry, _) = self.table.vacate(victim.at, guard);
             self.live -= 1;
             // SAFETY: single-threaded test: no reader can hold the entry just unlinked.

@@ -277,12 +277,13 @@ impl<K, V> Shard<K, V> {
         }
         let is_expired = |e: &Entry<K, V>| e.is_expired(|| now);
         for _ in 0..2 {
-            let victim = policy.victim(table, live, max_steps, hash_of, &is_expired, guard)?;
+            let (victim, verdict) =
+                policy.victim(table, live, max_steps, hash_of, &is_expired, guard)?;
             if keep == Some(victim.entry as *const Entry<K, V> as usize) {
                 policy.keep(victim.hash);
                 continue;
             }
-            return Some((self.unlink(state, table, victim.at, guard), victim.verdict));
+            return Some((self.unlink(state, table, victim.at, guard), verdict));
         }
         None
     }
