@@ -131,6 +131,18 @@
 //!   ghosts instead (a repelled key's return lowers, a displaced victim's raises): lirs-ps at most
 //!   57.21, lirs-multi3 -0.7 to -2.0, the scan -0.5 to -1.6, Zipf 0.7 at 10k -0.2 to -0.9 (on
 //!   Zipf the margin flipped thousands of times a shard); a ceiling of 2: Zipf at 100k -0.6.
+//! - Tried, not kept: moka's rule for the first pass only, a candidate admitted over any unread
+//!   entry queued before the first eviction that the sketch rates 0 (margin 0, or -1, against
+//!   it; others keep 1). lirs-ps at 500 entries 57.45 (-0.43), every row of the table within its
+//!   bar, but 3.1 points lower summed over the table (lirs-multi3 -0.69, Zipf at 100k -0.5 and
+//!   -0.6, loop 11k -0.79), and beyond it lirs-ps -11.2 at 1,500 entries and -7.2 at 2,000,
+//!   lirs-multi3 -2.65 at 2,000. Compared request by request with moka at 500 entries (140 hits
+//!   moka has and epochcache lacks, 58 the other way round), 134 of the 140 are requests for 67
+//!   keys (499 to 565) that the trace requests once among requests 951 to 1,282, then again at
+//!   about 4,600 and 8,000. moka keeps them because its sketch rated everything before it was
+//!   half full 0, so these, rated 1, displaced those early keys and then, tied with every later
+//!   key seen once, were never displaced; epochcache keeps the keys that filled it instead, and
+//!   the trace returns to the later ones.
 //! - Left short: lirs-ps at 500 entries, 57.09 against moka's 57.88 (-0.78). Before the pre-fill
 //!   rule it was 56.91, moved by none of the above by more than 0.3 and none to moka's figure less 0.5 without costing
 //!   more elsewhere (a margin of 0 against a victim rated 0, with a rejected victim sent to the
