@@ -142,7 +142,7 @@ pub fn replay_on(
     match system {
         System::Epochcache => epochcache_replay(keys, size, opts, progress),
         System::Moka => moka_replay(keys, size, opts.moka_pending, progress),
-        System::QuickCache => quick_cache_replay(keys, size, progress),
+        System::QuickCache => quick_cache_replay(keys, size, opts, progress),
         System::Arc => simulated(replay::hits::<arc::Arc>(keys, size)),
         System::S3Fifo => simulated(replay::hits::<s3fifo::S3Fifo>(keys, size)),
         System::Lirs => simulated(replay::hits::<lirs::Lirs>(keys, size)),
@@ -178,19 +178,27 @@ fn replay(
     }
 }
 
-/// Replays on epochcache's engine, built with `max_entries(size)`. This is the one place the
-/// engine is built: further builder options go here, through [`ReplayOptions`].
+/// epochcache's engine for `size` entries: `max_entries(size)` and the options. This is the one
+/// place the engine is built: further builder options go here, through [`ReplayOptions`].
+fn epochcache_cache(
+    size: usize,
+    opts: &ReplayOptions,
+) -> epochcache::ShardedCache<u64, u64, ahash::RandomState> {
+    let mut builder = epochcache::ShardedCache::<u64, u64>::builder().max_entries(size as u64);
+    if let Some(shards) = opts.shards {
+        builder = builder.shards(shards);
+    }
+    builder.hasher(hasher()).build()
+}
+
+/// Replays on epochcache's engine (see [`epochcache_cache`]).
 fn epochcache_replay(
     keys: &[u64],
     size: usize,
     opts: &ReplayOptions,
     progress: &dyn Fn(u64),
 ) -> Outcome {
-    let mut builder = epochcache::ShardedCache::<u64, u64>::builder().max_entries(size as u64);
-    if let Some(shards) = opts.shards {
-        builder = builder.shards(shards);
-    }
-    let cache = builder.hasher(hasher()).build();
+    let cache = epochcache_cache(size, opts);
     replay(
         keys,
         progress,
@@ -230,11 +238,25 @@ fn moka_replay(keys: &[u64], size: usize, pending: usize, progress: &dyn Fn(u64)
     )
 }
 
-/// Replays on `quick_cache::sync::Cache` with room for `size` entries.
-fn quick_cache_replay(keys: &[u64], size: usize, progress: &dyn Fn(u64)) -> Outcome {
-    let cache = quick_cache::sync::Cache::<u64, u64, _, ahash::RandomState>::with(
-        size,
-        size as u64,
+/// Replays on `quick_cache::sync::Cache` with room for `size` entries, split into as many shards
+/// as epochcache's engine splits the same bound into (one up to 512 entries): left to its
+/// default (four per core), quick_cache would be eight independent caches of 63 entries at size
+/// 500 here, and more on a larger machine, which measures its sharding more than its policy.
+fn quick_cache_replay(
+    keys: &[u64],
+    size: usize,
+    opts: &ReplayOptions,
+    progress: &dyn Fn(u64),
+) -> Outcome {
+    let shards = epochcache_cache(size, opts).shard_count();
+    let options = quick_cache::OptionsBuilder::new()
+        .estimated_items_capacity(size)
+        .weight_capacity(size as u64)
+        .shards(shards)
+        .build()
+        .expect("valid quick_cache options");
+    let cache = quick_cache::sync::Cache::<u64, u64, _, ahash::RandomState>::with_options(
+        options,
         quick_cache::UnitWeighter,
         hasher(),
         quick_cache::sync::DefaultLifecycle::default(),
