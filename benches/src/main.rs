@@ -57,8 +57,10 @@ struct Args {
     #[arg(long, default_value_t = 1_000_000)]
     keys: usize,
 
-    /// Bound, in entries, of the eviction workloads (cache-aside, trace).
-    #[arg(short, long, default_value_t = 100_000)]
+    /// Bound, in entries, of the eviction workloads (cache-aside, trace). A power of two, since
+    /// scc's `HashCache` rounds its bound up to one: any other bound gives scc more room than the
+    /// others.
+    #[arg(short, long, default_value_t = 131_072)]
     capacity: usize,
 
     /// Bytes per value (64 and 4096 are the usual ones; at most 1 MiB). Large values shrink the
@@ -180,7 +182,7 @@ fn options(args: &Args) -> Result<Options, String> {
     if args.quick {
         duration = 0.05;
         config.keys = config.keys.min(100_000);
-        config.capacity = config.capacity.min(10_000);
+        config.capacity = config.capacity.min(1 << 14);
         config.inserts = 50_000;
         config.stream_len = 1 << 16;
     }
@@ -213,6 +215,13 @@ fn options(args: &Args) -> Result<Options, String> {
     }
     if config.keys == 0 || config.capacity == 0 || config.keys > u32::MAX as usize / 4 {
         return Err("keys and capacity must be positive (and keys below 2^30)".into());
+    }
+    if !config.capacity.is_power_of_two() {
+        eprintln!(
+            "note: scc's HashCache rounds its bound up to a power of two ({}), so in the eviction \
+             workloads it has more room than the others",
+            config.capacity.next_power_of_two()
+        );
     }
     let trace = match &args.trace {
         Some(p) => {

@@ -72,7 +72,7 @@ impl Default for Config {
         Config {
             keys: 1_000_000,
             hot_keys: 1_000,
-            capacity: 100_000,
+            capacity: 1 << 17,
             value_size: 64,
             zipf: 0.99,
             set_ratio: 0.1,
