@@ -1,17 +1,22 @@
-//! Heap memory per entry, counted by a global allocator that tracks live requested bytes.
+//! Heap memory per entry, counted by a global allocator that tracks live heap bytes.
 //!
 //! The comparison binary installs [`CountingAlloc`] as its `#[global_allocator]`; it forwards to
-//! the system allocator and keeps a running total of the bytes requested and not yet freed. Each
-//! system is built for [`ENTRIES`] entries with `u64` keys and `u64` values, filled, and measured:
+//! the system allocator and keeps two running totals of what is allocated and not yet freed: the
+//! bytes requested, and the bytes glibc's malloc spends on them (each allocation rounded up to
+//! its chunk: an 8-byte header, 16-byte granules, 32 bytes at least). Each system is built for
+//! [`ENTRIES`] entries with `u64` keys and `u64` values, filled, and measured:
 //!
 //! ```text
 //! overhead per entry = (live bytes after filling - live bytes before) / entries held - 16
 //! ```
 //!
 //! 16 is the key and the value themselves, so the figure is what the system spends on top of the
-//! data: table slots left empty, per-entry nodes, hashes, pointers, eviction bookkeeping. The
-//! count is of requested bytes, not of what the allocator rounds them up to. Where no counting
-//! allocator is installed (the criterion benches), the figures are `None`.
+//! data: table slots left empty, per-entry nodes, hashes, pointers, eviction bookkeeping. Both
+//! counts matter: a system that allocates each entry on its own (epochcache, papaya, moka) pays a
+//! chunk header and rounding per entry under glibc, which an allocator with size classes and no
+//! headers (mimalloc, jemalloc) would mostly not charge, while one that stores entries inline in
+//! its table or in a slab (dashmap, scc, `std`, quick_cache) pays the same under either. Where no
+//! counting allocator is installed (the criterion benches), the figures are `None`.
 
 use std::alloc::{GlobalAlloc, Layout, System as SystemAlloc};
 use std::cell::Cell;
@@ -25,26 +30,42 @@ use crate::systems::System;
 /// Entries inserted for the measurement.
 pub const ENTRIES: usize = 1_000_000;
 
-/// Live requested bytes, striped by thread: a counter shared by every thread would put one
-/// contended cache line into every allocation of the throughput workloads and slow down most the
-/// systems that allocate most (two threads inserting lost up to half their speed to it).
-static LIVE: [Stripe; STRIPES] = [const { Stripe(AtomicI64::new(0)) }; STRIPES];
+/// Live requested and allocated bytes, striped by thread: a counter shared by every thread would
+/// put one contended cache line into every allocation of the throughput workloads and slow down
+/// most the systems that allocate most (two threads inserting lost up to half their speed to it).
+static LIVE: [Stripe; STRIPES] = [const {
+    Stripe {
+        requested: AtomicI64::new(0),
+        allocated: AtomicI64::new(0),
+    }
+}; STRIPES];
 const STRIPES: usize = 16;
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 
-/// One counter on a cache line of its own.
+/// One thread's counters, on a cache line of their own.
 #[repr(align(128))]
-struct Stripe(AtomicI64);
+struct Stripe {
+    requested: AtomicI64,
+    allocated: AtomicI64,
+}
+
+/// What glibc's malloc (x86_64) spends on a request of `size` bytes: the chunk holding it, the
+/// request plus an 8-byte header rounded up to 16, at least 32. (Requests it serves with `mmap`,
+/// from 128 KiB, are rounded to pages instead; those are the tables, a few KiB off in megabytes.)
+fn chunk(size: usize) -> i64 {
+    ((size + 8 + 15) & !15).max(32) as i64
+}
 
 std::thread_local! {
     /// The calling thread's stripe (`usize::MAX` until first asked).
     static MY_STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
-/// Adds `delta` to the calling thread's stripe.
+/// Adds an allocation of `size` bytes (`sign` 1) or its release (`sign` -1) to the calling
+/// thread's stripe.
 #[inline]
-fn count(delta: i64) {
+fn count(size: usize, sign: i64) {
     let stripe = MY_STRIPE
         .try_with(|s| {
             if s.get() == usize::MAX {
@@ -54,10 +75,16 @@ fn count(delta: i64) {
         })
         // A thread being torn down has no thread-locals left; any stripe will do.
         .unwrap_or(0);
-    LIVE[stripe].0.fetch_add(delta, Ordering::Relaxed);
+    let stripe = &LIVE[stripe];
+    stripe
+        .requested
+        .fetch_add(sign * size as i64, Ordering::Relaxed);
+    stripe
+        .allocated
+        .fetch_add(sign * chunk(size), Ordering::Relaxed);
 }
 
-/// A global allocator that forwards to the system allocator and counts live requested bytes.
+/// A global allocator that forwards to the system allocator and counts live heap bytes.
 ///
 /// ```ignore
 /// #[global_allocator]
@@ -71,26 +98,27 @@ pub struct CountingAlloc;
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         mark_installed();
-        count(layout.size() as i64);
+        count(layout.size(), 1);
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which we pass on.
         unsafe { SystemAlloc.alloc(layout) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         mark_installed();
-        count(layout.size() as i64);
+        count(layout.size(), 1);
         // SAFETY: as for `alloc`.
         unsafe { SystemAlloc.alloc_zeroed(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(-(layout.size() as i64));
+        count(layout.size(), -1);
         // SAFETY: `ptr` was allocated by this allocator (so by the system one) with `layout`.
         unsafe { SystemAlloc.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size as i64 - layout.size() as i64);
+        count(layout.size(), -1);
+        count(new_size, 1);
         // SAFETY: as for `dealloc`, and `new_size` is the caller's, valid by its contract.
         unsafe { SystemAlloc.realloc(ptr, layout, new_size) }
     }
@@ -105,11 +133,27 @@ fn mark_installed() {
     }
 }
 
-/// Live requested heap bytes, or `None` when [`CountingAlloc`] is not the global allocator.
-pub fn live_bytes() -> Option<i64> {
-    INSTALLED
-        .load(Ordering::Relaxed)
-        .then(|| LIVE.iter().map(|s| s.0.load(Ordering::Relaxed)).sum())
+/// Live heap bytes: requested, and allocated (glibc's chunks).
+#[derive(Clone, Copy, Debug)]
+pub struct Live {
+    /// What the program asked for.
+    pub requested: i64,
+    /// What glibc's malloc spends on it (see [`CountingAlloc`]'s module).
+    pub allocated: i64,
+}
+
+/// Live heap bytes, or `None` when [`CountingAlloc`] is not the global allocator.
+pub fn live_bytes() -> Option<Live> {
+    INSTALLED.load(Ordering::Relaxed).then(|| Live {
+        requested: LIVE
+            .iter()
+            .map(|s| s.requested.load(Ordering::Relaxed))
+            .sum(),
+        allocated: LIVE
+            .iter()
+            .map(|s| s.allocated.load(Ordering::Relaxed))
+            .sum(),
+    })
 }
 
 /// The memory figure of one system.
@@ -121,6 +165,31 @@ pub struct Footprint {
     pub bytes: i64,
     /// Bytes per entry beyond the 16 bytes of key and value.
     pub overhead_per_entry: f64,
+    /// As `bytes`, counting glibc's chunks instead of the requests (absent from reports made
+    /// before it was measured).
+    #[serde(default)]
+    pub allocated_bytes: Option<i64>,
+    /// As `overhead_per_entry`, from `allocated_bytes`.
+    #[serde(default)]
+    pub allocated_overhead_per_entry: Option<f64>,
+}
+
+impl Footprint {
+    /// The figure for `held` entries, from the live bytes before building and after filling.
+    fn new(held: usize, before: Live, after: Live) -> Self {
+        let per_entry = |bytes: i64| bytes as f64 / held.max(1) as f64 - 16.0;
+        let (bytes, allocated) = (
+            after.requested - before.requested,
+            after.allocated - before.allocated,
+        );
+        Footprint {
+            entries: held,
+            bytes,
+            overhead_per_entry: per_entry(bytes),
+            allocated_bytes: Some(allocated),
+            allocated_overhead_per_entry: Some(per_entry(allocated)),
+        }
+    }
 }
 
 /// epochcache's engine with no bound, filled like the maps: its table and entries alone, without
@@ -137,13 +206,9 @@ pub fn epochcache_map_footprint(presized: bool) -> Option<Footprint> {
         let _ = c.insert(k, k);
     }
     collect_retired();
-    let (held, bytes) = (c.len(), live_bytes()? - before);
+    let (held, after) = (c.len(), live_bytes()?);
     drop(c);
-    Some(Footprint {
-        entries: held,
-        bytes,
-        overhead_per_entry: bytes as f64 / held.max(1) as f64 - 16.0,
-    })
+    Some(Footprint::new(held, before, after))
 }
 
 /// Lets the epoch collector free what epochcache retired while filling (the tables a growing shard
@@ -219,10 +284,5 @@ pub fn footprint(system: System, rounds: usize) -> Option<Footprint> {
         }
     };
     drop(keep);
-    let bytes = after - before;
-    Some(Footprint {
-        entries: held,
-        bytes,
-        overhead_per_entry: bytes as f64 / held.max(1) as f64 - 16.0,
-    })
+    Some(Footprint::new(held, before, after))
 }

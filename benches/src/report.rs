@@ -259,26 +259,27 @@ pub fn memory_table(report: &Report) -> String {
     let _ = writeln!(
         out,
         "\nmemory: heap bytes per entry beyond the 16 B of key and value (1M u64 -> u64; \
-         \"after 2M\": 2M distinct keys inserted, so a cache has evicted half)"
+         \"after 2M\": 2M distinct keys inserted, so a cache has evicted half); each as \
+         requested / as glibc's malloc allocates it (headers and rounding included)"
     );
     let _ = writeln!(
         out,
-        "  {:<24} {:>10} {:>12} {:>14} {:>12} {:>14}",
+        "  {:<24} {:>10} {:>12} {:>16} {:>12} {:>16}",
         "system", "entries", "heap bytes", "overhead/entry", "after 2M", "overhead/entry"
     );
     for row in &report.memory {
         let mut line = match row.footprint {
             Some(f) => format!(
-                "  {:<24} {:>10} {:>12} {:>14.1}",
+                "  {:<24} {:>10} {:>12} {:>16}",
                 row.system.name(),
                 f.entries,
                 si(f.bytes as f64),
-                f.overhead_per_entry
+                per_entry(&f)
             ),
             None => format!("  {:<24} {:>10}", row.system.name(), "n/a"),
         };
         if let Some(f) = row.steady {
-            line += &format!(" {:>12} {:>14.1}", f.entries, f.overhead_per_entry);
+            line += &format!(" {:>12} {:>16}", f.entries, per_entry(&f));
         }
         let _ = writeln!(out, "{line}");
     }
@@ -289,15 +290,23 @@ pub fn memory_table(report: &Report) -> String {
         if let Some(f) = footprint {
             let _ = writeln!(
                 out,
-                "  {:<24} {:>10} {:>12} {:>14.1}",
+                "  {:<24} {:>10} {:>12} {:>16}",
                 name,
                 f.entries,
                 si(f.bytes as f64),
-                f.overhead_per_entry
+                per_entry(&f)
             );
         }
     }
     out
+}
+
+/// A footprint's overhead per entry, requested / allocated ("18.5 / 26.6").
+fn per_entry(f: &Footprint) -> String {
+    match f.allocated_overhead_per_entry {
+        Some(allocated) => format!("{:.1} / {:.1}", f.overhead_per_entry, allocated),
+        None => format!("{:.1}", f.overhead_per_entry),
+    }
 }
 
 #[cfg(test)]
