@@ -29,12 +29,12 @@ fn key(i: usize) -> String {
         0 => String::new(),
         1 => "a".into(),
         2 => "a\0".into(),
-        3 => "k".repeat(46),
-        4 => "k".repeat(47),
+        3 => "k".repeat(39),
+        4 => "k".repeat(40),
         5 => "x".repeat(300),
         6 => "\0".into(),
         7 => "ключ".into(),
-        _ => "k".repeat(45) + "é", // 47 bytes, a two-byte char across the inline limit
+        _ => "k".repeat(38) + "é", // 40 bytes, a two-byte char across the inline limit
     }
 }
 

@@ -295,6 +295,9 @@ impl Contender for epochcache::ByteCache {
     fn set(&self, key: &str, value: Bytes) {
         let _ = epochcache::BaseCache::set(self, key, value, None);
     }
+    fn read_len(&self, key: &str) -> Option<usize> {
+        self.get_with(key, <[u8]>::len).ok().flatten()
+    }
 }
 
 impl<S: BuildHasher + Clone + Send + Sync + 'static> Contender
