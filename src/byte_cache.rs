@@ -1,8 +1,9 @@
 //! `ByteCache`: the engine instantiated for the cache object API (`str` keys, `Bytes` values),
 //! implementing [`BaseCache`] and [`SeparateBodyCache`].
 //!
-//! Metadata and bodies live in one [`ShardedCache`] under two namespaces: a stored key is one
-//! allocation holding a namespace byte and the key's bytes. So a body is an entry of its own:
+//! Metadata and bodies live in one [`ShardedCache`] under two namespaces: a stored key is the
+//! namespace and the key's bytes, packed into the entry when short (see [`ByteKey`]), else one
+//! allocation of its own. So a body is an entry of its own:
 //! `set` of metadata never reads, copies or touches it, `delete` removes both, and one budget
 //! bounds both. A body is returned as a [`BodyReader`] over a shared `Bytes`, so a reader keeps a
 //! valid stream whatever happens to the entry while it reads.
@@ -68,6 +69,7 @@ fn pack(namespace: u8, key: &str) -> Option<Packed> {
     if bytes.len() > INLINE_KEY {
         return None;
     }
+    debug_assert!(namespace <= BODY, "two namespaces, one bit");
     let header = ((bytes.len() as u64) << 1 | u64::from(namespace & 1)) + 1;
     Some([
         header | key_chunk(bytes, 0) << 8,
@@ -123,7 +125,7 @@ fn packed_eq(first: NonZeroU64, rest: &[u64; 4], packed: &Packed) -> bool {
 
 impl ByteKey {
     fn new(namespace: u8, key: &str) -> Self {
-        match pack(namespace, key).and_then(split) {
+        match pack(namespace, key).map(split) {
             Some((first, rest)) => ByteKey::Inline(first, rest),
             None => {
                 let mut bytes = Vec::with_capacity(key.len() + 1);
@@ -158,11 +160,14 @@ impl ByteKey {
     }
 }
 
-/// Packed words as an inline key's two fields; `None` never happens (the header is never 0).
+/// Packed words as an inline key's two fields. The first word is never 0 (its header byte is at
+/// least 1); were it ever, storing the key as `Heap` instead would make it unfindable, since a
+/// lookup of a short key compares packed words only, so that case stops loudly.
 #[inline(always)]
-fn split(words: Packed) -> Option<(NonZeroU64, [u64; 4])> {
+fn split(words: Packed) -> (NonZeroU64, [u64; 4]) {
     let [first, rest @ ..] = words;
-    Some((NonZeroU64::new(first)?, rest))
+    let first = NonZeroU64::new(first).expect("an inline key's header byte is never 0");
+    (first, rest)
 }
 
 impl Hash for ByteKey {

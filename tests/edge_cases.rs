@@ -329,6 +329,7 @@ fn byte_cache_keys_of_every_awkward_shape() {
         "a".repeat(40),
         "a".repeat(41),
         "é".repeat(20),
+        "a".to_string() + &"é".repeat(19), // 39 bytes: multi-byte at the inline limit
         "日本語".into(),
         long.clone(),
     ];

@@ -443,7 +443,7 @@ fn byte_cache_concurrent_writers_of_both_namespaces_keep_the_budget() {
             s.spawn(move || {
                 let mut rng = Rng(t + 11);
                 for _ in 0..30_000 {
-                    let len = 40 + rng.below(12) as usize; // around the inline limit
+                    let len = 34 + rng.below(12) as usize; // around the inline limit (39 bytes)
                     let k = key_of_len(len, (rng.below(8)) as u8);
                     match rng.below(5) {
                         0 => cache
