@@ -38,7 +38,7 @@ impl Suite {
         let mut config = Config::default();
         if quick {
             config.keys = 100_000;
-            config.capacity = 10_000;
+            config.capacity = 1 << 14;
             config.stream_len = 1 << 16;
         }
         Suite {

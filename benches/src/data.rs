@@ -5,7 +5,7 @@
 //!
 //! # Keys
 //!
-//! A key is a realistic cache key of 16 to 40 bytes (`user:…`, `session:…:profile`, …) built from
+//! A key is a realistic cache key of 17 to 33 bytes (`user:…`, `session:…:profile`, …) built from
 //! a 64-bit mix of its index. The mix is a bijection, so keys with different indices differ:
 //! indices `0..n` are a data set, and indices from `n` on are keys that the data set lacks (the
 //! misses and the fresh inserts).
@@ -36,11 +36,11 @@ fn mix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The key with index `i`: between 16 and 40 bytes, unique per index.
+/// The key with index `i`: between 17 and 33 bytes, unique per index.
 ///
 /// ```
 /// let k = epochcache_bench::data::key(7);
-/// assert!((16..=40).contains(&k.len()));
+/// assert!((17..=33).contains(&k.len()));
 /// ```
 pub fn key(i: u64) -> String {
     let h = mix64(i);

@@ -239,7 +239,7 @@ fn moka_replay(keys: &[u64], size: usize, pending: usize, progress: &dyn Fn(u64)
 }
 
 /// Replays on `quick_cache::sync::Cache` with room for `size` entries, split into as many shards
-/// as epochcache's engine splits the same bound into (one up to 512 entries): left to its
+/// as epochcache's engine splits the same bound into (one below 1,024 entries): left to its
 /// default (four per core), quick_cache would be eight independent caches of 63 entries at size
 /// 500 here, and more on a larger machine, which measures its sharding more than its policy.
 fn quick_cache_replay(
