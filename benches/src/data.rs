@@ -5,7 +5,8 @@
 //!
 //! # Keys
 //!
-//! A key is a realistic cache key of 17 to 33 bytes (`user:…`, `session:…:profile`, …) built from
+//! A key is a realistic cache key of 20 to 40 bytes (`key:…`, `user:…:v…`, `session:…:profile`, …),
+//! the lengths the engine issue names, in five shapes of 20, 25, 32, 36 and 40 bytes, built from
 //! a 64-bit mix of its index. The mix is a bijection, so keys with different indices differ:
 //! indices `0..n` are a data set, and indices from `n` on are keys that the data set lacks (the
 //! misses and the fresh inserts).
@@ -36,20 +37,20 @@ fn mix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The key with index `i`: between 17 and 33 bytes, unique per index.
+/// The key with index `i`: between 20 and 40 bytes, unique per index.
 ///
 /// ```
 /// let k = epochcache_bench::data::key(7);
-/// assert!((17..=33).contains(&k.len()));
+/// assert!((20..=40).contains(&k.len()));
 /// ```
 pub fn key(i: u64) -> String {
     let h = mix64(i);
     match i % 5 {
-        0 => format!("user:{h:016x}"),
-        1 => format!("session:{h:016x}:profile"),
-        2 => format!("k{h:015x}{}", h >> 60),
-        3 => format!("tenant:{:04}:item:{h:016x}", h % 10_000),
-        _ => format!("cart:{h:016x}:v{}", h % 100),
+        0 => format!("key:{h:016x}"),
+        1 => format!("user:{h:016x}:v{:02}", h % 100),
+        2 => format!("session:{h:016x}:profile"),
+        3 => format!("tenant:{:04}:item:{h:016x}:en", h % 10_000),
+        _ => format!("tenant:{:04}:cart:{h:016x}:v{:05}", h % 10_000, h % 100_000),
     }
 }
 
@@ -116,9 +117,14 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn keys_are_unique_and_16_to_40_bytes() {
+    fn keys_are_unique_and_20_to_40_bytes() {
         let ks = keys(0, 20_000);
-        assert!(ks.iter().all(|k| (16..=40).contains(&k.len())), "{ks:?}");
+        assert!(ks.iter().all(|k| (20..=40).contains(&k.len())), "{ks:?}");
+        let lengths: std::collections::BTreeSet<usize> = ks.iter().map(String::len).collect();
+        assert_eq!(
+            lengths.into_iter().collect::<Vec<_>>(),
+            [20, 25, 32, 36, 40]
+        );
         let distinct: HashSet<&String> = ks.iter().collect();
         assert_eq!(distinct.len(), ks.len());
         // A later range (misses, fresh inserts) shares no key with the data set.

@@ -6,7 +6,7 @@
 //!
 //! - [`systems`]: the systems under test (epochcache, moka, quick_cache, papaya, dashmap, scc and a
 //!   read-only `std` `HashMap` baseline), each behind the [`Contender`] trait.
-//! - [`data`]: keys (17 to 33 byte strings), values and Zipf or uniform index streams, all made
+//! - [`data`]: keys (20 to 40 byte strings), values and Zipf or uniform index streams, all made
 //!   before any clock starts.
 //! - [`workload`]: what each workload does and which systems it applies to.
 //! - [`runner`]: runs a workload on a system with a number of threads.

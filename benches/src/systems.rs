@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 /// The hasher every system is built with: epochcache's own default, randomly seeded per map.
 /// Left to their defaults, moka, papaya, dashmap, scc and `std`'s `HashMap` hash with SipHash-1-3
-/// (20 to 25 ns for the benchmarks' 17-33 byte keys, against about 4 ns), and quick_cache with
+/// (20 to 25 ns for the benchmarks' 20-40 byte keys, against about 4 ns), and quick_cache with
 /// foldhash; one hasher for all measures the engines, not their hashers.
 type Hasher = ahash::RandomState;
 
