@@ -16,7 +16,8 @@
 use std::hash::{BuildHasher, Hash};
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::raw::{Entry, Verdict};
+use crate::raw::shard::ShardState;
+use crate::raw::{Entry, Shard, Verdict};
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
 use crate::sync::epoch::Guard;
@@ -256,6 +257,31 @@ where
         if let Some(payload) = first_panic {
             panic::resume_unwind(payload);
         }
+    }
+
+    /// Removes from every shard, one shard lock at a time, what `take` unlinks there (passing
+    /// each unlinked entry to its last argument), all for `cause`: each shard's removals are
+    /// counted and settled before the next shard is locked, and the collector and the listener
+    /// run once at the end, so a panic in user code cannot leave a shard untouched or a removal
+    /// unsettled (`close`, `purge_expired`).
+    pub(crate) fn remove_from_every_shard<'g>(
+        &self,
+        cause: RemovalCause,
+        guard: &'g Guard,
+        take: impl Fn(&Shard<K, V>, &mut ShardState, &mut dyn FnMut(&'g Entry<K, V>)),
+    ) {
+        let mut removed = Vec::new();
+        for shard in self.shards.iter() {
+            let first = removed.len();
+            let mut state = shard.lock();
+            take(shard, &mut state, &mut |entry| removed.push((entry, cause)));
+            for _ in first..removed.len() {
+                state.stats.count_removal(cause);
+            }
+            drop(state);
+            self.settle(removed[first..].iter().copied(), guard);
+        }
+        self.finish(removed.len(), removed, guard);
     }
 
     /// As [`settle`](Self::settle) then [`finish`](Self::finish), for one entry.

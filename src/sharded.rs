@@ -446,20 +446,9 @@ where
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         let guard = epoch::pin();
-        // Every shard is cleared and settled before any user code runs (the collector, which
-        // runs values' `Drop`, and the listener), so a panic in it cannot leave a shard open.
-        let mut removed = Vec::new();
-        for shard in self.shards.iter() {
-            let first = removed.len();
-            let mut state = shard.lock();
-            shard.clear(&mut state, &guard, |e| {
-                removed.push((e, RemovalCause::Closed))
-            });
-            state.stats.closed += (removed.len() - first) as u64;
-            drop(state);
-            self.settle(removed[first..].iter().copied(), &guard);
-        }
-        self.finish(removed.len(), removed, &guard);
+        self.remove_from_every_shard(RemovalCause::Closed, &guard, |shard, state, removed| {
+            shard.clear(state, &guard, removed)
+        });
         guard.flush();
     }
 
@@ -570,19 +559,10 @@ where
     pub fn purge_expired(&self) {
         let guard = epoch::pin();
         let now = self.clock.now_nanos();
-        let mut expired = Vec::new();
-        for shard in self.shards.iter() {
-            let first = expired.len();
-            let mut state = shard.lock();
-            let hash_of = |k: &K| self.hash(k);
-            shard.sweep_expired(&mut state, usize::MAX, now, &hash_of, &guard, |e| {
-                expired.push((e, RemovalCause::Expired))
-            });
-            state.stats.expired += (expired.len() - first) as u64;
-            drop(state);
-            self.settle(expired[first..].iter().copied(), &guard);
-        }
-        self.finish(expired.len(), expired, &guard);
+        let hash_of = |k: &K| self.hash(k);
+        self.remove_from_every_shard(RemovalCause::Expired, &guard, |shard, state, expired| {
+            shard.sweep_expired(state, usize::MAX, now, &hash_of, &guard, expired)
+        });
     }
 
     /// Checks every internal invariant of every shard (counts, tags, reachability, fill); for
