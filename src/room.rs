@@ -28,8 +28,13 @@ use crate::CacheError;
 const EVICTION_STEPS: usize = 256;
 
 /// How many rounds a writer that finds nothing to evict waits, yielding, for the budget to move
-/// before it gives up with `TooLarge`.
-const MAX_STILL_ROUNDS: u32 = 1000;
+/// before it starts sleeping between rounds.
+const STILL_YIELDS: u32 = 1000;
+/// How many more rounds, a millisecond's sleep each, it waits before it gives up with `TooLarge`:
+/// 1,000 yields alone were sometimes shorter than the time a writer holding a reservation stayed
+/// descheduled (eight writers on two cores sharing a budget of one entry, in a debug build:
+/// 5 refusals in 240,000 writes, once in many runs).
+const STILL_SLEEPS: u32 = 200;
 
 impl<K, V, S> ShardedCache<K, V, S>
 where
@@ -84,13 +89,13 @@ where
                 } else {
                     (still_rounds, last_seen) = (0, seen);
                 }
-                if still_rounds > MAX_STILL_ROUNDS {
+                if still_rounds > STILL_YIELDS + STILL_SLEEPS {
                     return Err(CacheError::TooLarge {
                         size: usize::try_from(weight).unwrap_or(usize::MAX),
                         max: usize::try_from(self.largest_entry()).unwrap_or(usize::MAX),
                     });
                 }
-                crate::sync::yield_now();
+                crate::sync::pause(still_rounds > STILL_YIELDS);
             }
         }
         Ok(reserved)

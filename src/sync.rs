@@ -27,12 +27,21 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
-/// Lets other threads run (loom's scheduler under loom).
-pub(crate) fn yield_now() {
+/// Waits a little for other threads to move: a yield, or with `long` (after many yields went
+/// by) a sleep of a millisecond, since the thread waited for may be descheduled for longer than
+/// any number of yields lasts when threads outnumber cores. Under loom, always a yield.
+pub(crate) fn pause(long: bool) {
     #[cfg(epochcache_loom)]
-    loom::thread::yield_now();
+    {
+        let _ = long;
+        loom::thread::yield_now();
+    }
     #[cfg(not(epochcache_loom))]
-    std::thread::yield_now();
+    if long {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    } else {
+        std::thread::yield_now();
+    }
 }
 
 /// A small number that stays the same for the calling thread and differs between the first
