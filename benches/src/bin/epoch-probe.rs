@@ -1,0 +1,155 @@
+//! What crossbeam-epoch itself costs as threads are added, with no cache around it: the floor
+//! under epochcache's per-operation reads (one pin each) and replacing writes (one pin and one
+//! retired entry each, the thread's garbage flushed every few retirements).
+//!
+//! Each line is one loop run for a fixed time on every thread at once; the figures are total
+//! and per-thread operations per second. A loop that scales stays level per thread; one that
+//! meets a shared line falls as threads are added.
+//!
+//! ```text
+//! cargo run --release -p epochcache-bench --bin epoch-probe -- -t 1,2,4,8,16
+//! ```
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use crossbeam_epoch as epoch;
+
+#[derive(Parser)]
+#[command(about = "Measure crossbeam-epoch's pin and retire costs from 1 to N threads")]
+struct Args {
+    /// Thread counts to run each loop on.
+    #[arg(short, long, value_delimiter = ',', default_values_t = [1, 2, 4, 8, 16])]
+    threads: Vec<usize>,
+    /// Seconds each loop runs per thread count.
+    #[arg(short, long, default_value_t = 0.3)]
+    duration: f64,
+}
+
+/// The loops measured; each iteration is one "operation".
+#[derive(Clone, Copy)]
+enum Probe {
+    /// A pin and an unpin: what every `get` pays.
+    Pin,
+    /// Nested pins inside one outer pin held for 64 of them: what a batch (`cache.pin()`) pays.
+    PinNested,
+    /// A heap block allocated and freed at once: the allocator alone.
+    AllocFree,
+    /// A pin and a heap block retired to the collector, in crossbeam's own bags of 64.
+    Retire,
+    /// As `Retire`, with the thread's bag flushed every 4 retirements (epochcache's pacing).
+    RetireFlush4,
+    /// As `Retire`, flushed every 16.
+    RetireFlush16,
+}
+
+impl Probe {
+    const ALL: [Probe; 6] = [
+        Probe::Pin,
+        Probe::PinNested,
+        Probe::AllocFree,
+        Probe::Retire,
+        Probe::RetireFlush4,
+        Probe::RetireFlush16,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Probe::Pin => "pin per op",
+            Probe::PinNested => "pin nested in a 64-op pin",
+            Probe::AllocFree => "malloc + free, no epoch",
+            Probe::Retire => "pin + retire",
+            Probe::RetireFlush4 => "pin + retire, flush every 4",
+            Probe::RetireFlush16 => "pin + retire, flush every 16",
+        }
+    }
+
+    /// Runs 64 operations; `n` counts operations so far on this thread.
+    fn run_64(self, n: u64) {
+        match self {
+            Probe::Pin => {
+                for _ in 0..64 {
+                    black_box(&epoch::pin());
+                }
+            }
+            Probe::PinNested => {
+                let outer = epoch::pin();
+                for _ in 0..64 {
+                    black_box(&epoch::pin());
+                }
+                drop(outer);
+            }
+            Probe::AllocFree => {
+                for i in 0..64 {
+                    drop(black_box(Box::new([n + i; 12])));
+                }
+            }
+            Probe::Retire | Probe::RetireFlush4 | Probe::RetireFlush16 => {
+                let every = match self {
+                    Probe::RetireFlush4 => 4,
+                    Probe::RetireFlush16 => 16,
+                    _ => u64::MAX,
+                };
+                for i in 0..64 {
+                    let guard = epoch::pin();
+                    let block = Box::new([n + i; 12]);
+                    // The safe form of retiring: the block is freed when the collector runs.
+                    guard.defer(move || drop(block));
+                    if (n + i + 1) % every == 0 {
+                        guard.flush();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Total operations per second of `probe` on `threads` threads for `duration`.
+fn measure(probe: Probe, threads: usize, duration: Duration) -> f64 {
+    let stop = Arc::new(AtomicBool::new(false));
+    let total = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (stop, total) = (Arc::clone(&stop), Arc::clone(&total));
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    probe.run_64(n);
+                    n += 64;
+                }
+                total.fetch_add(n, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    std::thread::sleep(duration);
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.join().expect("a probe thread panicked");
+    }
+    total.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let args = Args::parse();
+    let duration = Duration::from_secs_f64(args.duration);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    println!(
+        "epoch-probe: {cores} hardware threads, {:.1} s per line",
+        args.duration
+    );
+    for probe in Probe::ALL {
+        for &threads in &args.threads {
+            let rate = measure(probe, threads, duration);
+            println!(
+                "{:36} {threads:2} threads: {:8.1} M ops/s total, {:6.1} M per thread",
+                probe.name(),
+                rate / 1e6,
+                rate / 1e6 / threads as f64
+            );
+        }
+    }
+}
