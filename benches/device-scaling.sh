@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The thread-scaling table (1 to 16 threads) that BENCHMARKS.md still lacks, for a machine with
-# 16 cores. The device machine cannot reach the crate registry, so the binary is built here and
+# The thread-scaling table (1 to 16 threads) of BENCHMARKS.md ("Thread scaling on 16 cores"), for
+# a machine with 16 cores. The device machine cannot reach the crate registry, so the binary is built here and
 # carried there:
 #
 #   cargo build --release --bin epochcache-bench

@@ -38,9 +38,10 @@ impl Bound {
     ///
     /// Nothing is written for an amount of zero (a replacement under an entry bound, or of no
     /// more weight): the counter is one line for the whole cache, and every thread writing it on
-    /// every replacement cost 16 threads on 16 cores 15-20% of their replaces (3.95 M/s, median
-    /// of three runs, against 4.56 and 4.79 M/s without the write) and a fifth of the Zipf 90/10
-    /// mix (22.4 against 29.0 and 28.6 M/s); `benches/results/device-16core/`.
+    /// every replacement cost 16 threads on 16 cores 13-18% of their replaces (3.95 M/s, median
+    /// of three runs, against 4.56 and 4.79 M/s in two later runs without the write, in which the
+    /// peers ran 9-23% slower than in the first) and a fifth of the Zipf 90/10 mix (22.4 against
+    /// 29.0 and 28.6 M/s); `benches/results/device-16core/`.
     fn try_reserve(&self, amount: u64) -> bool {
         if amount == 0 {
             return self.used() <= self.max;
@@ -136,14 +137,16 @@ const RETIRE_PER_FLUSH: u32 = 4;
 /// `epochcache-bench -w latency,replace` (get p99.9 / set p99 under a concurrent writer, two
 /// runs each): 64 (crossbeam's own) 18-25 / 18-27 us; 32: 9-11 / 12 us; 16: 4.6-5.3 / 6-7 us;
 /// 8: 2.7-5.8 / 5-10 us; 4: 2.1-2.8 / 4.0-4.3 us (quick_cache: 2.5-3.6 / 1.6-2.2 us), with
-/// replace throughput level across all of them. Below 4 the tail shortens further but throughput
-/// pays: five runs each of `-w latency -s epochcache` gave, for 4, get p99.9 2.9-4.5 us, set p99
-/// 3.4-11.2 us and set p99.9 24-40 us; for 2, 1.8-2.0, 2.5-2.7 and 6.5-13.5 us; for 1, 1.8-3.9,
-/// 2.4-4.7 and 10-43 us. But four alternating runs of `-w replace -t 1,2 -r 3` read 0.92-0.95 M
-/// replaces/s on one thread at 2 against 1.00-1.05 M at 4, and lower on two. Much of the set
-/// tail is glibc's: every flush allocates crossbeam's 2 KiB bag node, a large-bin request that
-/// makes glibc consolidate the fast bins the entry frees filled. With mimalloc under the benchmark
-/// (a trial, not kept) the set p99.9 at 4 was 9.6-9.9 us, and 2 or 1 gained nothing.
+/// replace throughput level across all of them on 2 cores (on 16, not: every 16 replaced 1.6x as
+/// fast as every 4 at two to three times the tail; `BENCHMARKS.md`, "Thread scaling"). Below 4
+/// the tail shortens further but throughput pays: five runs each of `-w latency -s epochcache`
+/// gave, for 4, get p99.9 2.9-4.5 us, set p99 3.4-11.2 us and set p99.9 24-40 us; for 2,
+/// 1.8-2.0, 2.5-2.7 and 6.5-13.5 us; for 1, 1.8-3.9, 2.4-4.7 and 10-43 us. But four alternating
+/// runs of `-w replace -t 1,2 -r 3` read 0.92-0.95 M replaces/s on one thread at 2 against
+/// 1.00-1.05 M at 4, and lower on two. Much of the set tail is glibc's: every flush allocates
+/// crossbeam's 2 KiB bag node, a large-bin request that makes glibc consolidate the fast bins the
+/// entry frees filled. With mimalloc under the benchmark (a trial, not kept) the set p99.9 at 4
+/// was 9.6-9.9 us, and 2 or 1 gained nothing.
 pub(crate) fn pace_reclamation(guard: &Guard) {
     use std::cell::Cell;
     // loom's thread-locals start afresh in every execution, so a model replays the same flushes.
