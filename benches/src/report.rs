@@ -224,18 +224,21 @@ pub fn latency_table(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "\nlatency (ns) of one thread's Zipf gets and sets while another thread writes"
+        "\nlatency (ns) of one thread's Zipf gets and sets while another thread writes {} times \
+         a second (\"writes/s\": what it managed)",
+        crate::latency::WRITER_RATE
     );
     let _ = writeln!(
         out,
-        "  {:<24} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9}",
-        "system", "get p50", "p99", "p99.9", "max", "set p50", "p99", "p99.9", "max"
+        "  {:<24} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9}",
+        "system", "get p50", "p99", "p99.9", "max", "set p50", "p99", "p99.9", "max", "writes/s"
     );
     for row in &report.latency {
         let (g, s) = (row.latency.get, row.latency.set);
+        let writes = row.latency.writer_ops as f64 / report.seconds_per_measurement;
         let _ = writeln!(
             out,
-            "  {:<24} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9}",
+            "  {:<24} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9}",
             row.system.name(),
             g.p50,
             g.p99,
@@ -244,7 +247,8 @@ pub fn latency_table(report: &Report) -> String {
             s.p50,
             s.p99,
             s.p999,
-            s.max
+            s.max,
+            format!("{:.0} k", writes / 1e3)
         );
     }
     out
