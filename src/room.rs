@@ -280,9 +280,7 @@ where
             let first = removed.len();
             let mut state = shard.lock();
             take(shard, &mut state, &mut |entry| removed.push((entry, cause)));
-            for _ in first..removed.len() {
-                state.stats.count_removal(cause);
-            }
+            state.stats.count_removals(cause, removed.len() - first);
             drop(state);
             self.settle(removed[first..].iter().copied(), guard);
         }

@@ -388,9 +388,9 @@ where
         shard.sweep_expired(&mut state, SWEEP_PER_WRITE, now, &hash_of, &guard, |e| {
             expired.push((e, RemovalCause::Expired))
         });
-        for _ in &expired {
-            state.stats.count_removal(RemovalCause::Expired);
-        }
+        state
+            .stats
+            .count_removals(RemovalCause::Expired, expired.len());
         drop(state);
         if let Some(old) = replaced {
             self.settle_replaced(old, &reserved, weight, &guard);

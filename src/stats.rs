@@ -97,6 +97,11 @@ pub struct CacheStats {
 impl CacheStats {
     /// Counts one removal.
     pub(crate) fn count_removal(&mut self, cause: RemovalCause) {
+        self.count_removals(cause, 1);
+    }
+
+    /// Counts `n` removals for the same cause.
+    pub(crate) fn count_removals(&mut self, cause: RemovalCause, n: usize) {
         let counter = match cause {
             RemovalCause::Expired => &mut self.expired,
             RemovalCause::Evicted => &mut self.evicted,
@@ -104,7 +109,7 @@ impl CacheStats {
             RemovalCause::Deleted => &mut self.deleted,
             RemovalCause::Closed => &mut self.closed,
         };
-        *counter += 1;
+        *counter += n as u64;
     }
 }
 
