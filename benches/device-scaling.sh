@@ -14,7 +14,7 @@ bin=target/release/epochcache-bench
 out=${OUT:-benches/results}
 nproc
 for n in 1 2 3; do
-  "$bin" -w hot-get,hot-read,get,zipf-get,mix,replace -t 1,2,4,8,16 --no-progress \
+  "$bin" -w hot-get,hot-read,get,zipf-get,mix,replace -t 1,2,4,8,16 --no-progress --rotate "$n" \
     --json "$out/scaling$n.json" >"$out/scaling$n.txt"
 done
 "$bin" --median-of "$out/scaling1.json" "$out/scaling2.json" "$out/scaling3.json" \

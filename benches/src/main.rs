@@ -45,6 +45,12 @@ struct Args {
     #[arg(short, long, default_value_t = 1)]
     repeat: usize,
 
+    /// Which system runs first in each round of a throughput measurement (0: epochcache); each
+    /// repeat starts one system later. The three-run sets give each run its own, so that no
+    /// system always finds the heap and the CPU in the state the same neighbour leaves behind.
+    #[arg(long, default_value_t = 0)]
+    rotate: usize,
+
     /// Workloads to run [default: every one but hot-read, miss and trace; trace too with --trace].
     #[arg(short, long, value_enum, value_delimiter = ',')]
     workloads: Vec<Workload>,
@@ -254,6 +260,7 @@ fn options(args: &Args) -> Result<Options, String> {
         threads: args.threads.clone(),
         duration,
         repeat: args.repeat,
+        rotate: args.rotate,
         config,
         trace,
     })

@@ -35,6 +35,9 @@ pub struct Options {
     pub duration: Duration,
     /// How many times each throughput measurement is repeated; the median (by ops/s) is kept.
     pub repeat: usize,
+    /// The system that runs first in the first round of a throughput measurement, as an index
+    /// into `systems`; each later round starts one system later.
+    pub rotate: usize,
     /// Sizes and mix.
     pub config: Config,
     /// The trace of the trace workload.
@@ -44,6 +47,13 @@ pub struct Options {
 impl Options {
     fn wants(&self, w: Workload) -> bool {
         self.workloads.contains(&w)
+    }
+
+    /// The indices of `systems` in the order round `round` runs them.
+    fn turn_order(&self, round: usize) -> impl Iterator<Item = usize> {
+        let n = self.systems.len().max(1);
+        let first = (self.rotate % n + round % n) % n;
+        (0..self.systems.len()).map(move |k| (first + k) % n)
     }
 
     fn max_threads(&self) -> usize {
@@ -90,6 +100,7 @@ pub fn run(opts: &Options, progress: &dyn Fn(&str)) -> Report {
     s.report
         .throughput
         .sort_by_key(|r| (order(r.workload), r.threads, sys(r.system)));
+    s.report.latency.sort_by_key(|r| sys(r.system));
     s.report.compute_ratios();
     s.report
 }
@@ -128,13 +139,15 @@ impl Session<'_> {
     ///
     /// The systems take turns: for each thread count, each repeat runs every system once before
     /// the next repeat starts, so that a burst of background load falls on all of them rather
-    /// than on one. Each system keeps the median of its repeats.
+    /// than on one, and each repeat starts one system later (see [`Options::turn_order`]).
+    /// Each system keeps the median of its repeats.
     fn measure_round(&mut self, built: &[Built], w: Workload, plan: Plan) {
         let repeat = self.opts.repeat.max(1);
         for &t in &self.opts.threads {
             let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(); built.len()];
-            for _ in 0..repeat {
-                for (i, b) in built.iter().enumerate() {
+            for round in 0..repeat {
+                for i in self.opts.turn_order(round) {
+                    let b = &built[i];
                     if let Some(c) = &b.cache {
                         self.step(b.system, w, t);
                         runs[i].push(runner::run(
@@ -240,7 +253,8 @@ impl Session<'_> {
         if latency {
             let timed = Workload::Latency.stream(cfg, cfg.keys, 0, 1);
             let writer = Workload::Replace.stream(cfg, cfg.keys, 1, 2);
-            for b in &built {
+            for i in opts.turn_order(0) {
+                let b = &built[i];
                 let Some(c) = b
                     .cache
                     .as_ref()
@@ -334,8 +348,9 @@ impl Session<'_> {
             let per_thread = Until::Ops(streams[0].len() as u64);
             let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(); opts.systems.len()];
             // Systems take turns, as in `measure_round`; each run starts from an empty system.
-            for _ in 0..opts.repeat.max(1) {
-                for (i, &system) in opts.systems.iter().enumerate() {
+            for round in 0..opts.repeat.max(1) {
+                for i in opts.turn_order(round) {
+                    let system = opts.systems[i];
                     if w.applies_to(system.kind()) {
                         self.step(system, w, t);
                         let c = system.build(sizing, std::iter::empty());
@@ -409,6 +424,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_round_runs_every_system_once_starting_one_later() {
+        let opts = |rotate| Options {
+            systems: vec![System::Epochcache, System::Moka, System::Papaya],
+            workloads: vec![],
+            threads: vec![1],
+            duration: Duration::ZERO,
+            repeat: 3,
+            rotate,
+            config: Config::default(),
+            trace: None,
+        };
+        let order = |o: &Options, round| o.turn_order(round).collect::<Vec<_>>();
+        assert_eq!(order(&opts(0), 0), [0, 1, 2]);
+        assert_eq!(order(&opts(0), 1), [1, 2, 0]);
+        assert_eq!(order(&opts(2), 0), [2, 0, 1]);
+        assert_eq!(order(&opts(2), 2), [1, 2, 0]);
+        assert_eq!(
+            order(&opts(6), 1),
+            order(&opts(0), 1),
+            "counts round the systems"
+        );
+        assert_eq!(order(&opts(usize::MAX), 1).len(), 3, "any value is taken");
+    }
+
+    #[test]
     fn every_step_is_announced_and_every_row_is_there() {
         let workloads: Vec<Workload> = Workload::DEFAULT
             .into_iter()
@@ -422,6 +462,7 @@ mod tests {
             threads: vec![1, 2],
             duration: Duration::from_millis(1),
             repeat: 2,
+            rotate: 1,
             config: Config {
                 keys: 2_000,
                 hot_keys: 100,
