@@ -65,6 +65,11 @@ pub enum System {
     /// allocation) instead of a handle that shares it: the issue's "copy small values out or
     /// share them" question. Only run when asked for with `-s`.
     EpochcacheCopy,
+    /// epochcache's `ShardedCache<String, Bytes>` bounded by weight instead of entry count, with
+    /// a weigher of one per entry (as quick_cache is built here): the path a byte budget takes,
+    /// which counts retired weight until the collector frees it. Only run when asked for with
+    /// `-s`.
+    EpochcacheWeighted,
     /// `moka::sync::Cache`.
     Moka,
     /// `quick_cache::sync::Cache`.
@@ -90,10 +95,11 @@ pub struct Sizing {
 
 impl System {
     /// Every system, epochcache first (the one the others are compared with).
-    pub const ALL: [System; 9] = [
+    pub const ALL: [System; 10] = [
         System::Epochcache,
         System::EpochcacheBytes,
         System::EpochcacheCopy,
+        System::EpochcacheWeighted,
         System::Moka,
         System::QuickCache,
         System::Papaya,
@@ -102,12 +108,12 @@ impl System {
         System::StdHashmap,
     ];
 
-    /// The systems a run compares unless told otherwise: all but the copy-out variant, which
-    /// answers one question and is only run when asked for.
+    /// The systems a run compares unless told otherwise: all but the copy-out and weighted
+    /// variants, which answer one question each and are only run when asked for.
     pub fn defaults() -> Vec<System> {
         Self::ALL
             .into_iter()
-            .filter(|&s| s != System::EpochcacheCopy)
+            .filter(|&s| !matches!(s, System::EpochcacheCopy | System::EpochcacheWeighted))
             .collect()
     }
 
@@ -117,6 +123,7 @@ impl System {
             System::Epochcache => "epochcache",
             System::EpochcacheBytes => "epochcache ByteCache",
             System::EpochcacheCopy => "epochcache copy-out",
+            System::EpochcacheWeighted => "epochcache weighted",
             System::Moka => "moka",
             System::QuickCache => "quick_cache",
             System::Papaya => "papaya",
@@ -132,6 +139,7 @@ impl System {
             System::Epochcache => "epochcache",
             System::EpochcacheBytes => "epochcache-bytes",
             System::EpochcacheCopy => "epochcache-copy",
+            System::EpochcacheWeighted => "epochcache-weighted",
             System::Moka => "moka",
             System::QuickCache => "quick_cache",
             System::Papaya => "papaya",
@@ -144,7 +152,10 @@ impl System {
     /// Whether it is a cache, a map or the baseline.
     pub fn kind(self) -> Kind {
         match self {
-            System::Epochcache | System::EpochcacheBytes | System::EpochcacheCopy => Kind::Cache,
+            System::Epochcache
+            | System::EpochcacheBytes
+            | System::EpochcacheCopy
+            | System::EpochcacheWeighted => Kind::Cache,
             System::Moka | System::QuickCache => Kind::Cache,
             // scc is a map by default and becomes scc::HashCache when a bound is asked for.
             System::Scc => Kind::Cache,
@@ -159,6 +170,7 @@ impl System {
             System::Epochcache => "ShardedCache<String, Bytes>",
             System::EpochcacheBytes => "ByteCache via BaseCache (get/set return Result)",
             System::EpochcacheCopy => "ShardedCache<String, Bytes>, get copies the value out",
+            System::EpochcacheWeighted => "ShardedCache<String, Bytes>, max_weight, one per entry",
             System::Moka => "moka::sync::Cache (TinyLFU)",
             System::QuickCache => "quick_cache::sync::Cache (CLOCK-Pro)",
             System::Papaya => "papaya::HashMap: not a cache, no eviction",
@@ -200,6 +212,13 @@ impl System {
                     .initial_capacity(sizing.entries.min(capacity))
                     .build(),
             )),
+            System::EpochcacheWeighted => Box::new(
+                epochcache::ShardedCache::<String, Bytes>::builder()
+                    .max_weight(capacity as u64)
+                    .weigher(|_, _| 1)
+                    .initial_capacity(sizing.entries.min(capacity))
+                    .build(),
+            ),
             System::Moka => Box::new(
                 moka::sync::Cache::<String, Bytes>::builder()
                     .max_capacity(capacity as u64)
