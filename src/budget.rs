@@ -122,12 +122,17 @@ impl Budget {
     }
 }
 
-/// How many entries a thread retires between two flushes of its epoch bag; see
-/// [`pace_reclamation`].
-const RETIRE_PER_FLUSH: u32 = 4;
+/// How many entries a thread retires between two flushes of its epoch bag unless the builder
+/// says otherwise (`retire_batch`); see [`pace_reclamation`].
+pub(crate) const DEFAULT_RETIRE_BATCH: u32 = 4;
 
-/// Called once for every entry a thread unlinks, with no lock held: every [`RETIRE_PER_FLUSH`]-th
-/// call flushes the thread's garbage bag to the collector, which also collects.
+/// The most a batch may hold: crossbeam-epoch seals a thread's bag by itself at 64 deferred
+/// functions, so a larger batch would change nothing.
+pub(crate) const MAX_RETIRE_BATCH: u32 = 64;
+
+/// Called with no lock held after a thread unlinked `retired` entries: once the thread has
+/// retired `batch` entries (counted across every cache it writes) since its last flush, it
+/// flushes its garbage bag to the collector, which also collects.
 ///
 /// Why: crossbeam-epoch seals a thread's bag only when it holds 64 deferred frees, and a
 /// collection (every 128th pin, by whichever thread pins, a reader too) runs up to eight sealed
@@ -147,7 +152,13 @@ const RETIRE_PER_FLUSH: u32 = 4;
 /// crossbeam's 2 KiB bag node, a large-bin request that makes glibc consolidate the fast bins the
 /// entry frees filled. With mimalloc under the benchmark (a trial, not kept) the set p99.9 at 4
 /// was 9.6-9.9 us, and 2 or 1 gained nothing.
-pub(crate) fn pace_reclamation(guard: &Guard) {
+///
+/// The default, [`DEFAULT_RETIRE_BATCH`], favours the tail; a cache that mostly writes, on many
+/// cores, may choose a larger batch through the builder.
+pub(crate) fn pace_reclamation(guard: &Guard, retired: usize, batch: u32) {
+    if retired == 0 {
+        return;
+    }
     use std::cell::Cell;
     // loom's thread-locals start afresh in every execution, so a model replays the same flushes.
     #[cfg(epochcache_loom)]
@@ -158,14 +169,19 @@ pub(crate) fn pace_reclamation(guard: &Guard) {
     std::thread_local! {
         static RETIRED: Cell<u32> = const { Cell::new(0) };
     }
-    let flush = RETIRED.with(|retired| {
-        let n = retired.get() + 1;
-        retired.set(if n >= RETIRE_PER_FLUSH { 0 } else { n });
-        n >= RETIRE_PER_FLUSH
-    });
-    if flush {
+    if RETIRED.with(|count| flush_due(count, retired, batch)) {
         guard.flush();
     }
+}
+
+/// Adds `retired` to a thread's count since its last flush; whether a flush is due (the count
+/// then restarts). Every retirement counts towards the next flush, whichever cache it came from.
+fn flush_due(count: &std::cell::Cell<u32>, retired: usize, batch: u32) -> bool {
+    let retired = u32::try_from(retired).unwrap_or(u32::MAX);
+    let n = count.get().saturating_add(retired);
+    let due = n >= batch.clamp(1, MAX_RETIRE_BATCH);
+    count.set(if due { 0 } else { n });
+    due
 }
 
 /// How many times one write flushes the epoch garbage at most.
@@ -245,5 +261,40 @@ mod tests {
         budget.release(1, 60);
         assert!(budget.try_reserve(1, 10));
         assert_eq!(budget.weight.as_ref().unwrap().used(), 50);
+    }
+
+    #[test]
+    fn a_flush_is_due_once_a_batch_has_been_retired() {
+        let count = std::cell::Cell::new(0);
+        let flushes = |retired: &[usize], batch| {
+            retired
+                .iter()
+                .map(|&r| flush_due(&count, r, batch))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            flushes(&[1, 1, 1, 1, 1, 1, 1, 1], 4),
+            [false, false, false, true, false, false, false, true]
+        );
+        assert_eq!(
+            flushes(&[1, 5, 1], 4),
+            [false, true, false],
+            "one flush for many"
+        );
+        count.set(0);
+        assert_eq!(flushes(&[1, 1], 1), [true, true]);
+        assert_eq!(flushes(&[1, 1], 0), [true, true], "0 is taken as 1");
+        assert_eq!(
+            flushes(&[63, 1, usize::MAX], u32::MAX),
+            [false, true, true],
+            "at most 64, never an overflow"
+        );
+        count.set(3);
+        assert_eq!(
+            flushes(&[1], 16),
+            [false],
+            "another cache's retirements count too"
+        );
+        assert_eq!(count.get(), 4);
     }
 }

@@ -367,6 +367,20 @@ impl ByteCacheBuilder {
         self
     }
 
+    /// How many removed entries a writing thread gathers before it hands them to the epoch
+    /// collector (see [`CacheBuilder::retire_batch`]): a larger batch for write-heavy caches on
+    /// many cores, at the price of a longer tail.
+    ///
+    /// ```
+    /// # use epochcache::ByteCache;
+    /// let cache = ByteCache::builder().retire_batch(16).build();
+    /// # drop(cache);
+    /// ```
+    pub fn retire_batch(mut self, entries: u32) -> Self {
+        self.inner = self.inner.retire_batch(entries);
+        self
+    }
+
     /// Where expiry reads the time.
     ///
     /// ```

@@ -120,7 +120,9 @@
 //! What limits it on many cores is the epoch collector, not the table. A pin writes only the
 //! thread's own epoch word, but every 128th pin of a thread runs crossbeam-epoch's collection,
 //! which reads every thread's epoch word; and every replacement or removal retires an entry to
-//! the thread's bag, which is handed to the collector's global queue every fourth retirement.
+//! the thread's bag, which is handed to the collector's global queue every fourth retirement
+//! (the builder's `retire_batch`: a larger batch writes faster on many cores, with a longer
+//! tail).
 //! On 16 cores (`BENCHMARKS.md`, "Thread scaling") per-operation reads of a small hot set scale
 //! about 5x from one thread to 16 (the pin, and for `get` the values' reference counts) and
 //! replacing writes 4x to 5x, while reads spread over a large table scale 13x to 17.5x. A batch

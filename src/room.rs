@@ -249,9 +249,7 @@ where
             }
         };
         attempt(&mut || {
-            for _ in 0..retired {
-                crate::budget::pace_reclamation(guard);
-            }
+            crate::budget::pace_reclamation(guard, retired, self.retire_batch);
             self.garbage.flush_if_over(guard);
         });
         if let Some(listener) = &self.listener {

@@ -78,6 +78,8 @@ pub struct ShardedCache<K, V, S = ahash::RandomState> {
     pub(crate) flights: Flights<K, V>,
     /// Weight unlinked but not yet freed by the epoch collector.
     pub(crate) garbage: Garbage,
+    /// How many retirements a writing thread gathers before it flushes its epoch bag.
+    pub(crate) retire_batch: u32,
     /// Hit and miss counters, when the builder asked for them.
     pub(crate) reads: Option<ReadCounters>,
 }
@@ -162,6 +164,7 @@ where
             listener: None,
             flights: Flights::default(),
             garbage: Garbage::new(max_entry_weight),
+            retire_batch: crate::budget::DEFAULT_RETIRE_BATCH,
             reads: None,
         }
     }

@@ -107,3 +107,61 @@ fn an_unbounded_writer_frees_what_it_replaced_within_a_few_writes() {
         "only {freed} of {replaced} replaced values were dropped"
     );
 }
+
+/// `retire_batch` decides when a writer hands its retirements over: with a batch of 64 the values
+/// a thread replaced stay in its own bag, out of every other thread's reach, until it retires
+/// more or exits; with a batch of 1 another thread's flushes free them while the writer idles.
+#[test]
+fn the_retire_batch_sets_when_a_writer_hands_its_garbage_over() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let replaced = 10;
+    for batch in [64, 1] {
+        let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let cache: ShardedCache<u64, Counted> = ShardedCache::builder()
+            .shards(1)
+            .retire_batch(batch)
+            .build();
+        let (done, wait_done) = std::sync::mpsc::channel();
+        let (exit, wait_exit) = std::sync::mpsc::channel::<()>();
+        thread::scope(|s| {
+            let (cache, writer_drops) = (&cache, drops.clone());
+            let writer = s.spawn(move || {
+                for _ in 0..=replaced {
+                    cache.insert(7, Counted(writer_drops.clone())).unwrap();
+                }
+                done.send(()).unwrap();
+                let _ = wait_exit.recv();
+            });
+            wait_done.recv().unwrap();
+            let dropped = || drops.load(std::sync::atomic::Ordering::Relaxed);
+            let all_freed = flush_until(|| dropped() == replaced, 2_000);
+            let while_idle = dropped();
+            // Let the writer go before asserting, so that a failure cannot hang the scope.
+            exit.send(()).unwrap();
+            writer.join().unwrap();
+            if batch == 1 {
+                assert!(all_freed, "{while_idle} of {replaced} dropped");
+            } else {
+                assert_eq!(while_idle, 0, "the writer's bag was flushed early");
+            }
+        });
+        // Once the writer has exited its bag goes to the collector whatever the batch.
+        assert!(flush_until(
+            || drops.load(std::sync::atomic::Ordering::Relaxed) == replaced,
+            100_000
+        ));
+        drop(cache);
+    }
+}
+
+/// Flushes this thread's bag and collects, up to `rounds` times, until `done`.
+fn flush_until(done: impl Fn() -> bool, rounds: usize) -> bool {
+    for _ in 0..rounds {
+        if done() {
+            return true;
+        }
+        crossbeam_epoch::pin().flush();
+        thread::yield_now();
+    }
+    done()
+}

@@ -445,6 +445,8 @@ fn byte_builder_setters_called_twice_and_every_combination() {
         .max_entry_weight(10_000)
         .initial_capacity(7)
         .initial_capacity(0)
+        .retire_batch(0)
+        .retire_batch(u32::MAX)
         .record_stats()
         .clock(Arc::new(MockClock::new()))
         .clock(Arc::new(clock.clone()))
@@ -469,11 +471,13 @@ fn byte_builder_setters_called_twice_and_every_combination() {
     // A sweep of combinations of every option, each driven by a short workload.
     let mut built = 0;
     for mask in 0u32..256 {
-        for shards in [0usize, 1, 3, 4096] {
+        for (shards, batch) in [(0usize, 0u32), (1, 1), (3, 64), (4096, u32::MAX)] {
             let seen = Arc::new(AtomicUsize::new(0));
             let seen2 = Arc::clone(&seen);
             let clock = MockClock::new();
-            let mut b = ShardedCache::<u64, u64>::builder().shards(shards);
+            let mut b = ShardedCache::<u64, u64>::builder()
+                .shards(shards)
+                .retire_batch(batch);
             if mask & 1 != 0 {
                 b = b.max_entries(if mask & 64 != 0 { 0 } else { 16 });
             }

@@ -378,8 +378,25 @@ fn dropping_the_cache_drops_every_entry_once() {
 
 #[test]
 fn concurrent_writers_drop_everything_exactly_once() {
+    concurrent_writers_with_retire_batch(4);
+}
+
+/// A thread that hands each retirement over alone, or gathers as many as crossbeam-epoch's bag
+/// holds, still frees every value exactly once.
+#[test]
+fn every_retire_batch_drops_everything_exactly_once() {
+    for batch in [1, 64] {
+        concurrent_writers_with_retire_batch(batch);
+    }
+}
+
+fn concurrent_writers_with_retire_batch(batch: u32) {
     let t = Tracker::new();
-    let cache: Cache = ShardedCache::builder().shards(4).max_entries(64).build();
+    let cache: Cache = ShardedCache::builder()
+        .shards(4)
+        .max_entries(64)
+        .retire_batch(batch)
+        .build();
     thread::scope(|s| {
         for th in 0..3u32 {
             let (cache, t) = (&cache, &t);
