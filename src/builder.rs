@@ -32,6 +32,8 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     pub(crate) max_weight: Option<u64>,
     pub(crate) max_entry_weight: Option<u64>,
     pub(crate) weigher: Option<Weigher<K, V>>,
+    /// Whether `weigher` is the engine's own (see [`engine_weigher`](Self::engine_weigher)).
+    pub(crate) weigher_is_engines: bool,
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) record_stats: bool,
     pub(crate) retire_batch: u32,
@@ -56,6 +58,7 @@ impl<K, V> CacheBuilder<K, V> {
             max_weight: None,
             max_entry_weight: None,
             weigher: None,
+            weigher_is_engines: false,
             listener: None,
             record_stats: false,
             retire_batch: DEFAULT_RETIRE_BATCH,
@@ -166,6 +169,18 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// ```
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
         self.weigher = Some(Arc::new(weigher));
+        self.weigher_is_engines = false;
+        self
+    }
+
+    /// A weigher written in this crate (`ByteCache`'s): it calls nothing outside the engine,
+    /// never panics and never blocks, so a write may weigh under its shard's lock.
+    pub(crate) fn engine_weigher(
+        mut self,
+        weigher: impl Fn(&K, &V) -> u64 + Send + Sync + 'static,
+    ) -> Self {
+        self.weigher = Some(Arc::new(weigher));
+        self.weigher_is_engines = true;
         self
     }
 
@@ -267,6 +282,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             max_weight: self.max_weight,
             max_entry_weight: self.max_entry_weight,
             weigher: self.weigher,
+            weigher_is_engines: self.weigher_is_engines,
             listener: self.listener,
             record_stats: self.record_stats,
             retire_batch: self.retire_batch,
@@ -302,6 +318,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             self.max_weight
                 .map_or(u64::MAX, |w| (w / DEFAULT_MAX_ENTRY_SHARE).max(1))
         });
+        let engine_weigher = self.weigher.is_none() || self.weigher_is_engines;
         let weigher = self.weigher.unwrap_or_else(|| {
             let size = (std::mem::size_of::<K>() + std::mem::size_of::<V>()) as u64;
             Arc::new(move |_: &K, _: &V| size + crate::sharded::ENTRY_OVERHEAD)
@@ -318,6 +335,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         cache.listener = self.listener;
         cache.reads = self.record_stats.then(ReadCounters::new);
         cache.retire_batch = self.retire_batch;
+        cache.engine_weigher = engine_weigher;
         cache
     }
 }

@@ -405,7 +405,7 @@ impl ByteCacheBuilder {
         ByteCache {
             inner: self
                 .inner
-                .weigher(|k: &ByteKey, v: &Bytes| {
+                .engine_weigher(|k: &ByteKey, v: &Bytes| {
                     (k.weight() + v.len()) as u64 + BYTE_ENTRY_OVERHEAD
                 })
                 .build(),

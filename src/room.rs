@@ -6,9 +6,13 @@
 //! write was new, a replacement, refused, or raced by another writer of the same key, and
 //! whatever a listener or a weigher does. So:
 //!
-//! - A replacement reserves only the weight its value adds, never a new entry, and checks under
-//!   the shard's lock that the entry it reserved against is still the key's; a new key reserves
-//!   one entry and its weight. A writer never evicts to make room it does not need.
+//! - A replacement reserves only the weight its value adds, never a new entry; a new key
+//!   reserves one entry and its weight. A writer never evicts to make room it does not need.
+//! - A write looks the key up under its shard's lock and reserves there when that runs no user
+//!   code (the budget counts entries only, or the weigher is the engine's own): a reservation
+//!   that fits at once then costs no other lookup. One that needs evictions, or one that must
+//!   run the caller's weigher on the old entry, is made with the lock released, and the write
+//!   checks under the lock that the entry it reserved against is still the key's.
 //! - A removal's budget is settled before any user code runs but the weigher: the collector
 //!   (values' `Drop`) and the listener come after, each step taken even if one panics, so user
 //!   code can lose neither the budget nor another removal's notice.
@@ -42,22 +46,15 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
-    /// Reserves what writing an entry of `weight` for `key` needs: for a key with a linked
-    /// entry, only the weight the new value adds (a replacement takes no new entry, so it never
-    /// evicts to make room it does not need, least of all its own key's entry); for a new key,
-    /// one entry and its weight. Evicts until the reservation fits.
-    pub(crate) fn reserve_for(
-        &self,
-        key: &K,
-        hash: u64,
-        weight: u64,
-        guard: &Guard,
-    ) -> Result<Reserved, CacheError> {
+    /// What writing an entry of `weight` needs of the budget when the key's entry is now
+    /// `current`: for a replacement only the weight the new value adds (it takes no new entry, so
+    /// it never evicts to make room it does not need, least of all its own key's entry); for a new
+    /// key one entry and its weight. Runs the weigher on `current` when the cache counts weight.
+    pub(crate) fn reservation(&self, current: Option<&Entry<K, V>>, weight: u64) -> Reserved {
         if !self.budget.is_bounded() {
-            return Ok(Reserved::Unbounded);
+            return Reserved::Unbounded;
         }
-        let home = self.shard_index(hash);
-        let reserved = match self.shards[home].get(hash, |k| k == key, guard) {
+        match current {
             Some(old) => {
                 let old_weight = self.weight_of(old);
                 Reserved::Replacing {
@@ -67,11 +64,72 @@ where
                 }
             }
             None => Reserved::Entry { weight },
-        };
-        let (entries, amount) = reserved.amounts();
+        }
+    }
+
+    /// Whether [`reservation`](Self::reservation) may run under a shard lock: it runs no user
+    /// code there when the budget counts entries only or the weigher is the engine's own.
+    pub(crate) fn reserves_under_lock(&self) -> bool {
+        self.budget.weight.is_none() || self.engine_weigher
+    }
+
+    /// Takes `reserved` from the budget if it fits now; evicts nothing.
+    pub(crate) fn try_take(&self, reserved: &Reserved) -> bool {
+        let (entries, weight) = reserved.amounts();
+        self.budget.try_reserve(entries, weight)
+    }
+
+    /// Under `shard`'s lock (`state`), evicts from that shard until `reserved` fits and takes it
+    /// from the budget; returns whether it did. Each eviction is counted and settled at once
+    /// (the weigher that settles it is the engine's: call this only where
+    /// [`reserves_under_lock`](Self::reserves_under_lock) holds), and pushed to `evicted` for
+    /// [`finish`](Self::finish) once the lock is released.
+    ///
+    /// Only where no entry ever had a deadline: expired entries of any shard go first (see
+    /// [`evict_one`](Self::evict_one)), and another shard's lock cannot be taken here. Otherwise,
+    /// or when this shard has no victim, the caller makes room with the lock released.
+    pub(crate) fn make_room_locked<'g>(
+        &self,
+        shard: &Shard<K, V>,
+        state: &mut ShardState,
+        reserved: &Reserved,
+        evicted: &mut Vec<(&'g Entry<K, V>, RemovalCause)>,
+        guard: &'g Guard,
+    ) -> bool {
+        let hash_of = |k: &K| self.hash(k);
+        while !self.try_take(reserved) {
+            if self.expiring.load(Ordering::Relaxed) {
+                return false;
+            }
+            let keep = reserved.taking_over();
+            let Some((victim, verdict)) =
+                shard.evict(state, EVICTION_STEPS, &hash_of, 0, keep, guard)
+            else {
+                return false;
+            };
+            let cause = match verdict {
+                Verdict::Expired => RemovalCause::Expired,
+                Verdict::Evicted => RemovalCause::Evicted,
+            };
+            state.stats.count_removal(cause);
+            self.settle([(victim, cause)], guard);
+            evicted.push((victim, cause));
+        }
+        true
+    }
+
+    /// Takes `reserved` (for an entry of `weight` whose key hashes to shard `home`) from the
+    /// budget, evicting until it fits. Call with no lock held.
+    pub(crate) fn reserve(
+        &self,
+        reserved: &Reserved,
+        home: usize,
+        weight: u64,
+        guard: &Guard,
+    ) -> Result<(), CacheError> {
         let keep = reserved.taking_over();
         let (mut still_rounds, mut last_seen) = (0, self.budget.used());
-        while !self.budget.try_reserve(entries, amount) {
+        while !self.try_take(reserved) {
             if self.evict_one(home, keep, guard) {
                 still_rounds = 0;
             } else {
@@ -98,7 +156,7 @@ where
                 crate::sync::pause(still_rounds > STILL_YIELDS);
             }
         }
-        Ok(reserved)
+        Ok(())
     }
 
     /// Gives back a reservation that was not used.

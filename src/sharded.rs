@@ -78,6 +78,9 @@ pub struct ShardedCache<K, V, S = ahash::RandomState> {
     pub(crate) flights: Flights<K, V>,
     /// Weight unlinked but not yet freed by the epoch collector.
     pub(crate) garbage: Garbage,
+    /// Whether the weigher is the engine's own (the default, or `ByteCache`'s), which may run
+    /// under a shard lock; a caller's weigher never does.
+    pub(crate) engine_weigher: bool,
     /// How many retirements a writing thread gathers before it flushes its epoch bag.
     pub(crate) retire_batch: u32,
     /// Hit and miss counters, when the builder asked for them.
@@ -165,6 +168,7 @@ where
             flights: Flights::default(),
             garbage: Garbage::new(max_entry_weight),
             retire_batch: crate::budget::DEFAULT_RETIRE_BATCH,
+            engine_weigher: false,
             reads: None,
         }
     }
@@ -355,7 +359,8 @@ where
         }
         let hash = self.hash(&key);
         let guard = epoch::pin();
-        let shard = self.shard(hash);
+        let home = self.shard_index(hash);
+        let shard = &self.shards[home];
         // Read before the lock (a clock is user code), and only when the shard holds a deadline
         // (`u64::MAX` is none); a deadline published meanwhile waits for the next write's sweep.
         let now = if shard.earliest_deadline() == u64::MAX {
@@ -366,20 +371,54 @@ where
         // Allocated before the lock, and the lock taken after reading the group to probe: the
         // lock is held for the table update, not for the allocator or a cache miss.
         let entry = alloc_entry(Entry::new(key, value, deadline, 0));
-        let (mut state, reserved) = loop {
-            let reserved = self.reserve_for(&entry.key, hash, weight, &guard)?;
-            let state = shard.lock_for(hash, &guard);
-            if self.is_closed() {
+        // Entries evicted under the lock to make room, settled there, finished after it.
+        let mut evicted = Vec::new();
+        let (mut state, reserved) = 'locked: {
+            // What to reserve depends on the key's current entry. Looked up under the lock, the
+            // answer cannot go stale: a reservation that fits (a replacement that adds no
+            // weight, a new key while there is room, or one for which this shard's policy
+            // evicts, as the writer's own shard is asked first anyway) costs no other lookup
+            // and no second lock. Only where that would run the caller's weigher, or where
+            // expired entries of other shards must go first, is the room made with the lock
+            // released and the reservation checked under it afterwards.
+            let mut known = None;
+            if self.reserves_under_lock() {
+                let mut state = shard.lock_for(hash, &guard);
+                if self.is_closed() {
+                    return Err(CacheError::Closed);
+                }
+                let current = if self.budget.is_bounded() {
+                    shard.get(hash, |k| *k == entry.key, &guard)
+                } else {
+                    None
+                };
+                let reserved = self.reservation(current, weight);
+                if self.make_room_locked(shard, &mut state, &reserved, &mut evicted, &guard) {
+                    break 'locked (state, reserved);
+                }
+                drop(state);
+                self.finish(evicted.len(), evicted.drain(..), &guard);
+                known = Some(reserved);
+            }
+            loop {
+                let reserved = known.take().unwrap_or_else(|| {
+                    let current = shard.get(hash, |k| *k == entry.key, &guard);
+                    self.reservation(current, weight)
+                });
+                self.reserve(&reserved, home, weight, &guard)?;
+                let state = shard.lock_for(hash, &guard);
+                if self.is_closed() {
+                    drop(state);
+                    self.unreserve(&reserved);
+                    return Err(CacheError::Closed);
+                }
+                if reserved.still_holds(|| shard.get(hash, |k| *k == entry.key, &guard)) {
+                    break 'locked (state, reserved);
+                }
+                // The entry a replacement reserved against was replaced or removed meanwhile.
                 drop(state);
                 self.unreserve(&reserved);
-                return Err(CacheError::Closed);
             }
-            if reserved.still_holds(|| shard.get(hash, |k| *k == entry.key, &guard)) {
-                break (state, reserved);
-            }
-            // The entry a replacement reserved against was replaced or removed meanwhile.
-            drop(state);
-            self.unreserve(&reserved);
         };
         let hash_of = |k: &K| self.hash(k);
         let replaced = shard.insert(&mut state, hash, entry, &hash_of, &guard);
@@ -401,8 +440,8 @@ where
         self.settle(expired.iter().copied(), &guard);
         let removed = replaced.map(|old| (old, RemovalCause::Replaced));
         self.finish(
-            usize::from(replaced.is_some()) + expired.len(),
-            removed.into_iter().chain(expired),
+            usize::from(replaced.is_some()) + expired.len() + evicted.len(),
+            evicted.into_iter().chain(removed).chain(expired),
             &guard,
         );
         Ok(())

@@ -1,15 +1,17 @@
 //! Hostile keys and values and every builder combination: zero-sized and very large keys, a
 //! `Clone`, a `Drop` or a `get_with` closure that panics (nothing stored is lost, no budget
 //! leaks, no pin is left behind, `close` still empties every shard), a pinned handle held while
-//! other threads write and evict, and builder setters called twice. Tests that depend on the
+//! other threads write and evict, a weigher that writes to its own cache, and builder setters
+//! called twice. Tests that depend on the
 //! process-wide epoch collector take turns (`turn()`).
 
 mod support;
 use support::{flush_until, quiet, stats_add_up, turn};
 
+use std::cell::RefCell;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
@@ -368,6 +370,48 @@ fn a_panicking_drop_during_remove_keeps_other_entries() {
         assert_eq!(cache.get(&k).map(|g| g.0), Some(k), "stored entry {k} lost");
     }
     cache.validate().unwrap();
+}
+
+thread_local! {
+    static WEIGHER_CACHE: RefCell<Option<Arc<ShardedCache<u64, u64>>>> =
+        const { RefCell::new(None) };
+}
+
+/// A caller's weigher is user code and runs with no shard lock held: one that writes to the
+/// cache it weighs for (here a removal, which takes the shard's lock) neither deadlocks a new key
+/// nor a replacement, whose old entry it weighs too.
+#[test]
+fn a_weigher_that_writes_to_the_cache_does_not_deadlock() {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let cache: Arc<ShardedCache<u64, u64>> = Arc::new(
+            ShardedCache::builder()
+                .shards(1)
+                .max_weight(1000)
+                .weigher(|_, v| {
+                    WEIGHER_CACHE.with(|c| {
+                        if let Some(cache) = c.borrow().as_ref() {
+                            cache.remove(&u64::MAX);
+                        }
+                    });
+                    *v
+                })
+                .build(),
+        );
+        cache.insert(1, 10).unwrap();
+        WEIGHER_CACHE.with(|c| *c.borrow_mut() = Some(Arc::clone(&cache)));
+        cache.insert(1, 20).unwrap();
+        cache.insert(2, 30).unwrap();
+        WEIGHER_CACHE.with(|c| *c.borrow_mut() = None);
+        tx.send((cache.get(&1), cache.get(&2), cache.weight()))
+            .unwrap();
+    });
+    let got = rx.recv_timeout(Duration::from_secs(5));
+    assert_eq!(
+        got.ok(),
+        Some((Some(20), Some(30), 50)),
+        "a write deadlocked on its own shard lock"
+    );
 }
 
 // =============================================================================================
