@@ -234,8 +234,12 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// operation triggers it, so small batches keep the tail short; each hand-off costs a copy of
     /// crossbeam-epoch's 2 KiB bag and a shared step, so large batches write faster on many
     /// cores. On 16 cores, 16 replaced 1.6x as fast as 4 with a get p99.9 and a set p99 two to
-    /// three times as long (`BENCHMARKS.md`, "Thread scaling on 16 cores"); on 2 cores the
-    /// throughput is level. A write-heavy cache on a large machine may want 16.
+    /// three times as long (`BENCHMARKS.md`, "Thread scaling on 16 cores"); on 2 cores it was
+    /// level over 1M keys and 10% faster over 1,000. A write-heavy cache on a large machine may
+    /// want 16. A weight-bounded cache defers two functions a retirement (the entry and its
+    /// weight's count), so crossbeam-epoch seals its bag by itself every 32 and a batch above 32
+    /// acts as 32. The count is the thread's, across every cache it writes: each write compares
+    /// it with its own cache's batch.
     ///
     /// ```
     /// # use epochcache::ShardedCache;

@@ -67,8 +67,10 @@
 //! `Eq` (and the weigher, outside it, but trusted the same way). They must not call into the
 //! same cache, which would wait for itself, and they must give the same answer for the same key
 //! every time. A `Hash` that panics fails the operation that called it and leaves the shard
-//! consistent; a weigher that panics when an entry leaves loses that entry's weight from the
-//! budget, since the engine does not store it.
+//! consistent, its budget settled and every removal it already made told to the listener; a
+//! weigher that panics when an entry leaves loses that entry's weight from the budget, since the
+//! engine does not store it. A listener that panics during a write panics after the write's
+//! value is stored.
 //!
 //! A value's `Drop` runs when the epoch collector frees it: inside whichever operation, of any
 //! cache on any thread, next runs a collection (crossbeam-epoch collects on pins and flushes). A

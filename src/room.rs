@@ -9,10 +9,12 @@
 //! - A replacement reserves only the weight its value adds, never a new entry; a new key
 //!   reserves one entry and its weight. A writer never evicts to make room it does not need.
 //! - A write looks the key up under its shard's lock and reserves there when that runs no user
-//!   code (the budget counts entries only, or the weigher is the engine's own): a reservation
-//!   that fits at once then costs no other lookup. One that needs evictions, or one that must
-//!   run the caller's weigher on the old entry, is made with the lock released, and the write
-//!   checks under the lock that the entry it reserved against is still the key's.
+//!   code (the budget counts entries only, or the weigher is the engine's own), evicting from
+//!   that shard under the same lock if it must: the common write then costs one lookup and one
+//!   lock. One that shard cannot make room for, one that expired entries elsewhere must make
+//!   room for first, or one that must run the caller's weigher on the old entry, is made with
+//!   the lock released, and the write checks under the lock that the entry it reserved against
+//!   is still the key's.
 //! - A removal's budget is settled before any user code runs but the weigher: the collector
 //!   (values' `Drop`) and the listener come after, each step taken even if one panics, so user
 //!   code can lose neither the budget nor another removal's notice.
@@ -240,10 +242,12 @@ where
     }
 
     /// Gives back what unlinked entries held of the budget (one entry and its weight each) and
-    /// counts their weight as garbage until the collector frees it; called after the shard lock
-    /// is released, while still pinned. Runs no user code but the weigher: the collector, which
-    /// runs values' `Drop`, and the listener come after, in [`finish`](Self::finish), so that a
-    /// panic in either cannot keep any removal's budget from being settled.
+    /// counts their weight as garbage until the collector frees it; called while pinned, after
+    /// the shard lock is released, or under it where the weigher is the engine's own (see
+    /// [`make_room_locked`](Self::make_room_locked)). Runs no user code but the weigher: the
+    /// collector, which runs values' `Drop`, and the listener come after, in
+    /// [`finish`](Self::finish), so that a panic in either cannot keep any removal's budget from
+    /// being settled.
     pub(crate) fn settle<'g>(
         &self,
         removed: impl IntoIterator<Item = (&'g Entry<K, V>, RemovalCause)>,

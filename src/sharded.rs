@@ -17,6 +17,7 @@
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::budget::{Budget, Garbage};
@@ -393,8 +394,19 @@ where
                     None
                 };
                 let reserved = self.reservation(current, weight);
-                if self.make_room_locked(shard, &mut state, &reserved, &mut evicted, &guard) {
-                    break 'locked (state, reserved);
+                // A key's `Hash` may panic in the policy's lookups: the victims already evicted
+                // are settled, and their listener and collector still run, outside the lock.
+                let made = panic::catch_unwind(AssertUnwindSafe(|| {
+                    self.make_room_locked(shard, &mut state, &reserved, &mut evicted, &guard)
+                }));
+                match made {
+                    Ok(true) => break 'locked (state, reserved),
+                    Ok(false) => {}
+                    Err(payload) => {
+                        drop(state);
+                        self.finish(evicted.len(), evicted, &guard);
+                        panic::resume_unwind(payload);
+                    }
                 }
                 drop(state);
                 self.finish(evicted.len(), evicted.drain(..), &guard);
@@ -421,15 +433,32 @@ where
             }
         };
         let hash_of = |k: &K| self.hash(k);
-        let replaced = shard.insert(&mut state, hash, entry, &hash_of, &guard);
+        // A key's `Hash` or `Eq` that panics in the insert (a rebuild rehashes every key) or
+        // in the sweep fails the write, but nothing it already did is lost: the reservation is
+        // given back if nothing was linked, and every removal made so far is settled and
+        // finished, with the lock released.
+        let inserted = panic::catch_unwind(AssertUnwindSafe(|| {
+            shard.insert(&mut state, hash, entry, &hash_of, &guard)
+        }));
+        let replaced = match inserted {
+            Ok(replaced) => replaced,
+            Err(payload) => {
+                drop(state);
+                self.unreserve(&reserved);
+                self.finish(evicted.len(), evicted, &guard);
+                panic::resume_unwind(payload);
+            }
+        };
         state.stats.inserts += 1;
         if replaced.is_some() {
             state.stats.count_removal(RemovalCause::Replaced);
         }
         let mut expired = Vec::new();
-        shard.sweep_expired(&mut state, SWEEP_PER_WRITE, now, &hash_of, &guard, |e| {
-            expired.push((e, RemovalCause::Expired))
-        });
+        let swept = panic::catch_unwind(AssertUnwindSafe(|| {
+            shard.sweep_expired(&mut state, SWEEP_PER_WRITE, now, &hash_of, &guard, |e| {
+                expired.push((e, RemovalCause::Expired))
+            })
+        }));
         state
             .stats
             .count_removals(RemovalCause::Expired, expired.len());
@@ -444,6 +473,9 @@ where
             evicted.into_iter().chain(removed).chain(expired),
             &guard,
         );
+        if let Err(payload) = swept {
+            panic::resume_unwind(payload);
+        }
         Ok(())
     }
 

@@ -388,6 +388,7 @@ fn a_weigher_that_writes_to_the_cache_does_not_deadlock() {
             ShardedCache::builder()
                 .shards(1)
                 .max_weight(1000)
+                .max_entry_weight(1000)
                 .weigher(|_, v| {
                     WEIGHER_CACHE.with(|c| {
                         if let Some(cache) = c.borrow().as_ref() {
@@ -402,15 +403,77 @@ fn a_weigher_that_writes_to_the_cache_does_not_deadlock() {
         WEIGHER_CACHE.with(|c| *c.borrow_mut() = Some(Arc::clone(&cache)));
         cache.insert(1, 20).unwrap();
         cache.insert(2, 30).unwrap();
+        // Over the budget: the write evicts, and the evicted entry is weighed too.
+        cache.insert(3, 990).unwrap();
         WEIGHER_CACHE.with(|c| *c.borrow_mut() = None);
-        tx.send((cache.get(&1), cache.get(&2), cache.weight()))
+        tx.send((cache.get(&3), cache.len(), cache.weight()))
             .unwrap();
     });
     let got = rx.recv_timeout(Duration::from_secs(5));
     assert_eq!(
         got.ok(),
-        Some((Some(20), Some(30), 50)),
+        Some((Some(990), 1, 990)),
         "a write deadlocked on its own shard lock"
+    );
+}
+
+/// Every key hashes alike, so every probe compares keys; once armed, the `Eq` of the
+/// `TOUCHY_AFTER`-th comparison panics.
+#[derive(Debug, Clone)]
+struct Touchy(u64);
+static TOUCHY_AFTER: AtomicUsize = AtomicUsize::new(usize::MAX);
+impl Hash for Touchy {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(7);
+    }
+}
+impl PartialEq for Touchy {
+    fn eq(&self, other: &Self) -> bool {
+        if TOUCHY_AFTER.fetch_sub(1, Ordering::SeqCst) == 1 {
+            panic!("Eq panics");
+        }
+        self.0 == other.0
+    }
+}
+impl Eq for Touchy {}
+
+/// A write that evicts under its shard's lock and then fails in user code (here the key's `Eq`
+/// in the insert's probe, after the lookup and the eviction) loses nothing: the evicted entry's
+/// listener still hears of it, the write's reservation is given back, and the bound still
+/// admits as many entries as before.
+#[test]
+fn a_key_that_panics_after_an_eviction_loses_no_notice_and_no_budget() {
+    let heard = Arc::new(AtomicUsize::new(0));
+    let h = Arc::clone(&heard);
+    let cache: ShardedCache<Touchy, u64> = ShardedCache::builder()
+        .shards(1)
+        .max_entries(2)
+        .eviction_listener(move |_, _, cause| {
+            if cause == RemovalCause::Evicted {
+                h.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .build();
+    cache.insert(Touchy(1), 1).unwrap();
+    cache.insert(Touchy(2), 2).unwrap();
+    // The write of key 3 compares it with keys 1 and 2 in its lookup, evicts one of them, then
+    // compares it with the other in the insert's probe: the third comparison panics.
+    TOUCHY_AFTER.store(3, Ordering::SeqCst);
+    assert!(quiet(|| cache.insert(Touchy(3), 3)).is_err());
+    TOUCHY_AFTER.store(usize::MAX, Ordering::SeqCst);
+    let stats = cache.stats();
+    assert_eq!(stats.evicted, 1, "the write evicted before it failed");
+    assert_eq!(heard.load(Ordering::SeqCst), 1, "the listener heard of it");
+    assert_eq!(cache.len(), 1);
+    cache.validate().unwrap();
+    stats_add_up(&cache);
+    for k in 10..20 {
+        cache.insert(Touchy(k), k).unwrap();
+    }
+    assert_eq!(
+        cache.len(),
+        2,
+        "the failed write's reservation was given back"
     );
 }
 
