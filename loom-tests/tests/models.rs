@@ -433,24 +433,31 @@ fn get_racing_a_replacement_in_a_full_cache() {
 fn a_replacement_racing_the_eviction_of_its_key() {
     model(|| {
         let cache = Arc::new(cache::<String>(Some(1)));
-        cache.insert(1, s("old")).unwrap();
-
-        let writer = on_another_thread(&cache, 2, move |cache| {
-            cache.insert(2, s("two")).unwrap();
-        });
-        cache.insert(1, s("new")).unwrap();
-        writer.join().unwrap();
-
-        assert_eq!(cache.len(), 1);
-        let one = cache.get(&1);
-        let two = cache.get(&2);
-        assert!(
-            one.as_deref() == Some("new") || two.as_deref() == Some("two"),
-            "neither write's value stayed: {one:?} {two:?}"
-        );
-        assert_ne!(one.as_deref(), Some("old"), "the replaced value came back");
+        replace_while_another_write_evicts(&cache, "new");
         cache.validate().unwrap();
     });
+}
+
+/// Writes key 1 ("old"), then replaces it with `new` while another thread inserts key 2 into a
+/// cache with room for one of them, which evicts key 1. Checks that exactly one entry stays, one
+/// of the two writes', never the replaced value; returns the value that stayed.
+fn replace_while_another_write_evicts(cache: &Arc<Cache<String>>, new: &str) -> String {
+    cache.insert(1, s("old")).unwrap();
+    let writer = on_another_thread(cache, 2, move |cache| {
+        cache.insert(2, s("two")).unwrap();
+    });
+    cache.insert(1, s(new)).unwrap();
+    writer.join().unwrap();
+
+    assert_eq!(cache.len(), 1);
+    let one = cache.get(&1);
+    let two = cache.get(&2);
+    assert!(
+        one.as_deref() == Some(new) || two.as_deref() == Some("two"),
+        "neither write's value stayed: {one:?} {two:?}"
+    );
+    assert_ne!(one.as_deref(), Some("old"), "the replaced value came back");
+    one.or(two).expect("one entry stays")
 }
 
 /// Model 10: as model 9, but the replacement's value is heavier and the cache weighs with the
@@ -477,26 +484,10 @@ fn a_growing_replacement_racing_the_eviction_of_its_key() {
                 .weigher(|_, v: &String| v.len() as u64)
                 .build(),
         );
-        cache.insert(1, s("old")).unwrap();
-
-        let writer = on_another_thread(&cache, 2, move |cache| {
-            cache.insert(2, s("two")).unwrap();
-        });
-        cache.insert(1, s("newer")).unwrap();
-        writer.join().unwrap();
-
-        assert_eq!(cache.len(), 1);
-        let one = cache.get(&1);
-        let two = cache.get(&2);
-        assert!(
-            one.as_deref() == Some("newer") || two.as_deref() == Some("two"),
-            "neither write's value stayed: {one:?} {two:?}"
-        );
-        assert_ne!(one.as_deref(), Some("old"), "the replaced value came back");
-        let stayed = one.or(two).map_or(0, |v| v.len() as u64);
+        let stayed = replace_while_another_write_evicts(&cache, "newer");
         assert_eq!(
             cache.weight(),
-            stayed,
+            stayed.len() as u64,
             "the budget counts exactly the entry that stayed"
         );
         cache.validate().unwrap();
