@@ -6,12 +6,12 @@
 //! process-wide epoch collector take turns (`turn()`).
 
 mod support;
-use support::{flush_until, quiet, stats_add_up, turn};
+use support::{flush_until, quiet, stats_add_up, turn, unless_deadlocked};
 
 use std::cell::RefCell;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, SystemTime};
 
@@ -382,8 +382,7 @@ thread_local! {
 /// nor a replacement, whose old entry it weighs too.
 #[test]
 fn a_weigher_that_writes_to_the_cache_does_not_deadlock() {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
+    let got = unless_deadlocked(|| {
         let cache: Arc<ShardedCache<u64, u64>> = Arc::new(
             ShardedCache::builder()
                 .shards(1)
@@ -406,12 +405,10 @@ fn a_weigher_that_writes_to_the_cache_does_not_deadlock() {
         // Over the budget: the write evicts, and the evicted entry is weighed too.
         cache.insert(3, 990).unwrap();
         WEIGHER_CACHE.with(|c| *c.borrow_mut() = None);
-        tx.send((cache.get(&3), cache.len(), cache.weight()))
-            .unwrap();
+        (cache.get(&3), cache.len(), cache.weight())
     });
-    let got = rx.recv_timeout(Duration::from_secs(5));
     assert_eq!(
-        got.ok(),
+        got,
         Some((Some(990), 1, 990)),
         "a write deadlocked on its own shard lock"
     );
