@@ -33,10 +33,13 @@ RUSTFLAGS="$loom_cfg" CARGO_TARGET_DIR=target/loom \
 
 # The same models under AddressSanitizer: loom checks orderings, ASan catches a read of memory
 # that the epoch collector already freed. `--target` keeps the sanitizer off build scripts and
-# proc macros; RUSTC_BOOTSTRAP lets the stable compiler take -Z flags.
+# proc macros; RUSTC_BOOTSTRAP lets the stable compiler take -Z flags. All but the growing
+# replacement, which checks the budget (nothing ASan sees; its eviction's frees are the ones the
+# replacement model races under ASan) and takes 200 s under ASan against 2 s without.
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address $loom_cfg" \
   ASAN_OPTIONS="detect_leaks=0" CARGO_TARGET_DIR=target/asan \
-  step cargo test --release -p epochcache-loom-tests --target x86_64-unknown-linux-gnu
+  step cargo test --release -p epochcache-loom-tests --target x86_64-unknown-linux-gnu \
+  -- --skip a_growing_replacement_racing_the_eviction_of_its_key
 
 passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -oE '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
