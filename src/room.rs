@@ -27,7 +27,7 @@ use crate::raw::{Entry, Shard, Verdict};
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
 use crate::sync::epoch::Guard;
-use crate::sync::Ordering;
+use crate::sync::{MutexGuard, Ordering};
 use crate::CacheError;
 
 /// How many policy steps one eviction takes in one shard before it moves to the next.
@@ -48,11 +48,98 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
+    /// Locks the shard `home` for a write of `key` (hashed to `hash`, weighing `weight`) with
+    /// its reservation taken, evicting as needed; returns the lock and what was reserved.
+    ///
+    /// The reservation depends on the key's current entry. Looked up under the lock, the answer
+    /// cannot go stale: a reservation that fits (a replacement that adds no weight, a new key
+    /// while there is room, or one for which this shard's policy evicts, as the writer's own
+    /// shard is asked first anyway) costs no other lookup and no second lock. Only where that
+    /// would run the caller's weigher, or where expired entries of other shards must go first,
+    /// is the room made with the lock released and the reservation checked under it afterwards.
+    /// Entries evicted under the lock are settled there and left in `evicted` for the caller to
+    /// [`finish`](Self::finish).
+    pub(crate) fn lock_with_room<'s, 'g>(
+        &'s self,
+        home: usize,
+        hash: u64,
+        key: &K,
+        weight: u64,
+        evicted: &mut Vec<(&'g Entry<K, V>, RemovalCause)>,
+        guard: &'g Guard,
+    ) -> Result<(MutexGuard<'s, ShardState>, Reserved), CacheError> {
+        let shard = &self.shards[home];
+        let mut known = None;
+        if self.reserves_under_lock() {
+            let mut state = shard.lock_for(hash, guard);
+            if self.is_closed() {
+                return Err(CacheError::Closed);
+            }
+            let current = if self.budget.is_bounded() {
+                shard.get(hash, |k| k == key, guard)
+            } else {
+                None
+            };
+            let reserved = self.reservation(current, weight);
+            // A key's `Hash` may panic in the policy's lookups: the victims already evicted are
+            // settled, and their listener and collector still run, outside the lock.
+            let made = panic::catch_unwind(AssertUnwindSafe(|| {
+                self.make_room_locked(shard, &mut state, &reserved, evicted, guard)
+            }));
+            match made {
+                Ok(true) => return Ok((state, reserved)),
+                Ok(false) => {}
+                Err(payload) => self.abandon(state, None, std::mem::take(evicted), payload, guard),
+            }
+            drop(state);
+            self.finish(evicted.len(), evicted.drain(..), guard);
+            known = Some(reserved);
+        }
+        loop {
+            let reserved = known.take().unwrap_or_else(|| {
+                let current = shard.get(hash, |k| k == key, guard);
+                self.reservation(current, weight)
+            });
+            self.reserve(&reserved, home, weight, guard)?;
+            let state = shard.lock_for(hash, guard);
+            if self.is_closed() {
+                drop(state);
+                self.unreserve(&reserved);
+                return Err(CacheError::Closed);
+            }
+            if reserved.still_holds(|| shard.get(hash, |k| k == key, guard)) {
+                return Ok((state, reserved));
+            }
+            // The entry a replacement reserved against was replaced or removed meanwhile.
+            drop(state);
+            self.unreserve(&reserved);
+        }
+    }
+
+    /// Ends a write that user code (a key's `Hash` or `Eq`) panicked in, under the lock `state`:
+    /// releases the lock, gives back `reserved` (nothing of it was linked), finishes the
+    /// removals the write already settled, then resumes the panic.
+    pub(crate) fn abandon(
+        &self,
+        state: MutexGuard<'_, ShardState>,
+        reserved: Option<&Reserved>,
+        evicted: Vec<(&Entry<K, V>, RemovalCause)>,
+        payload: Box<dyn std::any::Any + Send>,
+        guard: &Guard,
+    ) -> ! {
+        drop(state);
+        if let Some(reserved) = reserved {
+            self.unreserve(reserved);
+        }
+        self.finish(evicted.len(), evicted, guard);
+        panic::resume_unwind(payload)
+    }
+
     /// What writing an entry of `weight` needs of the budget when the key's entry is now
     /// `current`: for a replacement only the weight the new value adds (it takes no new entry, so
     /// it never evicts to make room it does not need, least of all its own key's entry); for a new
     /// key one entry and its weight. Runs the weigher on `current` when the cache counts weight.
-    pub(crate) fn reservation(&self, current: Option<&Entry<K, V>>, weight: u64) -> Reserved {
+    fn reservation(&self, current: Option<&Entry<K, V>>, weight: u64) -> Reserved {
         if !self.budget.is_bounded() {
             return Reserved::Unbounded;
         }
@@ -71,12 +158,12 @@ where
 
     /// Whether [`reservation`](Self::reservation) may run under a shard lock: it runs no user
     /// code there when the budget counts entries only or the weigher is the engine's own.
-    pub(crate) fn reserves_under_lock(&self) -> bool {
+    fn reserves_under_lock(&self) -> bool {
         self.budget.weight.is_none() || self.engine_weigher
     }
 
     /// Takes `reserved` from the budget if it fits now; evicts nothing.
-    pub(crate) fn try_take(&self, reserved: &Reserved) -> bool {
+    fn try_take(&self, reserved: &Reserved) -> bool {
         let (entries, weight) = reserved.amounts();
         self.budget.try_reserve(entries, weight)
     }
@@ -90,7 +177,7 @@ where
     /// Only where no entry ever had a deadline: expired entries of any shard go first (see
     /// [`evict_one`](Self::evict_one)), and another shard's lock cannot be taken here. Otherwise,
     /// or when this shard has no victim, the caller makes room with the lock released.
-    pub(crate) fn make_room_locked<'g>(
+    fn make_room_locked<'g>(
         &self,
         shard: &Shard<K, V>,
         state: &mut ShardState,
@@ -109,10 +196,7 @@ where
             else {
                 return false;
             };
-            let cause = match verdict {
-                Verdict::Expired => RemovalCause::Expired,
-                Verdict::Evicted => RemovalCause::Evicted,
-            };
+            let cause = cause_of(verdict);
             state.stats.count_removal(cause);
             self.settle([(victim, cause)], guard);
             evicted.push((victim, cause));
@@ -122,7 +206,7 @@ where
 
     /// Takes `reserved` (for an entry of `weight` whose key hashes to shard `home`) from the
     /// budget, evicting until it fits. Call with no lock held.
-    pub(crate) fn reserve(
+    fn reserve(
         &self,
         reserved: &Reserved,
         home: usize,
@@ -162,7 +246,7 @@ where
     }
 
     /// Gives back a reservation that was not used.
-    pub(crate) fn unreserve(&self, reserved: &Reserved) {
+    fn unreserve(&self, reserved: &Reserved) {
         let (entries, weight) = reserved.amounts();
         self.budget.release(entries, weight);
     }
@@ -196,10 +280,7 @@ where
             let Some((victim, verdict)) = victim else {
                 continue;
             };
-            let cause = match verdict {
-                Verdict::Expired => RemovalCause::Expired,
-                Verdict::Evicted => RemovalCause::Evicted,
-            };
+            let cause = cause_of(verdict);
             state.stats.count_removal(cause);
             drop(state);
             self.release_entry(victim, cause, guard);
@@ -354,6 +435,14 @@ where
     }
 }
 
+/// The removal cause of a victim the policy picked for `verdict`.
+fn cause_of(verdict: Verdict) -> RemovalCause {
+    match verdict {
+        Verdict::Expired => RemovalCause::Expired,
+        Verdict::Evicted => RemovalCause::Evicted,
+    }
+}
+
 /// What a write reserved of the budget.
 pub(crate) enum Reserved {
     /// The cache has no bound.
@@ -389,7 +478,7 @@ impl Reserved {
 
     /// Whether the reservation still fits the key, under its shard's lock: a replacement's holds
     /// only while the entry it was made against is the key's entry (`current` looks it up).
-    pub(crate) fn still_holds<'g, K: 'g, V: 'g>(
+    fn still_holds<'g, K: 'g, V: 'g>(
         &self,
         current: impl FnOnce() -> Option<&'g Entry<K, V>>,
     ) -> bool {

@@ -374,64 +374,8 @@ where
         let entry = alloc_entry(Entry::new(key, value, deadline, 0));
         // Entries evicted under the lock to make room, settled there, finished after it.
         let mut evicted = Vec::new();
-        let (mut state, reserved) = 'locked: {
-            // What to reserve depends on the key's current entry. Looked up under the lock, the
-            // answer cannot go stale: a reservation that fits (a replacement that adds no
-            // weight, a new key while there is room, or one for which this shard's policy
-            // evicts, as the writer's own shard is asked first anyway) costs no other lookup
-            // and no second lock. Only where that would run the caller's weigher, or where
-            // expired entries of other shards must go first, is the room made with the lock
-            // released and the reservation checked under it afterwards.
-            let mut known = None;
-            if self.reserves_under_lock() {
-                let mut state = shard.lock_for(hash, &guard);
-                if self.is_closed() {
-                    return Err(CacheError::Closed);
-                }
-                let current = if self.budget.is_bounded() {
-                    shard.get(hash, |k| *k == entry.key, &guard)
-                } else {
-                    None
-                };
-                let reserved = self.reservation(current, weight);
-                // A key's `Hash` may panic in the policy's lookups: the victims already evicted
-                // are settled, and their listener and collector still run, outside the lock.
-                let made = panic::catch_unwind(AssertUnwindSafe(|| {
-                    self.make_room_locked(shard, &mut state, &reserved, &mut evicted, &guard)
-                }));
-                match made {
-                    Ok(true) => break 'locked (state, reserved),
-                    Ok(false) => {}
-                    Err(payload) => {
-                        drop(state);
-                        self.finish(evicted.len(), evicted, &guard);
-                        panic::resume_unwind(payload);
-                    }
-                }
-                drop(state);
-                self.finish(evicted.len(), evicted.drain(..), &guard);
-                known = Some(reserved);
-            }
-            loop {
-                let reserved = known.take().unwrap_or_else(|| {
-                    let current = shard.get(hash, |k| *k == entry.key, &guard);
-                    self.reservation(current, weight)
-                });
-                self.reserve(&reserved, home, weight, &guard)?;
-                let state = shard.lock_for(hash, &guard);
-                if self.is_closed() {
-                    drop(state);
-                    self.unreserve(&reserved);
-                    return Err(CacheError::Closed);
-                }
-                if reserved.still_holds(|| shard.get(hash, |k| *k == entry.key, &guard)) {
-                    break 'locked (state, reserved);
-                }
-                // The entry a replacement reserved against was replaced or removed meanwhile.
-                drop(state);
-                self.unreserve(&reserved);
-            }
-        };
+        let (mut state, reserved) =
+            self.lock_with_room(home, hash, &entry.key, weight, &mut evicted, &guard)?;
         let hash_of = |k: &K| self.hash(k);
         // A key's `Hash` or `Eq` that panics in the insert (a rebuild rehashes every key) or
         // in the sweep fails the write, but nothing it already did is lost: the reservation is
@@ -442,12 +386,7 @@ where
         }));
         let replaced = match inserted {
             Ok(replaced) => replaced,
-            Err(payload) => {
-                drop(state);
-                self.unreserve(&reserved);
-                self.finish(evicted.len(), evicted, &guard);
-                panic::resume_unwind(payload);
-            }
+            Err(payload) => self.abandon(state, Some(&reserved), evicted, payload, &guard),
         };
         state.stats.inserts += 1;
         if replaced.is_some() {
