@@ -23,7 +23,7 @@ use std::hash::{BuildHasher, Hash};
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::raw::shard::ShardState;
-use crate::raw::{Entry, Shard, Verdict};
+use crate::raw::{Entry, NewEntry, Shard, Verdict};
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
 use crate::sync::epoch::Guard;
@@ -89,7 +89,9 @@ where
             match made {
                 Ok(true) => return Ok((state, reserved)),
                 Ok(false) => {}
-                Err(payload) => self.abandon(state, None, std::mem::take(evicted), payload, guard),
+                Err(payload) => {
+                    self.abandon(state, None, std::mem::take(evicted), None, payload, guard)
+                }
             }
             drop(state);
             self.finish(evicted.len(), evicted.drain(..), guard);
@@ -118,12 +120,14 @@ where
 
     /// Ends a write that user code (a key's `Hash` or `Eq`) panicked in, under the lock `state`:
     /// releases the lock, gives back `reserved` (nothing of it was linked), finishes the
-    /// removals the write already settled, then resumes the panic.
+    /// removals the write already settled, drops the write's own entry if it was never linked
+    /// (`unlinked`), then resumes the panic.
     pub(crate) fn abandon(
         &self,
         state: MutexGuard<'_, ShardState>,
         reserved: Option<&Reserved>,
         evicted: Vec<(&Entry<K, V>, RemovalCause)>,
+        unlinked: Option<NewEntry<K, V>>,
         payload: Box<dyn std::any::Any + Send>,
         guard: &Guard,
     ) -> ! {
@@ -132,6 +136,9 @@ where
             self.unreserve(reserved);
         }
         self.finish(evicted.len(), evicted, guard);
+        // Its key's or value's `Drop` is user code too; a second panic there must not abort
+        // the process while the first unwinds.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(unlinked)));
         panic::resume_unwind(payload)
     }
 

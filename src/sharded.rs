@@ -376,17 +376,19 @@ where
         let mut evicted = Vec::new();
         let (mut state, reserved) =
             self.lock_with_room(home, hash, &entry.key, weight, &mut evicted, &guard)?;
+        // Taken by the insert as it links the entry; still here if user code panics first.
+        let mut entry = Some(entry);
         let hash_of = |k: &K| self.hash(k);
         // A key's `Hash` or `Eq` that panics in the insert (a rebuild rehashes every key) or
         // in the sweep fails the write, but nothing it already did is lost: the reservation is
         // given back if nothing was linked, and every removal made so far is settled and
         // finished, with the lock released.
         let inserted = panic::catch_unwind(AssertUnwindSafe(|| {
-            shard.insert(&mut state, hash, entry, &hash_of, &guard)
+            shard.insert(&mut state, hash, &mut entry, &hash_of, &guard)
         }));
         let replaced = match inserted {
             Ok(replaced) => replaced,
-            Err(payload) => self.abandon(state, Some(&reserved), evicted, payload, &guard),
+            Err(payload) => self.abandon(state, Some(&reserved), evicted, entry, payload, &guard),
         };
         state.stats.inserts += 1;
         if replaced.is_some() {

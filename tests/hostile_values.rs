@@ -414,11 +414,14 @@ fn a_weigher_that_writes_to_the_cache_does_not_deadlock() {
     );
 }
 
-/// Every key hashes alike, so every probe compares keys; once armed, the `Eq` of the
-/// `TOUCHY_AFTER`-th comparison panics.
+/// Every key hashes alike, so every probe compares keys; once armed on a thread, the `Eq` of that
+/// thread's `TOUCHY_AFTER`-th comparison panics (per thread, so tests running at once do not
+/// arm each other's keys).
 #[derive(Debug, Clone)]
 struct Touchy(u64);
-static TOUCHY_AFTER: AtomicUsize = AtomicUsize::new(usize::MAX);
+thread_local! {
+    static TOUCHY_AFTER: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
 impl Hash for Touchy {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
         h.write_u64(7);
@@ -426,7 +429,9 @@ impl Hash for Touchy {
 }
 impl PartialEq for Touchy {
     fn eq(&self, other: &Self) -> bool {
-        if TOUCHY_AFTER.fetch_sub(1, Ordering::SeqCst) == 1 {
+        let left = TOUCHY_AFTER.get();
+        TOUCHY_AFTER.set(left.saturating_sub(1));
+        if left == 1 {
             panic!("Eq panics");
         }
         self.0 == other.0
@@ -455,9 +460,9 @@ fn a_key_that_panics_after_an_eviction_loses_no_notice_and_no_budget() {
     cache.insert(Touchy(2), 2).unwrap();
     // The write of key 3 compares it with keys 1 and 2 in its lookup, evicts one of them, then
     // compares it with the other in the insert's probe: the third comparison panics.
-    TOUCHY_AFTER.store(3, Ordering::SeqCst);
+    TOUCHY_AFTER.set(3);
     assert!(quiet(|| cache.insert(Touchy(3), 3)).is_err());
-    TOUCHY_AFTER.store(usize::MAX, Ordering::SeqCst);
+    TOUCHY_AFTER.set(usize::MAX);
     let stats = cache.stats();
     assert_eq!(stats.evicted, 1, "the write evicted before it failed");
     assert_eq!(heard.load(Ordering::SeqCst), 1, "the listener heard of it");
@@ -646,4 +651,60 @@ fn byte_builder_setters_called_twice_and_every_combination() {
     assert_eq!(built, 1024);
     let _ = RemovalCause::Evicted;
     let _ = SystemTime::now();
+}
+
+/// A value that counts its drops and, as it is dropped, reads the cache it was written to: a
+/// drop made under that cache's shard lock would deadlock.
+struct ReadsItsCache {
+    drops: Arc<AtomicUsize>,
+    cache: std::sync::Weak<ShardedCache<Touchy, ReadsItsCache>>,
+}
+impl Clone for ReadsItsCache {
+    fn clone(&self) -> Self {
+        ReadsItsCache {
+            drops: Arc::clone(&self.drops),
+            cache: self.cache.clone(),
+        }
+    }
+}
+impl Drop for ReadsItsCache {
+    fn drop(&mut self) {
+        if let Some(cache) = self.cache.upgrade() {
+            let _ = cache.len();
+        }
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A write whose key's `Eq` panics in the insert's probe fails without leaking what it
+/// allocated: the entry it never linked is freed, its value dropped exactly once, after the
+/// shard's lock is released; what the cache held stays.
+#[test]
+fn a_key_that_panics_in_the_insert_leaks_neither_its_key_nor_its_value() {
+    let outcome = unless_deadlocked(|| {
+        let cache: Arc<ShardedCache<Touchy, ReadsItsCache>> =
+            Arc::new(ShardedCache::builder().shards(1).build());
+        let value = |drops: &Arc<AtomicUsize>| ReadsItsCache {
+            drops: Arc::clone(drops),
+            cache: Arc::downgrade(&cache),
+        };
+        let (kept, failed) = (Arc::default(), Arc::default());
+        cache.insert(Touchy(1), value(&kept)).unwrap();
+        // The write of key 2 compares it with key 1 in its probe, and that comparison panics.
+        TOUCHY_AFTER.set(1);
+        assert!(quiet(|| cache.insert(Touchy(2), value(&failed))).is_err());
+        TOUCHY_AFTER.set(usize::MAX);
+        let failed_drops = failed.load(Ordering::SeqCst);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.get_with(&Touchy(1), |_| ()), Some(()));
+        cache.validate().unwrap();
+        (failed_drops, kept.load(Ordering::SeqCst))
+    });
+    let (failed_drops, kept_drops) =
+        outcome.expect("the failed write's value was dropped under the shard lock");
+    assert_eq!(
+        failed_drops, 1,
+        "the failed write's value was leaked or dropped twice"
+    );
+    assert_eq!(kept_drops, 0, "the stored value was dropped");
 }

@@ -31,7 +31,7 @@ use crossbeam_utils::CachePadded;
 use super::entry::Entry;
 use super::expiry::ExpiryOrder;
 use super::policy::{Policy, Verdict};
-use super::table::{Probe, SlotRef, Table};
+use super::table::{NewEntry, Probe, SlotRef, Table};
 use super::tag::{self, Tag, GROUP_SLOTS};
 use crate::stats::CacheStats;
 use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
@@ -125,38 +125,42 @@ impl<K, V> Shard<K, V> {
         lock(&self.state)
     }
 
-    /// Inserts or replaces the entry for `entry.key`; returns the replaced entry, retired. The
-    /// entry comes allocated (see [`alloc_entry`]), so that no allocation happens under the lock.
+    /// Inserts or replaces the entry in `pending`, taking it; returns the replaced entry,
+    /// retired. The entry comes allocated (see [`alloc_entry`]), so that no allocation happens
+    /// under the lock. Does nothing when `pending` is empty.
+    ///
+    /// A key's `Eq` that panics in a probe, or its `Hash` in a rebuild, unwinds with the entry
+    /// still in `pending`: it is not linked anywhere, and the caller drops it (its key and value
+    /// are user code) once the lock is released, rather than leaking it.
     ///
     /// `hash_of` recomputes the hash of a key already in the table when the table is rebuilt.
     pub(crate) fn insert<'g>(
         &self,
         state: &mut ShardState,
         hash: u64,
-        entry: Owned<Entry<K, V>>,
+        pending: &mut Option<NewEntry<K, V>>,
         hash_of: &dyn Fn(&K) -> u64,
         guard: &'g Guard,
     ) -> Option<Unlinked<'g, K, V>>
     where
         K: Eq,
     {
-        let deadline = entry.deadline();
+        let deadline = pending.as_ref()?.deadline();
         let has_deadline = deadline != 0;
         if has_deadline {
             state.expiry.push(deadline, hash);
             self.publish_earliest(state);
         }
-        let entry = entry.into_shared(guard);
-        // SAFETY: `entry` was allocated by the caller and is not yet shared with any thread.
-        let new = unsafe { entry.deref() };
         loop {
             let table = self.table(guard);
+            let new = pending.as_ref()?;
             match table.probe_for_write(hash, |k| *k == new.key, guard) {
                 Some(Probe::Found(at, old)) => {
                     // SAFETY: `old` is linked in the current table and we hold the lock.
                     let old_ref = unsafe { old.deref() };
                     new.set_freq(old_ref.freq());
-                    table.replace(at, entry, guard);
+                    // The entry leaves `pending` only here and below, as it is linked.
+                    table.replace(at, pending.take()?.into_shared(guard), guard);
                     state.with_deadline += usize::from(has_deadline);
                     state.with_deadline -= usize::from(old_ref.deadline() != 0);
                     // SAFETY: `old` was just unlinked from the current table (older tables were
@@ -166,7 +170,7 @@ impl<K, V> Shard<K, V> {
                     return Some(old_ref);
                 }
                 Some(Probe::Vacant(at, was)) if !self.must_rebuild(state, table, was) => {
-                    table.occupy(at, hash, entry);
+                    table.occupy(at, hash, pending.take()?.into_shared(guard));
                     if let Some(policy) = &mut state.policy {
                         policy.admit(hash, state.live);
                     }
@@ -471,7 +475,7 @@ mod tests {
         shard.insert(
             &mut state,
             hash(&key),
-            alloc_entry(Entry::new(key, (), 0, 0)),
+            &mut Some(alloc_entry(Entry::new(key, (), 0, 0))),
             &hash,
             &guard,
         );
@@ -530,7 +534,7 @@ mod tests {
             let before: *const Table<u64, ()> = shard.table(&guard);
             let slots_before = shard.table(&guard).slots();
             let entry = alloc_entry(Entry::new(next, (), 0, 0));
-            shard.insert(&mut state, hash(&next), entry, &hash, &guard);
+            shard.insert(&mut state, hash(&next), &mut Some(entry), &hash, &guard);
             if next >= window {
                 let old = next - window;
                 shard.remove(&mut state, hash(&old), |k| *k == old, &guard);

@@ -382,7 +382,10 @@ impl<K, V> fmt::Debug for Table<K, V> {
     }
 }
 
+/// An entry allocated for a write and not yet linked: dropping it frees it at once.
+pub(crate) type NewEntry<K, V> = Owned<Entry<K, V>>;
+
 /// A new entry, allocated.
-pub(crate) fn alloc_entry<K, V>(entry: Entry<K, V>) -> Owned<Entry<K, V>> {
+pub(crate) fn alloc_entry<K, V>(entry: Entry<K, V>) -> NewEntry<K, V> {
     Owned::new(entry)
 }
