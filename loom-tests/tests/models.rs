@@ -13,7 +13,9 @@
 
 #![cfg(epochcache_loom)]
 
-use epochcache::ShardedCache;
+use std::time::Duration;
+
+use epochcache::{CacheError, MockClock, ShardedCache};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
@@ -556,5 +558,89 @@ fn an_insert_that_evicts_from_another_shard_racing_a_replacement_there() {
         );
         assert_ne!(two.as_deref(), Some("old"), "the replaced value came back");
         cache.validate().unwrap();
+    });
+}
+
+/// Model 12: a reader racing a write that sweeps the key's expired entry. The writer moves the
+/// clock past the entry's deadline, then inserts another key, and the insert's sweep unlinks and
+/// retires the expired entry. The reader sees the value intact (read before the deadline
+/// passed) or nothing, never freed memory; afterwards the expired key is gone and the budget
+/// counts only the new one.
+#[test]
+fn get_racing_an_expiry_sweep() {
+    model(|| {
+        let clock = MockClock::new();
+        let cache: Arc<Cache<String>> = Arc::new(
+            ShardedCache::<u64, String>::builder()
+                .shards(1)
+                .initial_capacity(0)
+                .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
+                .max_entries(2)
+                .clock(std::sync::Arc::new(clock.clone()))
+                .build(),
+        );
+        let ttl = Duration::from_secs(1);
+        cache
+            .insert_with_expiry(1, s("one"), Some(ttl.into()))
+            .unwrap();
+
+        let writer = on_another_thread(&cache, 2, move |cache| {
+            clock.advance(ttl);
+            cache.insert(2, s("two")).unwrap();
+        });
+
+        let seen = cache.get_with(&1, |v| v.clone());
+        assert!(
+            seen.is_none() || seen.as_deref() == Some("one"),
+            "read {seen:?} while key 1 expired and was swept"
+        );
+
+        writer.join().unwrap();
+        assert_eq!(cache.get(&1), None);
+        assert_eq!(cache.get(&2).as_deref(), Some("two"));
+        assert_eq!(cache.len(), 1, "the sweep left the expired entry linked");
+        cache.validate().unwrap();
+    });
+}
+
+/// Model 13: `close` racing a write and a read. The write is refused with `Closed` or lands
+/// before `close` empties its shard, so nothing is left afterwards; the reader sees the value
+/// intact or nothing; and every value, the refused write's included, is dropped exactly once.
+#[test]
+fn close_racing_a_write_and_a_read() {
+    model(|| {
+        let counts = Arc::new(Counts::default());
+        let cache = Arc::new(cache::<Tracked>(Some(2)));
+        cache.insert(1, Tracked::new("one", &counts)).unwrap();
+        let two = Tracked::new("two", &counts);
+
+        let closer = on_another_thread(&cache, 2, |cache| cache.close());
+
+        let wrote = cache.insert(2, two);
+        assert!(
+            matches!(wrote, Ok(()) | Err(CacheError::Closed)),
+            "a write racing close returned {wrote:?}"
+        );
+        let seen = cache.get_with(&1, |v| v.text.clone());
+        assert!(
+            seen.is_none() || seen.as_deref() == Some("one"),
+            "read {seen:?} while the cache was closing"
+        );
+
+        closer.join().unwrap();
+        assert_eq!(cache.len(), 0, "a write outlived close");
+        assert!(matches!(
+            cache.insert(3, Tracked::new("three", &counts)),
+            Err(CacheError::Closed)
+        ));
+        cache.validate().unwrap();
+        drop(cache);
+        let created = counts.created.load(Ordering::Relaxed);
+        collect_all_garbage(|| counts.dropped.load(Ordering::Relaxed) >= created);
+        assert_eq!(
+            counts.dropped.load(Ordering::Relaxed),
+            created,
+            "values dropped != values created"
+        );
     });
 }
