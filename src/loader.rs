@@ -18,10 +18,9 @@ use std::collections::HashMap;
 use std::error::Error;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
-use std::thread::{self, ThreadId};
 
 use crate::sharded::ShardedCache;
-use crate::sync::{lock, Condvar, Mutex};
+use crate::sync::{current_thread, lock, Condvar, Mutex, ThreadId};
 use crate::CacheError;
 
 /// How a flight ended, as its waiters see it.
@@ -163,7 +162,7 @@ where
             }
             let (flight, leading) = self.join_or_lead(&key, hash);
             if !leading {
-                if flight.leader == thread::current().id() {
+                if flight.leader == current_thread().id() {
                     return Err(CacheError::LoaderReentered);
                 }
                 match wait(&flight) {
@@ -206,7 +205,7 @@ where
         }
         let flight = Arc::new(Flight {
             key: key.clone(),
-            leader: thread::current().id(),
+            leader: current_thread().id(),
             outcome: Mutex::new(Outcome::Running),
             done: Condvar::new(),
         });

@@ -3,17 +3,23 @@
 //! Under `--cfg epochcache_loom` (set together with crossbeam-epoch's `crossbeam_loom` cfg and its
 //! `loom` feature, see `loom-tests/`), every atomic and lock the engine uses is loom's, so the loom
 //! models in `loom-tests/` explore the interleavings of the real table code. Nothing else in the
-//! crate imports `std::sync::atomic` or `std::sync::Mutex` for the engine.
+//! crate imports `std::sync::atomic`, `std::sync::Mutex` or thread ids for the engine.
 
 #[cfg(epochcache_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 #[cfg(epochcache_loom)]
 pub(crate) use loom::sync::{Condvar, Mutex, MutexGuard};
+/// Which thread is running: loom's model threads are coroutines on one OS thread, so `std`
+/// would give them all one id.
+#[cfg(epochcache_loom)]
+pub(crate) use loom::thread::{current as current_thread, ThreadId};
 
 #[cfg(not(epochcache_loom))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 #[cfg(not(epochcache_loom))]
 pub(crate) use std::sync::{Condvar, Mutex, MutexGuard};
+#[cfg(not(epochcache_loom))]
+pub(crate) use std::thread::{current as current_thread, ThreadId};
 
 pub(crate) use crossbeam_epoch as epoch;
 

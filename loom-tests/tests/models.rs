@@ -1,6 +1,7 @@
-//! Loom models of the engine: `ShardedCache` with one shard, driven through its public API, so
-//! that loom explores the interleavings of the real table code (its atomics and its shard lock
-//! are loom's under `--cfg epochcache_loom`, and so are crossbeam-epoch's).
+//! Loom models of the engine, `ShardedCache` (with one shard in all but one model), and of its
+//! single-flight loader, driven through the public API, so that loom explores the
+//! interleavings of the real code: its atomics, shard locks and the loader's condition
+//! variables are loom's under `--cfg epochcache_loom`, and so are crossbeam-epoch's.
 //!
 //! Every value is a heap `String` whose contents the readers check, so that a read of an entry
 //! the epoch collector already freed shows up under AddressSanitizer (see the README). Writers
@@ -642,5 +643,90 @@ fn close_racing_a_write_and_a_read() {
             created,
             "values dropped != values created"
         );
+    });
+}
+
+/// Model 14: two threads miss one key at once and call `get_or_insert_with`. One leads the
+/// load and the other waits for it (or, arriving after it ended, hits the value it inserted):
+/// the loader runs once, both threads get its value, and no thread waits forever (loom fails a
+/// model whose threads all block).
+#[test]
+fn two_threads_missing_one_key_load_it_once() {
+    model(|| {
+        let cache = Arc::new(cache::<String>(None));
+        let loads = Arc::new(AtomicUsize::new(0));
+        let load = |cache: &Cache<String>, loads: &AtomicUsize| {
+            cache
+                .get_or_insert_with(1, || {
+                    loads.fetch_add(1, Ordering::Relaxed);
+                    s("loaded")
+                })
+                .unwrap()
+        };
+        let other = {
+            let (cache, loads) = (Arc::clone(&cache), Arc::clone(&loads));
+            thread::spawn(move || load(&cache, &loads))
+        };
+        assert_eq!(load(&cache, &loads), "loaded");
+        assert_eq!(other.join().unwrap(), "loaded");
+        assert_eq!(
+            loads.load(Ordering::Relaxed),
+            1,
+            "the loader ran more than once"
+        );
+        assert_eq!(cache.get(&1).as_deref(), Some("loaded"));
+    });
+}
+
+/// Model 15: a loader that panics while another thread may be waiting on its flight. The panic
+/// goes on in its own thread; a waiter is woken, starts over, leads a load of its own and gets
+/// its value, which stays. (When the other thread loads first, the would-be panicking one just
+/// hits its value.) No thread waits forever.
+#[test]
+fn a_loader_that_panics_leaves_no_waiter_stuck() {
+    silence_panics_saying(BACKEND_DOWN);
+    model(|| {
+        let cache = Arc::new(cache::<String>(None));
+        let panicky = {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    cache
+                        .get_or_insert_with(1, || panic!("{BACKEND_DOWN}"))
+                        .unwrap()
+                }))
+                .ok()
+            })
+        };
+        let got = cache.get_or_insert_with(1, || s("second try"));
+        assert_eq!(got.unwrap(), "second try");
+        let other = panicky.join().unwrap();
+        assert!(
+            other.is_none() || other.as_deref() == Some("second try"),
+            "the other thread got {other:?}"
+        );
+        assert_eq!(cache.get(&1).as_deref(), Some("second try"));
+    });
+}
+
+/// What the panicking loader of model 15 says.
+const BACKEND_DOWN: &str = "the backend is down";
+
+/// Keeps the panic hook from printing panics whose message is `expected` (one for each of a
+/// model's thousands of executions), and prints every other panic as before.
+fn silence_panics_saying(expected: &'static str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied());
+            if message != Some(expected) {
+                default(info);
+            }
+        }));
     });
 }
