@@ -394,6 +394,19 @@ impl ByteCacheBuilder {
         self
     }
 
+    /// Hashes with these fixed seeds instead of random ones, so that every execution of a loom
+    /// model places its keys in the same slots. Only in loom builds (`--cfg epochcache_loom`):
+    /// a cache seeded by its caller is open to hash flooding.
+    #[cfg(epochcache_loom)]
+    #[doc(hidden)]
+    pub fn fixed_hash_seeds(mut self, seeds: [u64; 4]) -> Self {
+        let [a, b, c, d] = seeds;
+        self.inner = self
+            .inner
+            .hasher(ahash::RandomState::with_seeds(a, b, c, d));
+        self
+    }
+
     /// Builds the cache.
     ///
     /// ```
