@@ -211,6 +211,35 @@ pub fn epochcache_map_footprint(presized: bool) -> Option<Footprint> {
     Some(Footprint::new(held, before, after))
 }
 
+/// epochcache bounded at [`ENTRIES`] after a churn that fills its eviction policy's ghosts:
+/// cache-aside (a get, and an insert on a miss) of `4 * ENTRIES` keys drawn uniformly from
+/// `3 * ENTRIES / 2`, so that entries are read, promoted to the main queue and evicted from it,
+/// and the main queue's ghost holds its full half a shard. The rows above insert distinct keys
+/// that never return, which leaves the ghosts nearly empty.
+pub fn epochcache_churned_footprint() -> Option<Footprint> {
+    let before = live_bytes()?;
+    let n = ENTRIES as u64;
+    let c = epochcache::ShardedCache::<u64, u64>::builder()
+        .max_entries(n)
+        .initial_capacity(ENTRIES)
+        .build();
+    // xorshift64: the same keys in every run.
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..4 * n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = (x % (n * 3 / 2)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        if c.get(&k).is_none() {
+            let _ = c.insert(k, k);
+        }
+    }
+    collect_retired();
+    let (held, after) = (c.len(), live_bytes()?);
+    drop(c);
+    Some(Footprint::new(held, before, after))
+}
+
 /// Lets the epoch collector free what epochcache retired while filling (the tables a growing shard
 /// replaced), as the peers free theirs at once: the figure is of what the cache holds, not of
 /// garbage waiting for the next collection.

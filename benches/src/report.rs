@@ -109,6 +109,10 @@ pub struct Report {
     /// The same engine grown from empty rather than presized.
     #[serde(default)]
     pub memory_epochcache_grown: Option<Footprint>,
+    /// epochcache bounded, after a churn that fills its ghosts (see
+    /// [`epochcache_churned_footprint`](crate::memory::epochcache_churned_footprint)).
+    #[serde(default)]
+    pub memory_epochcache_churned: Option<Footprint>,
 }
 
 impl Report {
@@ -124,6 +128,7 @@ impl Report {
             memory: Vec::new(),
             memory_epochcache_map: None,
             memory_epochcache_grown: None,
+            memory_epochcache_churned: None,
         }
     }
 
@@ -290,6 +295,7 @@ pub fn memory_table(report: &Report) -> String {
     for (name, footprint) in [
         ("epochcache (unbounded)", report.memory_epochcache_map),
         ("epochcache (unb., grown)", report.memory_epochcache_grown),
+        ("epochcache (churned)", report.memory_epochcache_churned),
     ] {
         if let Some(f) = footprint {
             let _ = writeln!(

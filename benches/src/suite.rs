@@ -395,6 +395,7 @@ impl Session<'_> {
             if system == System::Epochcache {
                 self.report.memory_epochcache_map = memory::epochcache_map_footprint(true);
                 self.report.memory_epochcache_grown = memory::epochcache_map_footprint(false);
+                self.report.memory_epochcache_churned = memory::epochcache_churned_footprint();
             }
         }
     }
