@@ -349,22 +349,34 @@ fn get_racing_eviction() {
         let cache = Arc::new(cache::<String>(Some(1)));
         cache.insert(1, s("one")).unwrap();
 
-        let writer = on_another_thread(&cache, 2, move |cache| {
-            cache.insert(2, s("two")).unwrap();
-        });
-
-        let seen = cache.get_with(&1, |v| v.clone());
-        assert!(
-            seen.is_none() || seen.as_deref() == Some("one"),
-            "read {seen:?} while key 1 was being evicted"
-        );
-
-        writer.join().unwrap();
-        assert_eq!(cache.get(&1), None);
-        assert_eq!(cache.get(&2).as_deref(), Some("two"));
-        assert_eq!(cache.len(), 1);
-        cache.validate().unwrap();
+        read_key_1_while_a_write_of_key_2_removes_it(&cache, "evicted", || {});
     });
+}
+
+/// Reads key 1 (holding "one") while another thread runs `before`, then inserts key 2, which
+/// removes key 1 (evicting it, or sweeping it once expired), and flushes: the reader sees "one"
+/// intact or nothing; afterwards key 2 is the one entry and the shard's invariants hold.
+fn read_key_1_while_a_write_of_key_2_removes_it(
+    cache: &Arc<Cache<String>>,
+    removal: &str,
+    before: impl FnOnce() + Send + 'static,
+) {
+    let writer = on_another_thread(cache, 2, move |cache| {
+        before();
+        cache.insert(2, s("two")).unwrap();
+    });
+
+    let seen = cache.get_with(&1, |v| v.clone());
+    assert!(
+        seen.is_none() || seen.as_deref() == Some("one"),
+        "read {seen:?} while key 1 was being {removal}"
+    );
+
+    writer.join().unwrap();
+    assert_eq!(cache.get(&1), None, "key 1 was not {removal}");
+    assert_eq!(cache.get(&2).as_deref(), Some("two"));
+    assert_eq!(cache.len(), 1);
+    cache.validate().unwrap();
 }
 
 /// Model 7: the reader's hit counter (a relaxed load and store on the entry's metadata word)
@@ -588,22 +600,7 @@ fn get_racing_an_expiry_sweep() {
             .insert_with_expiry(1, s("one"), Some(ttl.into()))
             .unwrap();
 
-        let writer = on_another_thread(&cache, 2, move |cache| {
-            clock.advance(ttl);
-            cache.insert(2, s("two")).unwrap();
-        });
-
-        let seen = cache.get_with(&1, |v| v.clone());
-        assert!(
-            seen.is_none() || seen.as_deref() == Some("one"),
-            "read {seen:?} while key 1 expired and was swept"
-        );
-
-        writer.join().unwrap();
-        assert_eq!(cache.get(&1), None);
-        assert_eq!(cache.get(&2).as_deref(), Some("two"));
-        assert_eq!(cache.len(), 1, "the sweep left the expired entry linked");
-        cache.validate().unwrap();
+        read_key_1_while_a_write_of_key_2_removes_it(&cache, "swept", move || clock.advance(ttl));
     });
 }
 
