@@ -217,7 +217,7 @@ const MIN_QUEUE_ROOM: usize = 1024;
 /// what it holds. The small queue holds every entry while a shard first fills, then a small share
 /// of them, and a `VecDeque` never shrinks by itself: without this a shard kept a whole shard's
 /// worth of small-queue room, 8 bytes an entry (`epochcache-bench -w memory`: 49.0 B an entry
-/// after 2M keys, 40.6 with it). Halving at least, each time, costs O(1) a pop amortised.
+/// after 2M keys, 40.7 with it). Halving at least, each time, costs O(1) a pop amortised.
 fn release_slack(queue: &mut VecDeque<u64>) {
     if queue.capacity() > MIN_QUEUE_ROOM && queue.len() < queue.capacity() / 4 {
         queue.shrink_to((queue.len() * 2).max(MIN_QUEUE_ROOM));
