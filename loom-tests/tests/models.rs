@@ -755,6 +755,51 @@ fn a_body_read_racing_its_replacement_and_delete() {
     });
 }
 
+/// Model 17: the byte budget's count of retired weight. In a weight-bounded cache every
+/// replaced entry's weight is counted as garbage until the collector frees it, and a deferred
+/// closure takes it off. A reader pinned on the key holds that garbage back while a writer
+/// replaces the key twice (the second replacement may find the first's garbage over its limit
+/// and flush, which must end though the reader keeps it from being freed). Afterwards, once the
+/// collector has run, the count is exactly zero and the budget holds the last value alone.
+#[test]
+fn retired_weight_is_counted_until_freed() {
+    model(|| {
+        let cache: Arc<Cache<String>> = Arc::new(
+            ShardedCache::<u64, String>::builder()
+                .shards(1)
+                .initial_capacity(0)
+                .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
+                .max_weight(16)
+                .max_entry_weight(5)
+                .weigher(|_, v: &String| v.len() as u64)
+                .build(),
+        );
+        cache.insert(1, s("one")).unwrap();
+
+        let writer = on_another_thread(&cache, 1, move |cache| {
+            cache.insert(1, s("two")).unwrap();
+            cache.insert(1, s("three")).unwrap();
+        });
+
+        let seen = cache.get_with(&1, |v| v.clone());
+        assert!(
+            matches!(seen.as_deref(), Some("one" | "two" | "three")),
+            "read {seen:?}"
+        );
+
+        writer.join().unwrap();
+        assert_eq!(cache.get(&1).as_deref(), Some("three"));
+        assert_eq!(cache.weight(), 5, "the budget holds the last value alone");
+        collect_all_garbage(|| cache.stats().garbage_weight == 0);
+        assert_eq!(
+            cache.stats().garbage_weight,
+            0,
+            "retired weight still counted after the collector freed it"
+        );
+        cache.validate().unwrap();
+    });
+}
+
 /// What the panicking loader of model 15 says.
 const BACKEND_DOWN: &str = "the backend is down";
 
