@@ -136,9 +136,7 @@ where
             self.unreserve(reserved);
         }
         self.finish(evicted.len(), evicted, guard);
-        // Its key's or value's `Drop` is user code too; a second panic there must not abort
-        // the process while the first unwinds.
-        let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(unlinked)));
+        drop_quietly(unlinked);
         panic::resume_unwind(payload)
     }
 
@@ -494,4 +492,10 @@ impl Reserved {
             None => true,
         }
     }
+}
+
+/// Drops `value` while a panic from user code is about to resume: its `Drop` is user code too,
+/// and a second panic there, unwinding during the first, would abort the process.
+pub(crate) fn drop_quietly<T>(value: T) {
+    let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(value)));
 }

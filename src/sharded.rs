@@ -27,6 +27,7 @@ use crate::equivalent::Equivalent;
 use crate::expires::deadline_of;
 use crate::loader::Flights;
 use crate::raw::{alloc_entry, Entry, Shard};
+use crate::room::drop_quietly;
 use crate::stats::{CacheStats, ReadCounters, RemovalCause};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{AtomicBool, Ordering};
@@ -374,8 +375,19 @@ where
         let entry = alloc_entry(Entry::new(key, value, deadline, 0));
         // Entries evicted under the lock to make room, settled there, finished after it.
         let mut evicted = Vec::new();
-        let (mut state, reserved) =
-            self.lock_with_room(home, hash, &entry.key, weight, &mut evicted, &guard)?;
+        // A key's `Hash` that panics in the eviction (after which the lock is released and the
+        // panic resumed) leaves the entry to drop here, where a second panic in its `Drop`
+        // must not abort the process either.
+        let locked = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.lock_with_room(home, hash, &entry.key, weight, &mut evicted, &guard)
+        }));
+        let (mut state, reserved) = match locked {
+            Ok(locked) => locked?,
+            Err(payload) => {
+                drop_quietly(entry);
+                panic::resume_unwind(payload)
+            }
+        };
         // Taken by the insert as it links the entry; still here if user code panics first.
         let mut entry = Some(entry);
         let hash_of = |k: &K| self.hash(k);

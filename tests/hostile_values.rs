@@ -708,3 +708,68 @@ fn a_key_that_panics_in_the_insert_leaks_neither_its_key_nor_its_value() {
     );
     assert_eq!(kept_drops, 0, "the stored value was dropped");
 }
+
+/// A key whose `Hash`, once armed on a thread, panics at that thread's `BOMB_AFTER`-th call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HashBomb(u64);
+thread_local! {
+    static BOMB_AFTER: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+impl Hash for HashBomb {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let left = BOMB_AFTER.get();
+        BOMB_AFTER.set(left.saturating_sub(1));
+        if left == 1 {
+            panic!("Hash panics");
+        }
+        self.0.hash(h);
+    }
+}
+
+/// A value that counts its drops.
+#[derive(Clone)]
+struct CountsDrops(Arc<AtomicUsize>);
+impl Drop for CountsDrops {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A write whose key's `Hash` panics in the table's rebuild (which rehashes every stored key)
+/// fails without leaking its entry, and the table it was rebuilding from stays whole.
+#[test]
+fn a_key_that_panics_in_a_rebuild_leaks_nothing_and_loses_nothing() {
+    let cache: ShardedCache<HashBomb, CountsDrops> = ShardedCache::builder()
+        .shards(1)
+        .initial_capacity(0)
+        .build();
+    let (kept, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    // The smallest table is one group of seven slots: six entries fill it.
+    for k in 0..6 {
+        cache
+            .insert(HashBomb(k), CountsDrops(Arc::clone(&kept)))
+            .unwrap();
+    }
+    // The seventh write hashes its own key, then rebuilds the table, rehashing the six stored
+    // keys: the second call panics.
+    BOMB_AFTER.set(2);
+    let write = quiet(|| cache.insert(HashBomb(6), CountsDrops(Arc::clone(&failed))));
+    BOMB_AFTER.set(usize::MAX);
+    assert!(write.is_err(), "the rebuild did not hash the stored keys");
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        1,
+        "the failed write's value was leaked or dropped twice"
+    );
+    assert_eq!(kept.load(Ordering::SeqCst), 0, "a stored value was dropped");
+    assert_eq!(cache.len(), 6);
+    for k in 0..6 {
+        assert!(
+            cache.get_with(&HashBomb(k), |_| ()).is_some(),
+            "key {k} lost"
+        );
+    }
+    cache.validate().unwrap();
+    cache.insert(HashBomb(6), CountsDrops(failed)).unwrap();
+    assert_eq!(cache.len(), 7, "the table grows on the next write");
+}

@@ -37,6 +37,9 @@ use crate::stats::CacheStats;
 use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
 use crate::sync::{lock, AtomicU64, Mutex, MutexGuard, Ordering};
 
+/// What [`Shard::insert`] says if it were given nothing to insert: a caller's bug.
+const NO_ENTRY: &str = "Shard::insert is given an entry to link";
+
 /// What a writer keeps about a shard, under the shard's lock.
 #[derive(Debug, Default)]
 pub(crate) struct ShardState {
@@ -125,9 +128,9 @@ impl<K, V> Shard<K, V> {
         lock(&self.state)
     }
 
-    /// Inserts or replaces the entry in `pending`, taking it; returns the replaced entry,
-    /// retired. The entry comes allocated (see [`alloc_entry`]), so that no allocation happens
-    /// under the lock. Does nothing when `pending` is empty.
+    /// Inserts or replaces the entry in `pending` (which holds one), taking it; returns the
+    /// replaced entry, retired. The entry comes allocated (see [`alloc_entry`]), so that no
+    /// allocation happens under the lock.
     ///
     /// A key's `Eq` that panics in a probe, or its `Hash` in a rebuild, unwinds with the entry
     /// still in `pending`: it is not linked anywhere, and the caller drops it (its key and value
@@ -145,7 +148,7 @@ impl<K, V> Shard<K, V> {
     where
         K: Eq,
     {
-        let deadline = pending.as_ref()?.deadline();
+        let deadline = pending.as_ref().expect(NO_ENTRY).deadline();
         let has_deadline = deadline != 0;
         if has_deadline {
             state.expiry.push(deadline, hash);
@@ -153,14 +156,15 @@ impl<K, V> Shard<K, V> {
         }
         loop {
             let table = self.table(guard);
-            let new = pending.as_ref()?;
+            let new = pending.as_ref().expect(NO_ENTRY);
             match table.probe_for_write(hash, |k| *k == new.key, guard) {
                 Some(Probe::Found(at, old)) => {
                     // SAFETY: `old` is linked in the current table and we hold the lock.
                     let old_ref = unsafe { old.deref() };
                     new.set_freq(old_ref.freq());
                     // The entry leaves `pending` only here and below, as it is linked.
-                    table.replace(at, pending.take()?.into_shared(guard), guard);
+                    let linked = pending.take().expect(NO_ENTRY).into_shared(guard);
+                    table.replace(at, linked, guard);
                     state.with_deadline += usize::from(has_deadline);
                     state.with_deadline -= usize::from(old_ref.deadline() != 0);
                     // SAFETY: `old` was just unlinked from the current table (older tables were
@@ -170,7 +174,8 @@ impl<K, V> Shard<K, V> {
                     return Some(old_ref);
                 }
                 Some(Probe::Vacant(at, was)) if !self.must_rebuild(state, table, was) => {
-                    table.occupy(at, hash, pending.take()?.into_shared(guard));
+                    let linked = pending.take().expect(NO_ENTRY).into_shared(guard);
+                    table.occupy(at, hash, linked);
                     if let Some(policy) = &mut state.policy {
                         policy.admit(hash, state.live);
                     }
