@@ -217,7 +217,9 @@ const MIN_QUEUE_ROOM: usize = 1024;
 /// what it holds. The small queue holds every entry while a shard first fills, then a small share
 /// of them, and a `VecDeque` never shrinks by itself: without this a shard kept a whole shard's
 /// worth of small-queue room, 8 bytes an entry (`epochcache-bench -w memory`: 49.0 B an entry
-/// after 2M keys, 40.7 with it). Halving at least, each time, costs O(1) a pop amortised.
+/// after 2M keys, 40.7 with it). Halving at least, each time, costs O(1) a pop amortised; the
+/// one pop that shrinks copies what the queue holds (a quarter of its room at most) under the
+/// shard's lock, about a millisecond for a million hashes, once per halving.
 fn release_slack(queue: &mut VecDeque<u64>) {
     if queue.capacity() > MIN_QUEUE_ROOM && queue.len() < queue.capacity() / 4 {
         queue.shrink_to((queue.len() * 2).max(MIN_QUEUE_ROOM));
@@ -522,6 +524,7 @@ impl Policy {
             queue.retain(|&h| {
                 table.find_hash(h, hash_of, |_| true, guard).is_some() && seen.insert(h)
             });
+            release_slack(queue);
         }
     }
 }
