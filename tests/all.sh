@@ -33,16 +33,14 @@ RUSTFLAGS="$loom_cfg" CARGO_TARGET_DIR=target/loom \
 
 # The same models under AddressSanitizer: loom checks orderings, ASan catches a read of memory
 # that the epoch collector already freed. `--target` keeps the sanitizer off build scripts and
-# proc macros; RUSTC_BOOTSTRAP lets the stable compiler take -Z flags. All but four models whose
-# checks ASan cannot see: the growing replacement and the retired-weight count check the budget
-# (their frees are the ones the replacement models race under ASan) and take 200 s and 70 s under
-# ASan against 2 s and 1 s without; the two loader models check who loads and who waits, in safe
-# code that retires nothing.
+# proc macros; RUSTC_BOOTSTRAP lets the stable compiler take -Z flags. All but three models whose
+# checks ASan cannot see: the growing replacement checks the budget (its eviction's frees are the
+# ones the replacement model races under ASan) and takes 200 s under ASan against 2 s without;
+# the two loader models check who loads and who waits, in safe code that retires nothing.
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address $loom_cfg" \
   ASAN_OPTIONS="detect_leaks=0" CARGO_TARGET_DIR=target/asan \
   step cargo test --release -p epochcache-loom-tests --target x86_64-unknown-linux-gnu \
   -- --skip a_growing_replacement_racing_the_eviction_of_its_key \
-  --skip retired_weight_is_counted_until_freed \
   --skip two_threads_missing_one_key_load_it_once --skip a_loader_that_panics_leaves_no_waiter_stuck
 
 passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')

@@ -211,11 +211,12 @@ pub fn epochcache_map_footprint(presized: bool) -> Option<Footprint> {
     Some(Footprint::new(held, before, after))
 }
 
-/// epochcache bounded at [`ENTRIES`] after a churn that fills its eviction policy's ghosts:
-/// cache-aside (a get, and an insert on a miss) of `4 * ENTRIES` keys drawn uniformly from
+/// epochcache bounded at [`ENTRIES`] after a churn that fills its eviction policy's ghosts in
+/// part: cache-aside (a get, and an insert on a miss) of `4 * ENTRIES` keys drawn uniformly from
 /// `3 * ENTRIES / 2`, so that entries are read, promoted to the main queue and evicted from it,
-/// and the main queue's ghost holds its full half a shard. The rows above insert distinct keys
-/// that never return, which leaves the ghosts nearly empty.
+/// and the main queue's ghost fills to about a third of its half a shard (counted once, at
+/// stop 13). The rows above insert distinct keys that never return, which leaves the ghosts
+/// nearly empty.
 pub fn epochcache_churned_footprint() -> Option<Footprint> {
     let before = live_bytes()?;
     let n = ENTRIES as u64;

@@ -1,12 +1,14 @@
-//! Loom models of the engine, `ShardedCache` (with one shard in all but one model), and of its
-//! single-flight loader, driven through the public API, so that loom explores the
-//! interleavings of the real code: its atomics, shard locks and the loader's condition
-//! variables are loom's under `--cfg epochcache_loom`, and so are crossbeam-epoch's.
+//! Loom models of the engine, `ShardedCache` (with one shard in all but one model), driven
+//! through its public API, so that loom explores the interleavings of the real table code: its
+//! atomics and shard locks are loom's under `--cfg epochcache_loom`, and so are
+//! crossbeam-epoch's. The loader's and the separate-body cache's models are in
+//! `loader_and_body.rs`; what both files share is in this package's library.
 //!
-//! Every value is a heap `String` whose contents the readers check, so that a read of an entry
-//! the epoch collector already freed shows up under AddressSanitizer (see the README). Writers
-//! flush their epoch bag after they retire something, and `crossbeam_sanitize` makes the
-//! collector free garbage eagerly, so frees really happen inside these small models.
+//! Every value is a heap `String` (or, where drops are counted, a `Tracked` holding one) whose
+//! contents the readers check, so that a read of an entry the epoch collector already freed
+//! shows up under AddressSanitizer (see the README). Writers flush their epoch bag after they
+//! retire something, and `crossbeam_sanitize` makes the collector free garbage eagerly, so frees
+//! really happen inside these small models.
 //!
 //! Each model has two threads and two or three operations; `LOOM_MAX_PREEMPTIONS` bounds the
 //! search (2 in `tests/all.sh`, and 2 when unset), except that the resize model always runs with
@@ -16,128 +18,14 @@
 
 use std::time::Duration;
 
-use std::io::Read;
-
-use bytes::Bytes;
-use epochcache::{BaseCache, ByteCache, CacheError, MockClock, SeparateBodyCache, ShardedCache};
-use loom::sync::atomic::{AtomicUsize, Ordering};
+use epochcache::{CacheError, MockClock, ShardedCache};
+use epochcache_loom_tests::{
+    cache, collect_all_garbage, flush, model, model_with_at_least, model_with_exactly,
+    on_another_thread, s, Cache, Counts, Tracked,
+};
+use loom::sync::atomic::Ordering;
 use loom::sync::Arc;
 use loom::thread;
-
-/// The engine with a fixed-seed hasher, so that every execution of a model places its keys in
-/// the same slots.
-type Cache<V> = ShardedCache<u64, V, ahash::RandomState>;
-
-/// One shard, the default (smallest) table: one group of seven slots, rebuilt on the seventh
-/// insert. `max_entries` bounds the cache, which then evicts to stay within it.
-fn cache<V: Clone + Send + Sync + 'static>(max_entries: Option<u64>) -> Cache<V> {
-    let builder = ShardedCache::<u64, V>::builder()
-        .shards(1)
-        .initial_capacity(0)
-        .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
-    match max_entries {
-        Some(n) => builder.max_entries(n).build(),
-        None => builder.build(),
-    }
-}
-
-/// The preemption bound when `LOOM_MAX_PREEMPTIONS` is unset (loom's own default is no bound,
-/// an exhaustive search far longer than a test run).
-const DEFAULT_PREEMPTIONS: usize = 2;
-
-/// Runs `f` under loom with the bounds from the environment (`LOOM_MAX_PREEMPTIONS`, ...), and
-/// prints how many executions loom explored (shown with `--nocapture`).
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    model_with_at_least(0, f);
-}
-
-/// As [`model`], with at least `min_preemptions` preemptions whatever the environment says: for
-/// a model whose race window loom reaches only with that many.
-fn model_with_at_least(min_preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    let bound = builder
-        .preemption_bound
-        .unwrap_or(DEFAULT_PREEMPTIONS)
-        .max(min_preemptions);
-    builder.preemption_bound = Some(bound);
-    check(builder, f);
-}
-
-/// As [`model`], with exactly `preemptions` preemptions whatever the environment says and room
-/// for `max_branches` steps in one execution (loom's default is 1,000): for a model whose race
-/// needs few preemptions, where more would take far longer, but whose threads may wait,
-/// yielding, for each other.
-fn model_with_exactly(
-    preemptions: usize,
-    max_branches: usize,
-    f: impl Fn() + Sync + Send + 'static,
-) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(preemptions);
-    builder.max_branches = builder.max_branches.max(max_branches);
-    check(builder, f);
-}
-
-/// Runs `f` under `builder` and prints how many executions loom explored.
-fn check(builder: loom::model::Builder, f: impl Fn() + Sync + Send + 'static) {
-    let executions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = executions.clone();
-    let bound = builder.preemption_bound.unwrap_or(0);
-    builder.check(move || {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        f();
-    });
-    eprintln!(
-        "{} executions explored with at most {bound} preemptions",
-        executions.load(std::sync::atomic::Ordering::Relaxed),
-    );
-}
-
-/// Pushes this thread's bag of retired objects to the collector and lets it advance the epoch
-/// and free what no pinned thread can still see. Called by a writer after it retired something,
-/// so that a reader still pinned races with real frees.
-fn flush() {
-    crossbeam_epoch::pin().flush();
-}
-
-/// Runs `write` on a new thread against `cache`; the thread then flushes its garbage `flushes`
-/// times, so that what `write` retired is freed while this thread may still be reading it.
-fn on_another_thread<V: Send + Sync + 'static>(
-    cache: &Arc<Cache<V>>,
-    flushes: usize,
-    write: impl FnOnce(&Cache<V>) + Send + 'static,
-) -> thread::JoinHandle<()> {
-    let cache = Arc::clone(cache);
-    thread::spawn(move || {
-        write(&cache);
-        for _ in 0..flushes {
-            flush();
-        }
-    })
-}
-
-/// Runs the collector until `done` says every retired object it waits for was freed, and
-/// gives up after a bounded number of rounds. Call it once every spawned thread has been joined.
-///
-/// A bag of retired objects sealed in epoch `e` is freed once the global epoch reaches `e + 2`,
-/// and a flush advances the epoch by at most one, and only while no thread is pinned in an older
-/// epoch. Under loom, `join` returns before the joined thread's thread locals are dropped, and
-/// dropping its epoch handle pins it once more to hand its last bag to the collector; loom may
-/// pause it there, so each round yields to let it finish before flushing again. Two rounds have
-/// sufficed in every execution so far; 8 leave a margin, and running out means a leak.
-fn collect_all_garbage(done: impl Fn() -> bool) {
-    for _ in 0..8 {
-        if done() {
-            return;
-        }
-        thread::yield_now();
-        crossbeam_epoch::pin().flush();
-    }
-}
-
-fn s(text: &str) -> String {
-    text.to_string()
-}
 
 /// Model 1: a reader racing an insert that replaces the value of its key sees the old value or
 /// the new one, intact, and once it saw the new one it never sees the old one again.
@@ -267,43 +155,6 @@ fn two_writers_on_one_shard() {
             assert_eq!(cache.get(&k), Some(format!("v{k}")));
         }
     });
-}
-
-/// How many tracked values were made and how many dropped.
-#[derive(Default)]
-struct Counts {
-    created: AtomicUsize,
-    dropped: AtomicUsize,
-}
-
-/// A value that counts its drops; clones count as new values.
-struct Tracked {
-    text: String,
-    counts: Arc<Counts>,
-}
-
-impl Tracked {
-    fn new(text: &str, counts: &Arc<Counts>) -> Self {
-        counts.created.fetch_add(1, Ordering::Relaxed);
-        Tracked {
-            text: text.to_string(),
-            counts: counts.clone(),
-        }
-    }
-}
-
-impl Clone for Tracked {
-    fn clone(&self) -> Self {
-        Tracked::new(&self.text, &self.counts)
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        assert!(!self.text.is_empty(), "a value dropped twice or never set");
-        self.text.clear();
-        self.counts.dropped.fetch_add(1, Ordering::Relaxed);
-    }
 }
 
 /// Model 5: every value is dropped exactly once, whichever way it leaves: replaced, removed,
@@ -646,121 +497,13 @@ fn close_racing_a_write_and_a_read() {
     });
 }
 
-/// Model 14: two threads miss one key at once and call `get_or_insert_with`. One leads the
-/// load and the other waits for it (or, arriving after it ended, hits the value it inserted):
-/// the loader runs once, both threads get its value, and no thread waits forever (loom fails a
-/// model whose threads all block).
-#[test]
-fn two_threads_missing_one_key_load_it_once() {
-    model(|| {
-        let cache = Arc::new(cache::<String>(None));
-        let loads = Arc::new(AtomicUsize::new(0));
-        let load = |cache: &Cache<String>, loads: &AtomicUsize| {
-            cache
-                .get_or_insert_with(1, || {
-                    loads.fetch_add(1, Ordering::Relaxed);
-                    s("loaded")
-                })
-                .unwrap()
-        };
-        let other = {
-            let (cache, loads) = (Arc::clone(&cache), Arc::clone(&loads));
-            thread::spawn(move || load(&cache, &loads))
-        };
-        assert_eq!(load(&cache, &loads), "loaded");
-        assert_eq!(other.join().unwrap(), "loaded");
-        assert_eq!(
-            loads.load(Ordering::Relaxed),
-            1,
-            "the loader ran more than once"
-        );
-        assert_eq!(cache.get(&1).as_deref(), Some("loaded"));
-    });
-}
-
-/// Model 15: a loader that panics while another thread may be waiting on its flight. The panic
-/// goes on in its own thread; a waiter is woken, starts over, leads a load of its own and gets
-/// its value, which stays. (When the other thread loads first, the would-be panicking one just
-/// hits its value.) No thread waits forever.
-#[test]
-fn a_loader_that_panics_leaves_no_waiter_stuck() {
-    silence_panics_saying(BACKEND_DOWN);
-    model(|| {
-        let cache = Arc::new(cache::<String>(None));
-        let panicky = {
-            let cache = Arc::clone(&cache);
-            thread::spawn(move || {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    cache
-                        .get_or_insert_with(1, || panic!("{BACKEND_DOWN}"))
-                        .unwrap()
-                }))
-                .ok()
-            })
-        };
-        let got = cache.get_or_insert_with(1, || s("second try"));
-        assert_eq!(got.unwrap(), "second try");
-        let other = panicky.join().unwrap();
-        assert!(
-            other.is_none() || other.as_deref() == Some("second try"),
-            "the other thread got {other:?}"
-        );
-        assert_eq!(cache.get(&1).as_deref(), Some("second try"));
-    });
-}
-
-/// Model 16: the separate-body cache (`ByteCache`, one shard, fixed hash seeds). A reader of a
-/// body racing the body's replacement and then the key's delete keeps a valid stream: the
-/// body it got reads to its end, intact, the old one or the new one, whatever happens to the
-/// entry meanwhile (the writer flushes, so the entries it retires are freed while the reader
-/// may still hold what it read from them). Afterwards metadata and body are both gone.
-#[test]
-fn a_body_read_racing_its_replacement_and_delete() {
-    model(|| {
-        let cache = Arc::new(
-            ByteCache::builder()
-                .shards(1)
-                .initial_capacity(0)
-                .max_weight(1 << 20)
-                .fixed_hash_seeds([1, 2, 3, 4])
-                .build(),
-        );
-        cache.set("k", Bytes::from(s("meta")), None).unwrap();
-        cache.set_body("k", Bytes::from(s("old body"))).unwrap();
-
-        let writer = {
-            let cache = Arc::clone(&cache);
-            thread::spawn(move || {
-                cache.set_body("k", Bytes::from(s("new body"))).unwrap();
-                cache.delete("k").unwrap();
-                flush();
-                flush();
-            })
-        };
-
-        if let Some(mut body) = cache.get_body("k").unwrap() {
-            let mut read = String::new();
-            body.read_to_string(&mut read).unwrap();
-            assert!(
-                read == "old body" || read == "new body",
-                "read {read:?} from a body being replaced and deleted"
-            );
-        }
-
-        writer.join().unwrap();
-        assert!(cache.get("k").unwrap().is_none());
-        assert!(cache.get_body("k").unwrap().is_none());
-        assert_eq!(cache.len(), 0);
-        cache.validate().unwrap();
-    });
-}
-
 /// Model 17: the byte budget's count of retired weight. In a weight-bounded cache every
 /// replaced entry's weight is counted as garbage until the collector frees it, and a deferred
-/// closure takes it off. A reader pinned on the key holds that garbage back while a writer
-/// replaces the key twice (the second replacement may find the first's garbage over its limit
-/// and flush, which must end though the reader keeps it from being freed). Afterwards, once the
-/// collector has run, the count is exactly zero and the budget holds the last value alone.
+/// closure takes it off. A reader pinned (a `pin()` handle) before a writer replaces the key
+/// twice holds all of that garbage back: the second replacement finds 6 retired against the
+/// limit of 5 and flushes, which must end though nothing can be freed, and once the writer is
+/// done exactly 6 is counted. When the reader unpins and the collector runs, the count is
+/// exactly 0 and the budget holds the last value alone.
 #[test]
 fn retired_weight_is_counted_until_freed() {
     model(|| {
@@ -775,19 +518,26 @@ fn retired_weight_is_counted_until_freed() {
                 .build(),
         );
         cache.insert(1, s("one")).unwrap();
+        let pinned = cache.pin();
 
         let writer = on_another_thread(&cache, 1, move |cache| {
             cache.insert(1, s("two")).unwrap();
             cache.insert(1, s("three")).unwrap();
         });
 
-        let seen = cache.get_with(&1, |v| v.clone());
+        let seen = pinned.get_with(&1, |v| v.clone());
         assert!(
             matches!(seen.as_deref(), Some("one" | "two" | "three")),
             "read {seen:?}"
         );
 
         writer.join().unwrap();
+        assert_eq!(
+            cache.stats().garbage_weight,
+            6,
+            "\"one\" and \"two\", retired while a reader was pinned, not counted"
+        );
+        drop(pinned);
         assert_eq!(cache.get(&1).as_deref(), Some("three"));
         assert_eq!(cache.weight(), 5, "the budget holds the last value alone");
         collect_all_garbage(|| cache.stats().garbage_weight == 0);
@@ -797,27 +547,5 @@ fn retired_weight_is_counted_until_freed() {
             "retired weight still counted after the collector freed it"
         );
         cache.validate().unwrap();
-    });
-}
-
-/// What the panicking loader of model 15 says.
-const BACKEND_DOWN: &str = "the backend is down";
-
-/// Keeps the panic hook from printing panics whose message is `expected` (one for each of a
-/// model's thousands of executions), and prints every other panic as before.
-fn silence_panics_saying(expected: &'static str) {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = info
-                .payload()
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| info.payload().downcast_ref::<&str>().copied());
-            if message != Some(expected) {
-                default(info);
-            }
-        }));
     });
 }
