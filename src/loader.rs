@@ -13,6 +13,8 @@
 //! [`CacheError::LoaderReentered`] instead of waiting for itself forever.
 //!
 //! Flights live in one small map per cache, touched only on misses that load; hits never see it.
+//! Of user code only the key's `Eq` runs under the map's lock: the key is cloned for a new
+//! flight before the lock is taken, so a `Clone` that calls back into the cache cannot deadlock.
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -198,19 +200,27 @@ where
 
     /// The flight of `key`, and whether the caller leads it (it did not exist).
     fn join_or_lead(&self, key: &K, hash: u64) -> (Arc<Flight<K, V>>, bool) {
-        let mut flights = lock(&self.flights);
-        let list = flights.entry(hash).or_default();
-        if let Some(flight) = list.iter().find(|f| f.key == *key) {
-            return (Arc::clone(flight), false);
-        }
-        let flight = Arc::new(Flight {
+        // Made before the lock, since the key's `Clone` is user code: only its `Eq` runs under
+        // the flights lock. A thread that joins a flight drops its own, unused, after the lock.
+        let mine = Arc::new(Flight {
             key: key.clone(),
             leader: current_thread().id(),
             outcome: Mutex::new(Outcome::Running),
             done: Condvar::new(),
         });
-        list.push(Arc::clone(&flight));
-        (flight, true)
+        let running = {
+            let mut flights = lock(&self.flights);
+            let list = flights.entry(hash).or_default();
+            let running = list.iter().find(|f| f.key == *key).map(Arc::clone);
+            if running.is_none() {
+                list.push(Arc::clone(&mine));
+            }
+            running
+        };
+        match running {
+            Some(flight) => (flight, false),
+            None => (mine, true),
+        }
     }
 }
 

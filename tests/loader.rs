@@ -8,6 +8,9 @@ use std::thread;
 
 use epochcache::{CacheError, ShardedCache};
 
+mod support;
+use support::unless_deadlocked;
+
 #[test]
 fn many_threads_missing_one_key_run_the_loader_once() {
     for round in 0..50 {
@@ -111,4 +114,42 @@ fn loading_into_a_closed_cache_fails() {
         cache.get_or_insert_with(1, || 1),
         Err(CacheError::Closed)
     ));
+}
+
+/// A key whose `Clone` runs this thread's hook once, if one is set.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct CallsOnClone(u64);
+type Hook = Box<dyn FnOnce()>;
+thread_local! {
+    static ON_CLONE: std::cell::RefCell<Option<Hook>> = const { std::cell::RefCell::new(None) };
+}
+impl Clone for CallsOnClone {
+    fn clone(&self) -> Self {
+        if let Some(hook) = ON_CLONE.with(|h| h.borrow_mut().take()) {
+            hook();
+        }
+        CallsOnClone(self.0)
+    }
+}
+
+/// The key's `Clone` is user code, and it runs outside the loader's own lock: a `Clone` that
+/// loads another key through the same cache finishes instead of deadlocking on it.
+#[test]
+fn a_key_whose_clone_loads_through_the_same_cache_does_not_deadlock() {
+    let loaded = unless_deadlocked(|| {
+        let cache: Arc<ShardedCache<CallsOnClone, u64>> = Arc::new(ShardedCache::new());
+        let inner = Arc::clone(&cache);
+        ON_CLONE.with(|h| {
+            *h.borrow_mut() = Some(Box::new(move || {
+                inner.get_or_insert_with(CallsOnClone(2), || 2).unwrap();
+            }))
+        });
+        let one = cache.get_or_insert_with(CallsOnClone(1), || 1).unwrap();
+        (one, cache.get(&CallsOnClone(2)))
+    });
+    assert_eq!(
+        loaded,
+        Some((1, Some(2))),
+        "the key's Clone ran under the loader's lock"
+    );
 }
