@@ -8,6 +8,9 @@ use std::thread;
 
 use epochcache::ShardedCache;
 
+mod support;
+use support::Counted;
+
 type Blobs = ShardedCache<u64, Arc<Vec<u8>>>;
 
 /// The epoch collector is shared by the whole process: garbage retired by one test would wait
@@ -76,16 +79,6 @@ fn two_writers_of_ten_times_the_budget_keep_memory_near_it() {
             grown < 6 * budget,
             "RSS grew by {grown} bytes for an {budget}-byte budget"
         );
-    }
-}
-
-/// A value that counts its drops.
-#[derive(Clone)]
-struct Counted(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -6,7 +6,7 @@
 //! process-wide epoch collector take turns (`turn()`).
 
 mod support;
-use support::{flush_until, quiet, stats_add_up, turn, unless_deadlocked};
+use support::{flush_until, quiet, stats_add_up, turn, unless_deadlocked, Counted};
 
 use std::cell::RefCell;
 use std::hash::Hash;
@@ -726,20 +726,11 @@ impl Hash for HashBomb {
     }
 }
 
-/// A value that counts its drops.
-#[derive(Clone)]
-struct CountsDrops(Arc<AtomicUsize>);
-impl Drop for CountsDrops {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 /// A write whose key's `Hash` panics in the table's rebuild (which rehashes every stored key)
 /// fails without leaking its entry, and the table it was rebuilding from stays whole.
 #[test]
 fn a_key_that_panics_in_a_rebuild_leaks_nothing_and_loses_nothing() {
-    let cache: ShardedCache<HashBomb, CountsDrops> = ShardedCache::builder()
+    let cache: ShardedCache<HashBomb, Counted> = ShardedCache::builder()
         .shards(1)
         .initial_capacity(0)
         .build();
@@ -747,13 +738,13 @@ fn a_key_that_panics_in_a_rebuild_leaks_nothing_and_loses_nothing() {
     // The smallest table is one group of seven slots: six entries fill it.
     for k in 0..6 {
         cache
-            .insert(HashBomb(k), CountsDrops(Arc::clone(&kept)))
+            .insert(HashBomb(k), Counted(Arc::clone(&kept)))
             .unwrap();
     }
     // The seventh write hashes its own key, then rebuilds the table, rehashing the six stored
     // keys: the second call panics.
     BOMB_AFTER.set(2);
-    let write = quiet(|| cache.insert(HashBomb(6), CountsDrops(Arc::clone(&failed))));
+    let write = quiet(|| cache.insert(HashBomb(6), Counted(Arc::clone(&failed))));
     BOMB_AFTER.set(usize::MAX);
     assert!(write.is_err(), "the rebuild did not hash the stored keys");
     assert_eq!(
@@ -770,6 +761,6 @@ fn a_key_that_panics_in_a_rebuild_leaks_nothing_and_loses_nothing() {
         );
     }
     cache.validate().unwrap();
-    cache.insert(HashBomb(6), CountsDrops(failed)).unwrap();
+    cache.insert(HashBomb(6), Counted(failed)).unwrap();
     assert_eq!(cache.len(), 7, "the table grows on the next write");
 }

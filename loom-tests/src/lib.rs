@@ -5,7 +5,7 @@
 
 #![cfg(epochcache_loom)]
 
-use epochcache::ShardedCache;
+use epochcache::{CacheBuilder, ShardedCache};
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
@@ -14,13 +14,19 @@ use loom::thread;
 /// the same slots.
 pub type Cache<V> = ShardedCache<u64, V, ahash::RandomState>;
 
-/// One shard, the default (smallest) table: one group of seven slots, rebuilt on the seventh
-/// insert. `max_entries` bounds the cache, which then evicts to stay within it.
-pub fn cache<V: Clone + Send + Sync + 'static>(max_entries: Option<u64>) -> Cache<V> {
-    let builder = ShardedCache::<u64, V>::builder()
+/// The builder of every model's engine but one: one shard, the default (smallest) table (one
+/// group of seven slots, rebuilt on the seventh insert) and fixed hash seeds.
+pub fn builder<V: Clone + Send + Sync + 'static>() -> CacheBuilder<u64, V, ahash::RandomState> {
+    ShardedCache::<u64, V>::builder()
         .shards(1)
         .initial_capacity(0)
-        .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
+        .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
+}
+
+/// The engine as [`builder`] makes it. `max_entries` bounds the cache, which then evicts to
+/// stay within it.
+pub fn cache<V: Clone + Send + Sync + 'static>(max_entries: Option<u64>) -> Cache<V> {
+    let builder = builder();
     match max_entries {
         Some(n) => builder.max_entries(n).build(),
         None => builder.build(),

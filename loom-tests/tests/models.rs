@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use epochcache::{CacheError, MockClock, ShardedCache};
 use epochcache_loom_tests::{
-    cache, collect_all_garbage, flush, model, model_with_at_least, model_with_exactly,
+    builder, cache, collect_all_garbage, flush, model, model_with_at_least, model_with_exactly,
     on_another_thread, s, Cache, Counts, Tracked,
 };
 use loom::sync::atomic::Ordering;
@@ -344,10 +344,7 @@ fn replace_while_another_write_evicts(cache: &Arc<Cache<String>>, new: &str) -> 
 fn a_growing_replacement_racing_the_eviction_of_its_key() {
     model_with_exactly(1, 2_000, || {
         let cache: Arc<Cache<String>> = Arc::new(
-            ShardedCache::<u64, String>::builder()
-                .shards(1)
-                .initial_capacity(0)
-                .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
+            builder::<String>()
                 .max_weight(5)
                 .max_entry_weight(5)
                 .weigher(|_, v: &String| v.len() as u64)
@@ -438,10 +435,7 @@ fn get_racing_an_expiry_sweep() {
     model(|| {
         let clock = MockClock::new();
         let cache: Arc<Cache<String>> = Arc::new(
-            ShardedCache::<u64, String>::builder()
-                .shards(1)
-                .initial_capacity(0)
-                .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
+            builder::<String>()
                 .max_entries(2)
                 .clock(std::sync::Arc::new(clock.clone()))
                 .build(),
@@ -508,10 +502,7 @@ fn close_racing_a_write_and_a_read() {
 fn retired_weight_is_counted_until_freed() {
     model(|| {
         let cache: Arc<Cache<String>> = Arc::new(
-            ShardedCache::<u64, String>::builder()
-                .shards(1)
-                .initial_capacity(0)
-                .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
+            builder::<String>()
                 .max_weight(16)
                 .max_entry_weight(5)
                 .weigher(|_, v: &String| v.len() as u64)

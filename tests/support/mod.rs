@@ -75,3 +75,13 @@ pub fn unless_deadlocked<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'stat
     });
     rx.recv_timeout(std::time::Duration::from_secs(5)).ok()
 }
+
+/// A value that counts its drops (clones share the count).
+#[derive(Clone)]
+pub struct Counted(pub std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
