@@ -139,6 +139,26 @@ pub struct Counts {
     pub dropped: AtomicUsize,
 }
 
+impl Counts {
+    /// How many values were made so far.
+    pub fn created(&self) -> usize {
+        self.created.load(Ordering::Relaxed)
+    }
+
+    /// Runs the collector until every value made was dropped (see [`collect_all_garbage`]),
+    /// then checks that each was dropped exactly once. Call it once the cache is dropped and
+    /// every spawned thread joined.
+    pub fn assert_every_value_dropped_once(&self) {
+        let created = self.created();
+        collect_all_garbage(|| self.dropped.load(Ordering::Relaxed) >= created);
+        assert_eq!(
+            self.dropped.load(Ordering::Relaxed),
+            created,
+            "values dropped != values created"
+        );
+    }
+}
+
 /// A value that counts its drops; clones count as new values.
 pub struct Tracked {
     pub text: String,

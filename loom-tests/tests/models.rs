@@ -23,7 +23,6 @@ use epochcache_loom_tests::{
     builder, cache, collect_all_garbage, flush, model, model_with_at_least, model_with_exactly,
     on_another_thread, s, Cache, Counts, Tracked,
 };
-use loom::sync::atomic::Ordering;
 use loom::sync::Arc;
 use loom::thread;
 
@@ -183,11 +182,8 @@ fn every_value_is_dropped_exactly_once() {
         cache.validate().unwrap();
         assert!(cache.len() <= 2);
         drop(cache);
-        let created = counts.created.load(Ordering::Relaxed);
-        assert_eq!(created, 4);
-        collect_all_garbage(|| counts.dropped.load(Ordering::Relaxed) >= created);
-        let dropped = counts.dropped.load(Ordering::Relaxed);
-        assert_eq!(dropped, created, "values dropped != values created");
+        assert_eq!(counts.created(), 4);
+        counts.assert_every_value_dropped_once();
     });
 }
 
@@ -481,13 +477,7 @@ fn close_racing_a_write_and_a_read() {
         ));
         cache.validate().unwrap();
         drop(cache);
-        let created = counts.created.load(Ordering::Relaxed);
-        collect_all_garbage(|| counts.dropped.load(Ordering::Relaxed) >= created);
-        assert_eq!(
-            counts.dropped.load(Ordering::Relaxed),
-            created,
-            "values dropped != values created"
-        );
+        counts.assert_every_value_dropped_once();
     });
 }
 
