@@ -567,6 +567,26 @@ impl ByteCache {
         self.inner.stats()
     }
 
+    /// Removes every key's metadata and body; the cache stays open (see
+    /// [`ShardedCache::clear`]). Fails with [`CacheError::Closed`] after `close`.
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use epochcache::{BaseCache, ByteCache, SeparateBodyCache};
+    /// let cache = ByteCache::new();
+    /// cache.set("k", Bytes::from_static(b"meta"), None)?;
+    /// cache.set_body("k", Bytes::from_static(b"body"))?;
+    /// cache.clear()?;
+    /// assert!(cache.is_empty());
+    /// cache.set("k", Bytes::from_static(b"again"), None)?;
+    /// # Ok::<(), epochcache::CacheError>(())
+    /// ```
+    pub fn clear(&self) -> Result<(), CacheError> {
+        self.check_open()?;
+        self.inner.clear();
+        Ok(())
+    }
+
     /// Removes every expired entry now (see [`ShardedCache::purge_expired`]).
     ///
     /// ```

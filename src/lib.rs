@@ -48,8 +48,13 @@
 //!   entry is retired to the epoch collector, not freed in place.
 //! - A `get` during a table rebuild reads the old table, which still points at every live entry,
 //!   until it unpins.
-//! - `len` counts shard by shard, so under concurrent writes it is approximate; there is no
-//!   iteration.
+//! - `len` counts shard by shard, so under concurrent writes it is approximate.
+//! - Iteration ([`ShardedCache::iter`], [`Pinned::iter`]) is weakly consistent: it takes no
+//!   lock and blocks no writer; a key present for the whole iteration is yielded exactly once,
+//!   and one inserted, replaced or removed during it may be yielded or not, with either value.
+//!   [`ShardedCache::retain`] judges each entry with no lock held and removes it only if it is
+//!   still the entry judged, so a value written after the verdict stays.
+//!   [`ShardedCache::clear`] clears one shard at a time.
 //! - A value is dropped exactly once: after it is replaced, removed, evicted or expired and every
 //!   reader pinned at that moment has moved on, or when the cache is dropped. Drops never run
 //!   under a shard lock.
@@ -140,6 +145,7 @@
 mod body;
 mod budget;
 mod builder;
+mod bulk;
 mod byte_cache;
 mod clock;
 mod dict;
@@ -156,6 +162,7 @@ mod traits;
 
 pub use body::BodyReader;
 pub use builder::CacheBuilder;
+pub use bulk::Iter;
 pub use byte_cache::{ByteCache, ByteCacheBuilder};
 pub use clock::{Clock, MockClock, SystemClock};
 pub use dict::DictCache;

@@ -248,6 +248,24 @@ where
         self.get_pinned(key, f, &guard)
     }
 
+    /// Whether `key` has a live value. Neither counted in the statistics nor recorded as a read
+    /// by the eviction policy, as moka's `contains_key` is not. Takes no lock.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    /// cache.insert(1, 1).unwrap();
+    /// assert!(cache.contains_key(&1));
+    /// assert!(!cache.contains_key(&2));
+    /// ```
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+    {
+        let guard = epoch::pin();
+        self.live_entry(key, &guard).is_some()
+    }
+
     /// As [`get`](Self::get), but neither counted in the statistics nor recorded as a read by
     /// the eviction policy: for the engine's own second looks.
     pub(crate) fn peek<Q>(&self, key: &Q) -> Option<V>
@@ -627,8 +645,8 @@ impl<K, V, S> fmt::Debug for ShardedCache<K, V, S> {
 /// A cache handle that stays pinned: reads through it share one pin. See
 /// [`ShardedCache::pin`].
 pub struct Pinned<'c, K, V, S = ahash::RandomState> {
-    cache: &'c ShardedCache<K, V, S>,
-    guard: Guard,
+    pub(crate) cache: &'c ShardedCache<K, V, S>,
+    pub(crate) guard: Guard,
 }
 
 impl<K, V, S> Pinned<'_, K, V, S>

@@ -34,7 +34,8 @@ pub enum RemovalCause {
     Evicted,
     /// A write of the same key replaced it.
     Replaced,
-    /// It was removed or deleted.
+    /// It was removed or deleted ([`remove`](crate::ShardedCache::remove), `delete`,
+    /// [`retain`](crate::ShardedCache::retain) or [`clear`](crate::ShardedCache::clear)).
     Deleted,
     /// The cache was closed.
     Closed,

@@ -279,16 +279,47 @@ enum MapOp {
     Get(u16),
     GetWith(u16),
     PinnedGet(u16),
+    ContainsKey(u16),
+    /// `retain` keeping the values whose bit `n` is clear.
+    Retain(u8),
+    Clear,
+    /// `iter` and `pin().iter()`, each compared with the model.
+    Iter,
+}
+
+/// The predicate of `MapOp::Retain(bit)`.
+fn bit_clear(bit: u8) -> impl Fn(&u32) -> bool {
+    move |v| v & (1 << (bit % 32)) == 0
+}
+
+/// Every key and value `iter` and `pin().iter()` yield, each sorted: they must be equal, each
+/// key once.
+fn walk(cache: &ShardedCache<u16, u32, ahash::RandomState>) -> Vec<(u16, u32)> {
+    let mut cloned: Vec<(u16, u32)> = cache.iter().collect();
+    let pinned = cache.pin();
+    let mut lent: Vec<(u16, u32)> = pinned.iter().map(|(k, v)| (*k, *v)).collect();
+    cloned.sort_unstable();
+    lent.sort_unstable();
+    assert_eq!(cloned, lent, "iter and pin().iter() disagree");
+    let mut keys: Vec<u16> = cloned.iter().map(|&(k, _)| k).collect();
+    keys.dedup();
+    assert_eq!(keys.len(), cloned.len(), "a key yielded twice: {cloned:?}");
+    cloned
 }
 
 fn map_op() -> impl Strategy<Value = MapOp> {
     let key = 0..KEYS;
     prop_oneof![
-        6 => (key.clone(), any::<u32>()).prop_map(|(k, v)| MapOp::Insert(k, v)),
-        3 => key.clone().prop_map(MapOp::Remove),
-        3 => key.clone().prop_map(MapOp::Get),
-        1 => key.clone().prop_map(MapOp::GetWith),
-        1 => key.prop_map(MapOp::PinnedGet),
+        24 => (key.clone(), any::<u32>()).prop_map(|(k, v)| MapOp::Insert(k, v)),
+        12 => key.clone().prop_map(MapOp::Remove),
+        12 => key.clone().prop_map(MapOp::Get),
+        4 => key.clone().prop_map(MapOp::GetWith),
+        4 => key.clone().prop_map(MapOp::PinnedGet),
+        4 => key.prop_map(MapOp::ContainsKey),
+        4 => any::<u8>().prop_map(MapOp::Retain),
+        4 => Just(MapOp::Iter),
+        // Rare, so that the cache mostly holds something.
+        1 => Just(MapOp::Clear),
     ]
 }
 
@@ -345,6 +376,27 @@ fn run_map_model(shards: usize, seeds: Seeds, ops: &[MapOp]) -> Result<(), TestC
                 step,
                 op
             ),
+            MapOp::ContainsKey(k) => prop_assert_eq!(
+                cache.contains_key(&k),
+                model.contains_key(&k),
+                "step {} {:?}",
+                step,
+                op
+            ),
+            MapOp::Retain(bit) => {
+                let keep = bit_clear(bit);
+                cache.retain(|_, v| keep(v));
+                model.retain(|_, v| keep(v));
+            }
+            MapOp::Clear => {
+                cache.clear();
+                model.clear();
+            }
+            MapOp::Iter => {
+                let mut expected: Vec<(u16, u32)> = model.iter().map(|(&k, &v)| (k, v)).collect();
+                expected.sort_unstable();
+                prop_assert_eq!(walk(&cache), expected, "step {}", step);
+            }
         }
         if let Err(e) = cache.validate() {
             return Err(TestCaseError::fail(format!("step {step} {op:?}: {e}")));
@@ -394,6 +446,38 @@ fn run_bounded_model(
                 k
             }
             MapOp::Get(k) | MapOp::GetWith(k) | MapOp::PinnedGet(k) => k,
+            MapOp::ContainsKey(k) => {
+                prop_assert_eq!(cache.contains_key(&k), cache.get(&k).is_some());
+                k
+            }
+            MapOp::Retain(bit) => {
+                let keep = bit_clear(bit);
+                cache.retain(|_, v| keep(v));
+                last.retain(|_, v| keep(v));
+                for (k, v) in walk(&cache) {
+                    prop_assert!(keep(&v), "step {step}: retain kept {k} = {v}");
+                }
+                0
+            }
+            MapOp::Clear => {
+                cache.clear();
+                last.clear();
+                prop_assert_eq!(cache.len(), 0, "step {}: len after clear", step);
+                0
+            }
+            MapOp::Iter => {
+                for (k, v) in walk(&cache) {
+                    prop_assert_eq!(
+                        Some(v),
+                        last.get(&k).copied(),
+                        "step {}: iter yielded {} = {}",
+                        step,
+                        k,
+                        v
+                    );
+                }
+                0
+            }
         };
         let got = cache.get(&k);
         prop_assert!(

@@ -11,8 +11,8 @@
 //! really happen inside these small models.
 //!
 //! Each model has two threads and two or three operations; `LOOM_MAX_PREEMPTIONS` bounds the
-//! search (2 in `tests/all.sh`, and 2 when unset), except that the resize model always runs with
-//! at least 3.
+//! search (2 in `tests/all.sh`, and 2 when unset), except that the resize model and the walk
+//! racing a resize always run with at least 3.
 
 #![cfg(epochcache_loom)]
 
@@ -527,6 +527,77 @@ fn retired_weight_is_counted_until_freed() {
             0,
             "retired weight still counted after the collector freed it"
         );
+        cache.validate().unwrap();
+    });
+}
+
+/// Model 18: a walk racing a rebuild, a removal and a replacement. Six entries fill the one
+/// group; the walker clones every entry (`iter`), reading the slots without a lock, while the
+/// writer inserts a seventh key (which rebuilds the table and retires the old one), removes key
+/// 0 and replaces key 1. Every key present for the whole walk is yielded exactly once with a
+/// value it held, intact (key 1 with either value); keys 0 and 6 at most once. Runs with at
+/// least 3 preemptions, as the resize model does, so that the walk reads the old table after
+/// its retirement.
+#[test]
+fn a_walk_racing_a_resize_a_remove_and_a_replacement() {
+    model_with_at_least(3, || {
+        let cache = Arc::new(cache::<String>(None));
+        for k in 0..6 {
+            cache.insert(k, format!("v{k}")).unwrap();
+        }
+
+        let writer = on_another_thread(&cache, 2, move |cache| {
+            cache.insert(6, s("v6")).unwrap();
+            assert!(cache.remove(&0));
+            cache.insert(1, s("new")).unwrap();
+        });
+
+        let mut seen: Vec<(u64, String)> = cache.iter().collect();
+        seen.sort();
+        let times = |k: u64| seen.iter().filter(|(key, _)| *key == k).count();
+        for k in 1..6 {
+            assert_eq!(times(k), 1, "key {k}, present throughout, in {seen:?}");
+        }
+        assert!(times(0) <= 1 && times(6) <= 1, "{seen:?}");
+        for (k, v) in &seen {
+            let held = *v == format!("v{k}") || (*k == 1 && v == "new");
+            assert!(held, "key {k} yielded with {v:?}");
+        }
+
+        writer.join().unwrap();
+        let mut after: Vec<u64> = cache.pin().iter().map(|(k, _)| *k).collect();
+        after.sort_unstable();
+        assert_eq!(after, [1, 2, 3, 4, 5, 6]);
+        cache.validate().unwrap();
+    });
+}
+
+/// Model 19: `retain` racing a replacement of the key it rejects. The predicate runs with no
+/// lock held and rejects the value "old"; the entry is then removed under the lock only if it
+/// is still the very entry the predicate judged. Whatever the order, the new value stays (a
+/// `retain` that removed by key removes it when the replacement lands between the verdict and
+/// the lock, and the model fails), and the other key, kept, stays too.
+#[test]
+fn retain_racing_a_replacement_of_the_key_it_rejects() {
+    model(|| {
+        let cache = Arc::new(cache::<String>(None));
+        cache.insert(1, s("old")).unwrap();
+        cache.insert(2, s("two")).unwrap();
+
+        let writer = on_another_thread(&cache, 2, move |cache| {
+            cache.insert(1, s("new")).unwrap();
+        });
+
+        cache.retain(|_, v| v != "old");
+
+        writer.join().unwrap();
+        assert_eq!(
+            cache.get(&1).as_deref(),
+            Some("new"),
+            "retain removed a value it never judged"
+        );
+        assert_eq!(cache.get(&2).as_deref(), Some("two"));
+        assert_eq!(cache.len(), 2);
         cache.validate().unwrap();
     });
 }

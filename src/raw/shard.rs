@@ -116,6 +116,11 @@ impl<K, V> Shard<K, V> {
         self.table(guard).find(hash, eq, guard)
     }
 
+    /// Every entry of the current table, read without the lock (see [`Table::linked`]).
+    pub(crate) fn linked<'g>(&'g self, guard: &'g Guard) -> impl Iterator<Item = &'g Entry<K, V>> {
+        self.table(guard).linked(guard)
+    }
+
     /// Takes the shard's lock.
     pub(crate) fn lock(&self) -> MutexGuard<'_, ShardState> {
         lock(&self.state)
@@ -240,6 +245,22 @@ impl<K, V> Shard<K, V> {
             Probe::Found(at, _) => Some(self.unlink(state, table, at, guard)),
             Probe::Vacant(..) => None,
         }
+    }
+
+    /// Removes `target`, an entry read under `guard` whose key hashes to `hash`, if it is still
+    /// linked in the current table; returns it, retired. It is found by address, not by key, so
+    /// no key's `Eq` runs under the lock, and an entry replaced or removed since it was read is
+    /// left alone (`guard` keeps its address from being reused meanwhile).
+    pub(crate) fn remove_entry<'g>(
+        &self,
+        state: &mut ShardState,
+        hash: u64,
+        target: &'g Entry<K, V>,
+        guard: &'g Guard,
+    ) -> Option<Unlinked<'g, K, V>> {
+        let table = self.table(guard);
+        let at = table.slot_of(hash, target, guard)?;
+        Some(self.unlink(state, table, at, guard))
     }
 
     /// Unlinks and retires the entry of an occupied slot of the current table.

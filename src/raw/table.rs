@@ -298,7 +298,7 @@ impl<K, V> Table<K, V> {
         unreachable!("a resize target always has room for every live entry");
     }
 
-    /// The pointer of every occupied slot, in table order.
+    /// The pointer of every occupied slot, in table order. Call with the shard lock held.
     pub(crate) fn occupied<'a, 'g>(
         &'a self,
         guard: &'g Guard,
@@ -308,16 +308,63 @@ impl<K, V> Table<K, V> {
         K: 'g,
         V: 'g,
     {
+        self.full_slots(Ordering::Relaxed, guard)
+    }
+
+    /// The non-null pointer of every slot whose control byte is full, group by group, loaded
+    /// with `order` (control word, then pointer, as a probe loads them).
+    fn full_slots<'a, 'g>(
+        &'a self,
+        order: Ordering,
+        guard: &'g Guard,
+    ) -> impl Iterator<Item = Shared<'g, Entry<K, V>>> + 'a
+    where
+        'g: 'a,
+        K: 'g,
+        V: 'g,
+    {
         self.groups.iter().flat_map(move |group| {
-            let word = group.tags.load(Ordering::Relaxed);
+            let word = group.tags.load(order);
             (0..GROUP_SLOTS).filter_map(move |slot| {
                 if !tag::tag_at(word, slot).is_full() {
                     return None;
                 }
-                let ptr = group.slots[slot].load(Ordering::Relaxed, guard);
+                let ptr = group.slots[slot].load(order, guard);
                 (!ptr.is_null()).then_some(ptr)
             })
         })
+    }
+
+    /// Every entry linked in this table, read as a reader probes: takes no lock.
+    ///
+    /// Each slot is read once, so an entry linked in this table for the whole walk is yielded
+    /// exactly once (a replacement in its slot yields the old entry or the new one); one linked
+    /// or unlinked during the walk may or may not be.
+    pub(crate) fn linked<'g>(&'g self, guard: &'g Guard) -> impl Iterator<Item = &'g Entry<K, V>> {
+        self.full_slots(Ordering::Acquire, guard).map(|ptr| {
+            // SAFETY: as in `probe`: entries are freed only through `Guard::defer_destroy` after
+            // being unlinked from every table still reachable, and `guard` was pinned before
+            // this table was loaded, so every entry it points at outlives `'g`; `full_slots`
+            // yields no null pointer.
+            unsafe { ptr.deref() }
+        })
+    }
+
+    /// The slot on `hash`'s probe sequence that holds exactly `target` (compared by address,
+    /// so no key's `Eq` runs), if it is still linked here. Call with the shard lock held.
+    pub(crate) fn slot_of(
+        &self,
+        hash: u64,
+        target: &Entry<K, V>,
+        guard: &Guard,
+    ) -> Option<SlotRef> {
+        self.probe(
+            hash,
+            Ordering::Relaxed,
+            guard,
+            |_, _| {},
+            |at, _, entry| std::ptr::eq(entry, target).then_some(at),
+        )
     }
 
     /// Every entry linked in this table. Call with the shard lock held.

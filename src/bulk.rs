@@ -1,0 +1,235 @@
+//! Operations over every entry: iteration, `retain` and `clear`.
+//!
+//! They are built from the two protocols the engine already has, not a third: a walk is a
+//! reader (it pins, loads each shard's current table and reads its slots as `get` probes them,
+//! taking no lock), and a removal is a writer (it takes one shard's lock at a time). So:
+//!
+//! - Iteration never blocks a writer and no writer blocks it. It walks one table per shard, so a
+//!   key present for the whole walk is yielded exactly once, and one written or removed during
+//!   it may be yielded or not, with its old value or its new one (weakly consistent, as
+//!   `ConcurrentHashMap`'s iterators are). Expired entries are skipped.
+//! - `retain` runs the caller's predicate during the walk, with no lock held (it is user code),
+//!   and only then takes the shard's lock to unlink what the predicate rejected. It finds those
+//!   entries by address, not by key: an entry replaced meanwhile is not the one the predicate
+//!   saw, so its new value stays; and the walk's pin keeps any address from being reused before
+//!   the lock is taken.
+//! - Each shard is walked under a pin of its own, so a long walk over a large cache holds back
+//!   the epoch collector for one shard's walk at a time, not for the whole cache.
+//!   [`Pinned::iter`] is the exception: it lends references, which live as long as its pin.
+
+use std::hash::{BuildHasher, Hash};
+
+use crate::raw::{Entry, Shard};
+use crate::sharded::{Pinned, ShardedCache};
+use crate::stats::RemovalCause;
+use crate::sync::epoch::{self, Guard};
+use crate::sync::Ordering;
+
+impl<K, V, S> ShardedCache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// Every live entry's key and value, cloned, shard by shard. Takes no lock.
+    ///
+    /// Weakly consistent: a key present for the whole iteration is yielded exactly once; one
+    /// inserted, replaced or removed during it may be yielded or not, with either value. Expired
+    /// entries are skipped. Each shard's entries are cloned under one short pin when the
+    /// iteration reaches that shard, so holding the iterator holds back no memory reclamation.
+    /// [`Pinned::iter`] lends the entries instead of cloning them.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    /// for k in 0..3 {
+    ///     cache.insert(k, k * 10).unwrap();
+    /// }
+    /// let mut all: Vec<(u64, u64)> = cache.iter().collect();
+    /// all.sort();
+    /// assert_eq!(all, [(0, 0), (1, 10), (2, 20)]);
+    /// ```
+    pub fn iter(&self) -> Iter<'_, K, V, S>
+    where
+        K: Clone,
+    {
+        Iter {
+            cache: self,
+            next_shard: 0,
+            now: self.now_for_walk(),
+            batch: Vec::new().into_iter(),
+        }
+    }
+
+    /// Removes every entry for which `keep` returns `false`, telling the listener with
+    /// [`RemovalCause::Deleted`].
+    ///
+    /// `keep` sees each live entry once, shard by shard, with no lock held (it may use the
+    /// cache). An entry replaced or removed after `keep` saw it is left alone: the verdict was
+    /// on a value the key no longer holds. Entries written during the call may or may not be
+    /// seen. If `keep` (or the listener) panics, the panic goes on after the removals already
+    /// made are settled and told; the shards not yet reached are untouched.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    /// for k in 0..10 {
+    ///     cache.insert(k, k).unwrap();
+    /// }
+    /// cache.retain(|_, v| v % 2 == 0);
+    /// assert_eq!(cache.len(), 5);
+    /// assert_eq!(cache.get(&3), None);
+    /// assert_eq!(cache.get(&4), Some(4));
+    /// ```
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        let now = self.now_for_walk();
+        for shard in self.shards.iter() {
+            let guard = epoch::pin();
+            let rejected = self.walk_rejecting(shard, now, &mut keep, &guard);
+            if rejected.is_empty() {
+                continue;
+            }
+            let mut removed = Vec::with_capacity(rejected.len());
+            let mut state = shard.lock();
+            for (hash, entry) in rejected {
+                if let Some(entry) = shard.remove_entry(&mut state, hash, entry, &guard) {
+                    removed.push((entry, RemovalCause::Deleted));
+                }
+            }
+            state
+                .stats
+                .count_removals(RemovalCause::Deleted, removed.len());
+            drop(state);
+            self.settle(removed.iter().copied(), &guard);
+            self.finish(removed.len(), removed, &guard);
+        }
+    }
+
+    /// The entries of `shard` that `keep` rejects, with their keys' hashes, read under `guard`
+    /// without the lock. `keep` and the keys' `Hash` are user code: if either panics, nothing has
+    /// been removed from this shard yet and no lock is held, so the panic simply goes on.
+    fn walk_rejecting<'g>(
+        &self,
+        shard: &'g Shard<K, V>,
+        now: u64,
+        keep: &mut impl FnMut(&K, &V) -> bool,
+        guard: &'g Guard,
+    ) -> Vec<(u64, &'g Entry<K, V>)> {
+        shard
+            .linked(guard)
+            .filter(|entry| !entry.is_expired(|| now) && !keep(&entry.key, &entry.value))
+            .map(|entry| (self.hash(&entry.key), entry))
+            .collect()
+    }
+
+    /// Removes every entry, telling the listener with [`RemovalCause::Deleted`]; the cache stays
+    /// open (unlike [`close`](Self::close)) and each shard starts over with the smallest table,
+    /// giving back the memory of its old one as the epoch collector runs.
+    ///
+    /// Shards are cleared one at a time: a write to a shard already cleared stays, so `clear`
+    /// is not atomic across the cache, but every entry present before the call and not written
+    /// during it is gone when it returns.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    /// cache.insert(1, 1).unwrap();
+    /// cache.clear();
+    /// assert!(cache.is_empty());
+    /// cache.insert(2, 2).unwrap();
+    /// assert_eq!(cache.get(&2), Some(2));
+    /// ```
+    pub fn clear(&self) {
+        let guard = epoch::pin();
+        self.remove_from_every_shard(RemovalCause::Deleted, &guard, |shard, state, removed| {
+            shard.clear(state, &guard, removed)
+        });
+        guard.flush();
+    }
+
+    /// The time a walk judges expiry by: the clock's reading once any entry has a deadline, else
+    /// 0, which no entry without a deadline is expired at (so a cache that never expires never
+    /// reads its clock for a walk).
+    fn now_for_walk(&self) -> u64 {
+        if self.expiring.load(Ordering::Relaxed) {
+            self.clock.now_nanos()
+        } else {
+            0
+        }
+    }
+}
+
+/// An iterator over a cache's entries, cloned: see [`ShardedCache::iter`].
+pub struct Iter<'c, K, V, S = ahash::RandomState> {
+    cache: &'c ShardedCache<K, V, S>,
+    next_shard: usize,
+    now: u64,
+    batch: std::vec::IntoIter<(K, V)>,
+}
+
+impl<K, V, S> Iterator for Iter<'_, K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    type Item = (K, V);
+
+    fn next(&mut self) -> Option<(K, V)> {
+        loop {
+            if let Some(item) = self.batch.next() {
+                return Some(item);
+            }
+            let shard = self.cache.shards.get(self.next_shard)?;
+            self.next_shard += 1;
+            let guard = epoch::pin();
+            let now = self.now;
+            self.batch = shard
+                .linked(&guard)
+                .filter(|entry| !entry.is_expired(|| now))
+                .map(|entry| (entry.key.clone(), entry.value.clone()))
+                .collect::<Vec<_>>()
+                .into_iter();
+        }
+    }
+}
+
+impl<K, V, S> std::fmt::Debug for Iter<'_, K, V, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter")
+            .field("next_shard", &self.next_shard)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, S> Pinned<'_, K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// Every live entry's key and value, lent for as long as this handle stays pinned, shard by
+    /// shard, without cloning either. Takes no lock. Consistent as [`ShardedCache::iter`] is.
+    ///
+    /// Memory that any thread retires cannot be freed while the handle lives: walk and drop it.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, String> = ShardedCache::new();
+    /// cache.insert(1, "one".into()).unwrap();
+    /// cache.insert(2, "two".into()).unwrap();
+    /// let pinned = cache.pin();
+    /// let letters: usize = pinned.iter().map(|(_, v)| v.len()).sum();
+    /// assert_eq!(letters, 6);
+    /// ```
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
+        let now = self.cache.now_for_walk();
+        let guard = &self.guard;
+        self.cache
+            .shards
+            .iter()
+            .flat_map(move |shard| shard.linked(guard))
+            .filter(move |entry| !entry.is_expired(|| now))
+            .map(|entry| (&entry.key, &entry.value))
+    }
+}

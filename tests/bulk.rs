@@ -1,0 +1,351 @@
+//! Operations over every entry: `iter`, `pin().iter()`, `retain`, `clear` and `contains_key`,
+//! alone, with expiry, with writes during a walk (on the walking thread and on others), with
+//! user code that uses the cache or panics, and with drop counting.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use epochcache::{MockClock, RemovalCause, ShardedCache};
+use support::{flush_until, quiet, stats_add_up, turn, unless_deadlocked, Counted};
+
+fn filled(shards: usize, n: u64) -> ShardedCache<u64, u64> {
+    let cache = ShardedCache::builder().shards(shards).build();
+    for k in 0..n {
+        cache.insert(k, k * 2).unwrap();
+    }
+    cache
+}
+
+/// How many times each key was yielded, checking each value with `held` (whether key `k` ever
+/// held value `v`).
+fn tally(
+    items: impl Iterator<Item = (u64, u64)>,
+    held: impl Fn(u64, u64) -> bool,
+) -> HashMap<u64, usize> {
+    let mut seen = HashMap::new();
+    for (k, v) in items {
+        assert!(
+            held(k, v),
+            "key {k} yielded with {v}, a value it never held"
+        );
+        *seen.entry(k).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[test]
+fn iteration_yields_every_entry_once_and_skips_expired_ones() {
+    let clock = MockClock::new();
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+        .shards(4)
+        .clock(Arc::new(clock.clone()))
+        .build();
+    for k in 0..1_000 {
+        let expires = (k % 3 == 0).then(|| Duration::from_secs(1).into());
+        cache.insert_with_expiry(k, k * 2, expires).unwrap();
+    }
+    let seen = tally(cache.iter(), |k, v| v == k * 2);
+    assert_eq!(seen.len(), 1_000);
+    assert!(seen.values().all(|&n| n == 1));
+
+    clock.advance(Duration::from_secs(1));
+    let seen = tally(cache.iter(), |k, v| v == k * 2);
+    let lent = tally(cache.pin().iter().map(|(k, v)| (*k, *v)), |k, v| v == k * 2);
+    assert_eq!(seen, lent);
+    assert_eq!(seen.len(), 666, "a third of the keys expired");
+    assert!(seen.keys().all(|k| k % 3 != 0));
+    assert_eq!(cache.len(), 1_000, "a walk removes nothing");
+}
+
+#[test]
+fn walks_and_contains_key_count_no_hits() {
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder().record_stats().build();
+    cache.insert(1, 1).unwrap();
+    assert_eq!(cache.iter().count(), 1);
+    assert_eq!(cache.pin().iter().count(), 1);
+    assert!(cache.contains_key(&1));
+    assert!(!cache.contains_key(&2));
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses), (0, 0));
+}
+
+#[test]
+fn keys_present_for_a_whole_walk_are_yielded_once_whatever_is_written_during_it() {
+    // Writes on the walking thread, half-way through each walk: new keys (which grow and
+    // rebuild the tables), removals, and replacements with values the keys never held before.
+    for pinned in [false, true] {
+        let cache = filled(4, 1_000);
+        let pin = cache.pin();
+        let mut walk: Box<dyn Iterator<Item = (u64, u64)>> = if pinned {
+            Box::new(pin.iter().map(|(k, v)| (*k, *v)))
+        } else {
+            Box::new(cache.iter())
+        };
+        let mut items: Vec<(u64, u64)> = walk.by_ref().take(500).collect();
+        for k in 1_000..6_000 {
+            cache.insert(k, k * 2).unwrap();
+        }
+        for k in 0..100 {
+            assert!(cache.remove(&k));
+        }
+        for k in 100..200 {
+            cache.insert(k, k * 3).unwrap();
+        }
+        items.extend(walk);
+        let seen = tally(items.into_iter(), |k, v| {
+            v == k * 2 || ((100..200).contains(&k) && v == k * 3)
+        });
+        for k in 200..1_000 {
+            assert_eq!(
+                seen.get(&k),
+                Some(&1),
+                "untouched key {k} (pinned walk: {pinned})"
+            );
+        }
+        for k in 100..200 {
+            assert_eq!(
+                seen.get(&k),
+                Some(&1),
+                "replaced key {k} (pinned walk: {pinned})"
+            );
+        }
+        assert!(
+            seen.values().all(|&n| n == 1),
+            "a key yielded twice (pinned walk: {pinned})"
+        );
+        drop(pin);
+        cache.validate().unwrap();
+    }
+}
+
+#[test]
+fn walks_racing_writers_see_every_stable_key_once_and_only_values_written() {
+    let _turn = turn();
+    let cache = Arc::new(filled(4, 500));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let (cache, stop) = (Arc::clone(&cache), Arc::clone(&stop));
+            thread::spawn(move || {
+                let mut rng = support::SplitMix(t + 1);
+                while !stop.load(Ordering::Relaxed) {
+                    // Churned keys: 10,000 and up, their values always twice the key.
+                    let k = 10_000 + rng.below(3_000);
+                    if rng.below(2) == 0 {
+                        cache.insert(k, k * 2).unwrap();
+                    } else {
+                        cache.remove(&k);
+                    }
+                }
+            })
+        })
+        .collect();
+    for round in 0..200 {
+        let seen = if round % 2 == 0 {
+            tally(cache.iter(), |k, v| v == k * 2)
+        } else {
+            tally(cache.pin().iter().map(|(k, v)| (*k, *v)), |k, v| v == k * 2)
+        };
+        for k in 0..500 {
+            assert_eq!(seen.get(&k), Some(&1), "stable key {k} in walk {round}");
+        }
+        assert!(seen
+            .keys()
+            .all(|&k| k < 500 || (10_000..13_000).contains(&k)));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    cache.validate().unwrap();
+}
+
+#[test]
+fn retain_removes_what_it_rejects_and_tells_the_listener() {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&heard);
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+        .shards(4)
+        .max_entries(1_000)
+        .eviction_listener(move |k: &u64, _: &u64, cause| log.lock().unwrap().push((*k, cause)))
+        .build();
+    for k in 0..600 {
+        cache.insert(k, k).unwrap();
+    }
+    let mut judged = 0;
+    cache.retain(|k, v| {
+        judged += 1;
+        assert_eq!(k, v);
+        k % 3 != 0
+    });
+    assert_eq!(judged, 600, "each entry judged once");
+    assert_eq!(cache.len(), 400);
+    assert!((0..600).all(|k| cache.contains_key(&k) == (k % 3 != 0)));
+    let mut heard = heard.lock().unwrap().clone();
+    heard.sort_unstable_by_key(|&(k, _)| k);
+    let expected: Vec<_> = (0..600)
+        .step_by(3)
+        .map(|k| (k, RemovalCause::Deleted))
+        .collect();
+    assert_eq!(heard, expected);
+    assert_eq!(cache.stats().deleted, 200);
+    stats_add_up(&cache);
+    cache.validate().unwrap(); // the budget counts exactly the 400 left
+    for k in 1_000..1_600 {
+        cache.insert(k, k).unwrap();
+    }
+    assert_eq!(
+        cache.len(),
+        1_000,
+        "the budget given back holds new entries"
+    );
+}
+
+#[test]
+fn retain_leaves_a_value_written_after_its_verdict() {
+    let cache = Arc::new(filled(1, 10));
+    let inner = Arc::clone(&cache);
+    let done = unless_deadlocked(move || {
+        // The predicate replaces key 5 and removes key 6 before rejecting them, and writes a
+        // key of its own: no lock is held while it runs.
+        inner.retain(|&k, _| {
+            if k == 5 {
+                inner.insert(5, 555).unwrap();
+            }
+            if k == 6 {
+                inner.remove(&6);
+            }
+            if k == 7 {
+                inner.insert(70, 700).unwrap();
+            }
+            k == 7 || k == 70
+        });
+    });
+    assert!(
+        done.is_some(),
+        "retain deadlocked on a predicate that writes"
+    );
+    assert_eq!(cache.get(&5), Some(555), "the new value was never judged");
+    assert_eq!(cache.get(&6), None);
+    assert_eq!(cache.get(&7), Some(14));
+    assert!((0..10)
+        .filter(|&k| k != 5 && k != 7)
+        .all(|k| !cache.contains_key(&k)));
+    cache.validate().unwrap();
+}
+
+#[test]
+fn a_predicate_that_panics_stops_retain_and_loses_nothing() {
+    let heard = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&heard);
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+        .shards(4)
+        .max_entries(100)
+        .eviction_listener(move |_: &u64, _: &u64, _| {
+            count.fetch_add(1, Ordering::SeqCst);
+        })
+        .build();
+    for k in 0..100 {
+        cache.insert(k, k).unwrap();
+    }
+    let mut judged = 0;
+    let result = quiet(|| {
+        cache.retain(|_, _| {
+            judged += 1;
+            assert!(judged < 60, "the predicate gives up");
+            false
+        })
+    });
+    assert!(result.is_err());
+    let left = cache.len();
+    assert!(
+        left > 0 && left < 100,
+        "{left} left: some shards done, not all"
+    );
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        100 - left,
+        "every removal told"
+    );
+    cache.validate().unwrap(); // the budget counts exactly what is left
+    stats_add_up(&cache);
+}
+
+#[test]
+fn clear_empties_the_cache_drops_every_value_once_and_keeps_it_open() {
+    let _turn = turn();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let heard = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&heard);
+    let cache: ShardedCache<u64, Counted> = ShardedCache::builder()
+        .shards(4)
+        .max_entries(500)
+        .eviction_listener(move |_: &u64, _: &Counted, cause| {
+            assert_eq!(cause, RemovalCause::Deleted);
+            count.fetch_add(1, Ordering::SeqCst);
+        })
+        .build();
+    for k in 0..300 {
+        cache.insert(k, Counted(Arc::clone(&drops))).unwrap();
+    }
+    cache.clear();
+    assert!(cache.is_empty());
+    assert_eq!(cache.iter().count(), 0);
+    assert_eq!(heard.load(Ordering::SeqCst), 300);
+    assert_eq!(cache.stats().deleted, 300);
+    assert!(
+        flush_until(|| drops.load(Ordering::SeqCst) >= 300),
+        "{} of 300 values dropped",
+        drops.load(Ordering::SeqCst)
+    );
+    assert_eq!(drops.load(Ordering::SeqCst), 300, "each value dropped once");
+    cache.validate().unwrap();
+
+    for k in 0..500 {
+        cache.insert(k, Counted(Arc::clone(&drops))).unwrap();
+    }
+    assert_eq!(cache.len(), 500, "the whole budget is free again");
+    stats_add_up(&cache);
+}
+
+#[test]
+fn byte_cache_clear_removes_metadata_and_bodies_and_spares_open_streams() {
+    use std::io::Read;
+
+    use bytes::Bytes;
+    use epochcache::{BaseCache, ByteCache, CacheError, SeparateBodyCache};
+
+    let cache = ByteCache::builder().max_weight(1 << 20).build();
+    for k in 0..50 {
+        let key = format!("page:{k}");
+        cache
+            .set(&key, Bytes::from(format!("meta{k}")), None)
+            .unwrap();
+        cache
+            .set_body(&key, Bytes::from(vec![k as u8; 1_000]))
+            .unwrap();
+    }
+    let mut stream = cache.get_body("page:7").unwrap().unwrap();
+    cache.clear().unwrap();
+    assert!(cache.is_empty());
+    assert_eq!(cache.weight(), 0, "the budget given back");
+    assert_eq!(cache.get("page:7").unwrap(), None);
+    assert!(cache.get_body("page:7").unwrap().is_none());
+    let mut body = Vec::new();
+    stream.read_to_end(&mut body).unwrap();
+    assert_eq!(
+        body,
+        vec![7u8; 1_000],
+        "a stream opened before clear reads on"
+    );
+
+    cache.set("k", Bytes::from_static(b"v"), None).unwrap();
+    assert_eq!(cache.get("k").unwrap(), Some(Bytes::from_static(b"v")));
+    cache.close().unwrap();
+    assert!(matches!(cache.clear(), Err(CacheError::Closed)));
+}
