@@ -4,11 +4,13 @@
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::budget::{Bound, Budget, DEFAULT_RETIRE_BATCH, MAX_RETIRE_BATCH};
 use crate::clock::{default_clock, Clock};
 use crate::sharded::{Listener, ShardedCache, Weigher};
 use crate::stats::{ReadCounters, RemovalCause};
+use crate::Expires;
 
 /// The fraction of the weight budget one entry may take at most, unless set: 1/8.
 const DEFAULT_MAX_ENTRY_SHARE: u64 = 8;
@@ -37,6 +39,7 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) record_stats: bool,
     pub(crate) retire_batch: u32,
+    pub(crate) time_to_live: Option<Duration>,
     pub(crate) clock: Option<Arc<dyn Clock>>,
     pub(crate) hasher: S,
 }
@@ -62,6 +65,7 @@ impl<K, V> CacheBuilder<K, V> {
             listener: None,
             record_stats: false,
             retire_batch: DEFAULT_RETIRE_BATCH,
+            time_to_live: None,
             clock: None,
             hasher: ahash::RandomState::new(),
         }
@@ -253,6 +257,33 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
+    /// How long an entry written without an expiry of its own lives: Caffeine's
+    /// `expireAfterWrite`, moka's `time_to_live`. It applies to `insert`, to a write with
+    /// `None` for its expiry and to loaded values; an expiry given with a write wins over it,
+    /// shorter or longer. Default: none (entries live until removed or evicted).
+    ///
+    /// There is no time-to-idle: it would make every hit write the entry's deadline, where a
+    /// hit now writes at most a 4-bit counter, and only until it saturates.
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use epochcache::{MockClock, ShardedCache};
+    /// let clock = MockClock::new();
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .clock(Arc::new(clock.clone()))
+    ///     .build();
+    /// cache.insert(1, 1).unwrap();
+    /// cache.insert_with_expiry(2, 2, Some(Duration::from_secs(600).into())).unwrap();
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(cache.get(&1), None);
+    /// assert_eq!(cache.get(&2), Some(2));
+    /// ```
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.time_to_live = Some(ttl);
+        self
+    }
+
     /// Where expiry reads the time; a [`MockClock`](crate::MockClock) in tests.
     ///
     /// ```
@@ -290,6 +321,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             listener: self.listener,
             record_stats: self.record_stats,
             retire_batch: self.retire_batch,
+            time_to_live: self.time_to_live,
             clock: self.clock,
             hasher,
         }
@@ -339,6 +371,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         cache.listener = self.listener;
         cache.reads = self.record_stats.then(ReadCounters::new);
         cache.retire_batch = self.retire_batch;
+        cache.time_to_live = self.time_to_live.map(Expires::After);
         cache.engine_weigher = engine_weigher;
         cache
     }
@@ -351,6 +384,7 @@ impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
             .field("max_entries", &self.max_entries)
             .field("max_weight", &self.max_weight)
             .field("retire_batch", &self.retire_batch)
+            .field("time_to_live", &self.time_to_live)
             .finish_non_exhaustive()
     }
 }

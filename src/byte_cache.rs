@@ -280,6 +280,28 @@ impl ByteCacheBuilder {
         self
     }
 
+    /// How long metadata or a body written without an expiry of its own lives (see
+    /// [`CacheBuilder::time_to_live`]); a `set` with an expiry keeps its own.
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use bytes::Bytes;
+    /// # use epochcache::{BaseCache, ByteCache, MockClock};
+    /// let clock = MockClock::new();
+    /// let cache = ByteCache::builder()
+    ///     .time_to_live(Duration::from_secs(30))
+    ///     .clock(Arc::new(clock.clone()))
+    ///     .build();
+    /// cache.set("k", Bytes::from_static(b"v"), None)?;
+    /// clock.advance(Duration::from_secs(30));
+    /// assert_eq!(cache.get("k")?, None);
+    /// # Ok::<(), epochcache::CacheError>(())
+    /// ```
+    pub fn time_to_live(mut self, ttl: std::time::Duration) -> Self {
+        self.inner = self.inner.time_to_live(ttl);
+        self
+    }
+
     /// Bounds the total bytes: keys, values and per-entry overhead.
     ///
     /// ```

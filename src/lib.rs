@@ -138,7 +138,8 @@
 //! # Time
 //!
 //! Expiry decisions read a [`Clock`]; tests give caches a [`MockClock`] and advance it, so that
-//! no test sleeps.
+//! no test sleeps. A write's expiry is its own, else the builder's
+//! [`time_to_live`](CacheBuilder::time_to_live), else none.
 
 #![warn(missing_docs)]
 

@@ -85,6 +85,8 @@ pub struct ShardedCache<K, V, S = ahash::RandomState> {
     pub(crate) engine_weigher: bool,
     /// How many retirements a writing thread gathers before it flushes its epoch bag.
     pub(crate) retire_batch: u32,
+    /// The expiry of a write that gives none (the builder's `time_to_live`).
+    pub(crate) time_to_live: Option<Expires>,
     /// Hit and miss counters, when the builder asked for them.
     pub(crate) reads: Option<ReadCounters>,
 }
@@ -170,6 +172,7 @@ where
             flights: Flights::default(),
             garbage: Garbage::new(max_entry_weight),
             retire_batch: crate::budget::DEFAULT_RETIRE_BATCH,
+            time_to_live: None,
             engine_weigher: false,
             reads: None,
         }
@@ -323,7 +326,8 @@ where
         }
     }
 
-    /// Stores `value` under `key` with no expiry, replacing any older value.
+    /// Stores `value` under `key` with no expiry (or the builder's
+    /// [`time_to_live`](CacheBuilder::time_to_live)), replacing any older value.
     ///
     /// ```
     /// # use epochcache::ShardedCache;
@@ -336,7 +340,8 @@ where
         self.insert_with_expiry(key, value, None)
     }
 
-    /// Stores `value` under `key` until `expires`, replacing any older value.
+    /// Stores `value` under `key` until `expires` (`None`: no expiry, or the builder's
+    /// [`time_to_live`](CacheBuilder::time_to_live)), replacing any older value.
     ///
     /// Fails with [`CacheError::TooLarge`] if the entry weighs more than one entry may (the old
     /// value stays), and with [`CacheError::Closed`] after [`close`](Self::close).
@@ -373,6 +378,7 @@ where
                 max: usize::try_from(self.largest_entry()).unwrap_or(usize::MAX),
             });
         }
+        let expires = expires.or(self.time_to_live);
         let deadline = deadline_of(expires, expires.map_or(0, |_| self.clock.now_nanos()));
         if deadline != 0 && !self.expiring.load(Ordering::Relaxed) {
             self.expiring.store(true, Ordering::Relaxed);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use epochcache::{BaseCache, ByteCache, MockClock, ShardedCache};
+use epochcache::{BaseCache, ByteCache, MockClock, SeparateBodyCache, ShardedCache};
 
 /// Cache-aside: get, and insert on a miss. Returns whether it hit.
 fn access(cache: &ShardedCache<u64, u64>, key: u64) -> bool {
@@ -139,4 +139,52 @@ fn purge_expired_frees_an_idle_cache() {
     assert_eq!(cache.stats().expired, 2_500);
     assert!((1..5_000).step_by(2).all(|k| cache.get(&k) == Some(k)));
     cache.validate().unwrap();
+}
+
+#[test]
+fn a_time_to_live_covers_every_write_without_an_expiry_of_its_own() {
+    let clock = MockClock::new();
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+        .max_entries(1_000)
+        .time_to_live(Duration::from_secs(10))
+        .clock(Arc::new(clock.clone()))
+        .build();
+    cache.insert(1, 1).unwrap();
+    cache.insert_with_expiry(2, 2, None).unwrap();
+    assert_eq!(cache.get_or_insert_with(3, || 3).unwrap(), 3);
+    cache
+        .insert_with_expiry(4, 4, Some(Duration::from_secs(100).into()))
+        .unwrap(); // its own, longer
+    cache
+        .insert_with_expiry(5, 5, Some(Duration::from_secs(5).into()))
+        .unwrap(); // its own, shorter
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(cache.get(&5), None);
+    cache.insert(1, 10).unwrap(); // a rewrite starts its time to live again
+    assert!([2, 3, 4].iter().all(|k| cache.get(k) == Some(*k)));
+    clock.advance(Duration::from_secs(5));
+    assert_eq!((cache.get(&2), cache.get(&3)), (None, None));
+    assert_eq!((cache.get(&1), cache.get(&4)), (Some(10), Some(4)));
+    cache.purge_expired(); // expired entries free their room without reads
+    assert_eq!(cache.len(), 2);
+    assert_eq!(cache.stats().expired, 3);
+    cache.validate().unwrap();
+
+    let bytes = ByteCache::builder()
+        .time_to_live(Duration::from_secs(10))
+        .clock(Arc::new(clock.clone()))
+        .build();
+    bytes.set("meta", Bytes::from_static(b"m"), None).unwrap();
+    bytes.set_body("meta", Bytes::from_static(b"body")).unwrap();
+    bytes
+        .set(
+            "kept",
+            Bytes::from_static(b"k"),
+            Some(Duration::from_secs(60).into()),
+        )
+        .unwrap();
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(bytes.get("meta").unwrap(), None);
+    assert!(bytes.get_body("meta").unwrap().is_none());
+    assert_eq!(bytes.get("kept").unwrap(), Some(Bytes::from_static(b"k")));
 }
