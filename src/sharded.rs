@@ -270,8 +270,18 @@ where
     }
 
     /// As [`get`](Self::get), but neither counted in the statistics nor recorded as a read by
-    /// the eviction policy: for the engine's own second looks.
-    pub(crate) fn peek<Q>(&self, key: &Q) -> Option<V>
+    /// the eviction policy (quick_cache's `peek`): a look that should not keep the entry
+    /// cached, such as a debugging or admin read. The loader's second look uses it too.
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder().record_stats().build();
+    /// cache.insert(1, 10).unwrap();
+    /// assert_eq!(cache.peek(&1), Some(10));
+    /// assert_eq!(cache.peek(&2), None);
+    /// assert_eq!((cache.stats().hits, cache.stats().misses), (0, 0));
+    /// ```
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
     where
         Q: ?Sized + Hash + Equivalent<K>,
     {
