@@ -56,7 +56,6 @@ where
         Iter {
             cache: self,
             next_shard: 0,
-            now: self.now_for_walk(),
             batch: Vec::new().into_iter(),
         }
     }
@@ -82,10 +81,9 @@ where
     /// assert_eq!(cache.get(&4), Some(4));
     /// ```
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
-        let now = self.now_for_walk();
         for shard in self.shards.iter() {
             let guard = epoch::pin();
-            let rejected = self.walk_rejecting(shard, now, &mut keep, &guard);
+            let rejected = self.walk_rejecting(shard, self.now_for_walk(), &mut keep, &guard);
             if rejected.is_empty() {
                 continue;
             }
@@ -141,15 +139,14 @@ where
     /// ```
     pub fn clear(&self) {
         let guard = epoch::pin();
-        self.remove_from_every_shard(RemovalCause::Deleted, &guard, |shard, state, removed| {
-            shard.clear(state, &guard, removed)
-        });
+        self.clear_every_shard(RemovalCause::Deleted, &guard);
         guard.flush();
     }
 
-    /// The time a walk judges expiry by: the clock's reading once any entry has a deadline, else
-    /// 0, which no entry without a deadline is expired at (so a cache that never expires never
-    /// reads its clock for a walk).
+    /// The time a walk of one shard judges expiry by, read as the walk reaches that shard (an
+    /// iterator may be held a long time before it is drained): the clock's reading once any
+    /// entry has a deadline, else 0, which no entry without a deadline is expired at (so a cache
+    /// that never expires never reads its clock for a walk).
     fn now_for_walk(&self) -> u64 {
         if self.expiring.load(Ordering::Relaxed) {
             self.clock.now_nanos()
@@ -163,7 +160,6 @@ where
 pub struct Iter<'c, K, V, S = ahash::RandomState> {
     cache: &'c ShardedCache<K, V, S>,
     next_shard: usize,
-    now: u64,
     batch: std::vec::IntoIter<(K, V)>,
 }
 
@@ -183,7 +179,7 @@ where
             let shard = self.cache.shards.get(self.next_shard)?;
             self.next_shard += 1;
             let guard = epoch::pin();
-            let now = self.now;
+            let now = self.cache.now_for_walk();
             self.batch = shard
                 .linked(&guard)
                 .filter(|entry| !entry.is_expired(|| now))
@@ -223,13 +219,13 @@ where
     /// assert_eq!(letters, 6);
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
-        let now = self.cache.now_for_walk();
-        let guard = &self.guard;
-        self.cache
-            .shards
-            .iter()
-            .flat_map(move |shard| shard.linked(guard))
-            .filter(move |entry| !entry.is_expired(|| now))
-            .map(|entry| (&entry.key, &entry.value))
+        let (cache, guard) = (self.cache, &self.guard);
+        cache.shards.iter().flat_map(move |shard| {
+            let now = cache.now_for_walk();
+            shard
+                .linked(guard)
+                .filter(move |entry| !entry.is_expired(|| now))
+                .map(|entry| (&entry.key, &entry.value))
+        })
     }
 }

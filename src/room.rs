@@ -22,7 +22,7 @@
 use std::hash::{BuildHasher, Hash};
 use std::panic::{self, AssertUnwindSafe};
 
-use crate::raw::shard::ShardState;
+use crate::raw::shard::{FreshParts, ShardState};
 use crate::raw::{Entry, NewEntry, Shard, Verdict};
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
@@ -419,7 +419,7 @@ where
         &self,
         cause: RemovalCause,
         guard: &'g Guard,
-        take: impl Fn(&Shard<K, V>, &mut ShardState, &mut dyn FnMut(&'g Entry<K, V>)),
+        mut take: impl FnMut(&Shard<K, V>, &mut ShardState, &mut dyn FnMut(&'g Entry<K, V>)),
     ) {
         let mut removed = Vec::new();
         for shard in self.shards.iter() {
@@ -431,6 +431,21 @@ where
             self.settle(removed[first..].iter().copied(), guard);
         }
         self.finish(removed.len(), removed, guard);
+    }
+
+    /// Empties every shard, one lock at a time, for `cause` (`close`, `clear`): each shard
+    /// starts over with parts allocated before the locks are taken, and the parts they replace
+    /// are dropped after the last lock is released.
+    pub(crate) fn clear_every_shard(&self, cause: RemovalCause, guard: &Guard) {
+        let mut fresh: Vec<FreshParts<K, V>> =
+            self.shards.iter().map(|_| FreshParts::new()).collect();
+        let mut stale = Vec::with_capacity(fresh.len());
+        self.remove_from_every_shard(cause, guard, |shard, state, removed| {
+            if let Some(parts) = fresh.pop() {
+                stale.push(shard.clear(state, parts, guard, removed));
+            }
+        });
+        drop(stale);
     }
 
     /// As [`settle`](Self::settle) then [`finish`](Self::finish), for one entry.

@@ -507,9 +507,7 @@ where
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         let guard = epoch::pin();
-        self.remove_from_every_shard(RemovalCause::Closed, &guard, |shard, state, removed| {
-            shard.clear(state, &guard, removed)
-        });
+        self.clear_every_shard(RemovalCause::Closed, &guard);
         guard.flush();
     }
 

@@ -63,6 +63,29 @@ fn iteration_yields_every_entry_once_and_skips_expired_ones() {
 }
 
 #[test]
+fn an_iterator_judges_expiry_when_it_reaches_a_shard_not_when_it_was_made() {
+    let clock = MockClock::new();
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+        .shards(4)
+        .clock(Arc::new(clock.clone()))
+        .build();
+    cache.insert(0, 0).unwrap();
+    // Made before any entry had a deadline, and before these expired.
+    let cloned = cache.iter();
+    let pinned = cache.pin();
+    let lent = pinned.iter();
+    for k in 1..=10 {
+        cache
+            .insert_with_expiry(k, k, Some(Duration::from_secs(1).into()))
+            .unwrap();
+    }
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(cache.get(&1), None);
+    assert_eq!(cloned.collect::<Vec<_>>(), [(0, 0)]);
+    assert_eq!(lent.map(|(k, v)| (*k, *v)).collect::<Vec<_>>(), [(0, 0)]);
+}
+
+#[test]
 fn walks_and_contains_key_count_no_hits() {
     let cache: ShardedCache<u64, u64> = ShardedCache::builder().record_stats().build();
     cache.insert(1, 1).unwrap();
@@ -397,4 +420,80 @@ fn byte_cache_clear_removes_metadata_and_bodies_and_spares_open_streams() {
     assert_eq!(cache.get("k").unwrap(), Some(Bytes::from_static(b"v")));
     cache.close().unwrap();
     assert!(matches!(cache.clear(), Err(CacheError::Closed)));
+}
+
+#[test]
+fn a_listener_that_panics_in_retain_loses_neither_budget_nor_notices() {
+    let heard = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&heard);
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+        .shards(4)
+        .max_entries(100)
+        .eviction_listener(move |_: &u64, _: &u64, _| {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            assert_ne!(n, 3, "the listener gives up once");
+        })
+        .build();
+    for k in 0..100 {
+        cache.insert(k, k).unwrap();
+    }
+    assert!(quiet(|| cache.retain(|_, _| false)).is_err());
+    let left = cache.len();
+    assert!(left < 100, "the shard whose listener panicked was emptied");
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        100 - left,
+        "every removal told"
+    );
+    cache.validate().unwrap(); // the budget counts exactly what is left
+    for k in 1_000..1_100 {
+        cache.insert(k, k).unwrap();
+    }
+    assert_eq!(cache.len(), 100, "the whole budget can be used again");
+    stats_add_up(&cache);
+}
+
+#[test]
+fn clear_and_retain_racing_writers_keep_the_budget_exact() {
+    let _turn = turn();
+    let cache: Arc<ShardedCache<u64, u64>> =
+        Arc::new(ShardedCache::builder().shards(4).max_entries(300).build());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..3u64)
+        .map(|t| {
+            let (cache, stop) = (Arc::clone(&cache), Arc::clone(&stop));
+            thread::spawn(move || {
+                let mut rng = support::SplitMix(t + 7);
+                while !stop.load(Ordering::Relaxed) {
+                    let k = rng.below(1_000);
+                    match rng.below(4) {
+                        0 => {
+                            cache.remove(&k);
+                        }
+                        _ => cache.insert(k, k).unwrap(),
+                    }
+                }
+            })
+        })
+        .collect();
+    for round in 0..300u64 {
+        if round % 3 == 0 {
+            cache.clear();
+        } else {
+            cache.retain(|k, v| {
+                assert_eq!(k, v, "a value it never held");
+                k % 3 != round % 3
+            });
+        }
+        assert!(cache.len() <= 300);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    cache.validate().unwrap(); // the budget counts exactly the linked entries
+    stats_add_up(&*cache);
+    cache.clear();
+    assert!(cache.is_empty());
+    cache.validate().unwrap();
 }

@@ -42,11 +42,6 @@ impl ExpiryOrder {
             .any(|&Reverse(pair)| pair == (deadline, hash))
     }
 
-    /// Forgets everything.
-    pub(crate) fn clear(&mut self) {
-        self.heap.clear();
-    }
-
     /// The slot of an entry whose deadline is at or before `now`, if any, dropping stale pairs
     /// on the way.
     pub(crate) fn pop_expired<'g, K, V>(

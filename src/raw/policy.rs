@@ -373,11 +373,6 @@ impl Policy {
         self.small_target = self.small_target.clamp(min.max(1), max.max(1));
     }
 
-    /// Forgets everything (the shard was cleared).
-    pub(crate) fn clear(&mut self) {
-        *self = Policy::default();
-    }
-
     /// Hashes queued, stale ones included.
     pub(crate) fn queued(&self) -> usize {
         self.small.len() + self.main.len()

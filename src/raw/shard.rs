@@ -67,6 +67,30 @@ pub(crate) struct Shard<K, V> {
     earliest: CachePadded<AtomicU64>,
 }
 
+/// What [`Shard::clear`] starts a shard over with, allocated before the shard's lock is taken.
+pub(crate) struct FreshParts<K, V> {
+    table: Owned<Table<K, V>>,
+    policy: Policy,
+    expiry: ExpiryOrder,
+}
+
+impl<K, V> FreshParts<K, V> {
+    /// The smallest table, an empty policy (used only by a bounded shard) and expiry order.
+    pub(crate) fn new() -> Self {
+        FreshParts {
+            table: Owned::new(Table::with_groups(1)),
+            policy: Policy::default(),
+            expiry: ExpiryOrder::default(),
+        }
+    }
+}
+
+/// What [`Shard::clear`] replaced, dropped by its owner once the shard's lock is released.
+pub(crate) struct StaleParts {
+    _policy: Option<Policy>,
+    _expiry: ExpiryOrder,
+}
+
 /// An entry that left a shard: still readable until the guard it was returned under is dropped.
 pub(crate) type Unlinked<'g, K, V> = &'g Entry<K, V>;
 
@@ -359,19 +383,22 @@ impl<K, V> Shard<K, V> {
         }
     }
 
-    /// Unlinks every entry and starts over with an empty table; calls `on_removed` for each.
+    /// Unlinks every entry and starts over with `fresh` parts (an empty table, policy and expiry
+    /// order); calls `on_removed` for each entry. Returns the policy and expiry order replaced,
+    /// for the caller to drop once the lock is released: `clear` allocates and frees nothing
+    /// under the lock (the old table is retired).
     pub(crate) fn clear<'g>(
         &self,
         state: &mut ShardState,
+        fresh: FreshParts<K, V>,
         guard: &'g Guard,
         mut on_removed: impl FnMut(Unlinked<'g, K, V>),
-    ) where
+    ) -> StaleParts
+    where
         K: 'g,
         V: 'g,
     {
-        let old = self
-            .table
-            .swap(Owned::new(Table::with_groups(1)), Ordering::AcqRel, guard);
+        let old = self.table.swap(fresh.table, Ordering::AcqRel, guard);
         // SAFETY: `old` was the current table until the swap; nothing frees it before `guard`.
         let old_ref = unsafe { old.deref() };
         for entry in old_ref.occupied(guard) {
@@ -380,16 +407,20 @@ impl<K, V> Shard<K, V> {
             // SAFETY: the entry is no longer reachable from the shard.
             unsafe { guard.defer_destroy(entry) };
         }
-        if let Some(policy) = &mut state.policy {
-            policy.clear();
-        }
+        let stale = StaleParts {
+            _policy: match &mut state.policy {
+                Some(policy) => Some(std::mem::replace(policy, fresh.policy)),
+                None => None,
+            },
+            _expiry: std::mem::replace(&mut state.expiry, fresh.expiry),
+        };
         state.live = 0;
         state.tombstones = 0;
         state.with_deadline = 0;
-        state.expiry.clear();
         self.publish_earliest(state);
         // SAFETY: unreachable from the shard since the swap; its drop frees only its arrays.
         unsafe { guard.defer_destroy(old) };
+        stale
     }
 
     /// The number of linked entries (under the lock).
