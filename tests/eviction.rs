@@ -188,3 +188,24 @@ fn a_time_to_live_covers_every_write_without_an_expiry_of_its_own() {
     assert!(bytes.get_body("meta").unwrap().is_none());
     assert_eq!(bytes.get("kept").unwrap(), Some(Bytes::from_static(b"k")));
 }
+
+#[test]
+fn a_time_to_live_of_zero_or_of_forever_is_taken_as_said() {
+    let clock = MockClock::new();
+    let cache_with = |ttl| -> ShardedCache<u64, u64> {
+        ShardedCache::builder()
+            .time_to_live(ttl)
+            .clock(Arc::new(clock.clone()))
+            .build()
+    };
+    let at_once = cache_with(Duration::ZERO);
+    at_once.insert(1, 1).unwrap(); // stored already expired, as a past expiry is
+    assert_eq!(at_once.get(&1), None);
+    at_once.purge_expired();
+    assert_eq!(at_once.len(), 0);
+
+    let forever = cache_with(Duration::MAX);
+    forever.insert(1, 1).unwrap();
+    clock.advance(Duration::from_secs(100 * 365 * 24 * 3600));
+    assert_eq!(forever.get(&1), Some(1));
+}
