@@ -106,7 +106,7 @@ fn group(c: &mut Criterion, case: Case<'_>, threads: &[usize]) {
     } = case;
     let mut g = c.benchmark_group(&name);
     for system in System::defaults() {
-        if !w.applies_to(system.kind()) {
+        if !w.applies_to(system) {
             continue;
         }
         let cache: Box<dyn Contender> = if prefill {
@@ -208,10 +208,7 @@ fn sets(c: &mut Criterion, suite: &Suite) {
         };
         let mut g = c.benchmark_group(format!("set_insert/{size}B"));
         g.throughput(Throughput::Elements(1));
-        for system in System::defaults()
-            .into_iter()
-            .filter(|s| w.applies_to(s.kind()))
-        {
+        for system in System::defaults().into_iter().filter(|&s| w.applies_to(s)) {
             g.bench_function(system.id(), |b| {
                 b.iter_custom(|iters| {
                     let cache = system.build(sizing, std::iter::empty());

@@ -51,7 +51,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     rotate: usize,
 
-    /// Workloads to run [default: every one but hot-read, miss and trace; trace too with --trace].
+    /// Workloads to run [default: every one but hot-read, miss, iterate and trace; trace too with --trace].
     #[arg(short, long, value_enum, value_delimiter = ',')]
     workloads: Vec<Workload>,
 

@@ -4,7 +4,8 @@
 //! random number, key or value is made while the clock runs. The threads start together at a
 //! barrier and stop either at a deadline (the comparison command) or after a fixed number of
 //! operations (criterion, which picks the count). The clock is read once every [`CHUNK`]
-//! operations, not per operation.
+//! operations, not per operation. The iterate workload ([`Mode::Walk`]) has no stream: each thread
+//! walks the whole system again and again, and looks at the clock after each walk.
 
 use std::hint::black_box;
 use std::sync::Barrier;
@@ -31,6 +32,9 @@ pub enum Mode {
     Mixed,
     /// Cache-aside: a get, and on a miss a set of the key (as if loaded from a database).
     CacheAside,
+    /// No stream: full walks over the system ([`Contender::walk`]), each entry visited one
+    /// operation.
+    Walk,
 }
 
 /// The keys, values and per-thread streams of one workload.
@@ -123,7 +127,10 @@ pub fn run(cache: &dyn Contender, plan: Plan<'_>, threads: usize, until: Until) 
                     // system freed) happens before the clock starts: service threads pay it once.
                     let _ = cache.get(WARM_UP_KEY);
                     barrier.wait();
-                    drive(cache, plan, stream, until)
+                    match plan.mode {
+                        Mode::Walk => walk_repeatedly(cache, until),
+                        _ => drive(cache, plan, stream, until),
+                    }
                 })
             })
             .collect();
@@ -160,6 +167,33 @@ fn drive(cache: &dyn Contender, plan: Plan<'_>, stream: &[u32], until: Until) ->
     m
 }
 
+/// One thread's loop of the iterate workload: whole walks over `cache` until `until`, which is
+/// looked at after each walk (one walk of 1M entries takes milliseconds to tenths of a second,
+/// so a run ends up to one walk past its deadline or its count; the elapsed time is measured,
+/// so the rate stays right).
+///
+/// # Panics
+///
+/// When `cache` cannot iterate: the suite only gives this workload to systems that can.
+fn walk_repeatedly(cache: &dyn Contender, until: Until) -> Measurement {
+    let mut m = Measurement::default();
+    let start = Instant::now();
+    let (deadline, budget) = match until {
+        Until::Elapsed(d) => (Some(start + d), u64::MAX),
+        Until::Ops(n) => (None, n),
+    };
+    while m.ops < budget {
+        let walked = black_box(cache.walk()).expect("iterate runs on systems that iterate");
+        m.ops += walked.entries;
+        // An empty system would never reach a count of entries: one walk is the whole run.
+        if walked.entries == 0 || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    m.elapsed = start.elapsed();
+    m
+}
+
 /// One operation.
 #[inline(always)]
 fn step(cache: &dyn Contender, plan: Plan<'_>, op: u32, m: &mut Measurement) {
@@ -189,5 +223,6 @@ fn step(cache: &dyn Contender, plan: Plan<'_>, op: u32, m: &mut Measurement) {
                 cache.set(key, plan.values[i].clone());
             }
         }
+        Mode::Walk => unreachable!("walks are run by walk_repeatedly"),
     }
 }

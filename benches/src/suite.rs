@@ -1,8 +1,8 @@
 //! The comparison run: every chosen workload on every chosen system, in one process.
 //!
 //! Workloads that share a data set run on one instance of each system, built and prefilled once
-//! (the prefill is never timed): the hot set; the full data set (get, zipf-get, miss, mix,
-//! replace, latency); an empty bounded cache over the full key space (cache-aside); an empty
+//! (the prefill is never timed): the hot set; the full data set (get, zipf-get, miss, iterate,
+//! mix, replace, latency); an empty bounded cache over the full key space (cache-aside); an empty
 //! system per insert run; the trace. The data and the streams are made once and shared by every
 //! system. Rows come out sorted by workload, thread count and system.
 //!
@@ -67,7 +67,7 @@ impl Options {
             let systems = self
                 .systems
                 .iter()
-                .filter(|s| w.applies_to(s.kind()) || w == Workload::Memory)
+                .filter(|&&s| w.applies_to(s) || w == Workload::Memory)
                 .count();
             let timed = systems * self.threads.len() * self.repeat.max(1);
             n += match w {
@@ -119,6 +119,9 @@ impl Session<'_> {
     fn row(&mut self, w: Workload, threads: usize, system: System, m: Option<Measurement>) {
         let note = match (m.is_none(), system.kind()) {
             (false, _) => None,
+            (true, _) if w == Workload::Iterate && !system.iterates() => {
+                Some("no iteration in its API".into())
+            }
             (true, Kind::Map) => Some("not a cache: no eviction".into()),
             (true, Kind::Baseline) => Some("read-only baseline".into()),
             (true, Kind::Cache) => Some("not measured".into()),
@@ -176,9 +179,7 @@ impl Session<'_> {
             .iter()
             .map(|&system| Built {
                 system,
-                cache: w
-                    .applies_to(system.kind())
-                    .then(|| Shared::from(build(system))),
+                cache: w.applies_to(system).then(|| Shared::from(build(system))),
                 hit_ratio: None,
             })
             .collect()
@@ -209,10 +210,13 @@ impl Session<'_> {
 
     fn data_set(&mut self) {
         let opts = self.opts;
+        // Iterate before mix and replace, which replace entries: the walks then find each
+        // system's entries as the prefill laid them out, whichever workloads run with them.
         let reads = [
             Workload::Get,
             Workload::ZipfGet,
             Workload::Miss,
+            Workload::Iterate,
             Workload::Mix,
             Workload::Replace,
         ];
@@ -240,11 +244,7 @@ impl Session<'_> {
                 .iter()
                 .map(|b| Built {
                     system: b.system,
-                    cache: b
-                        .cache
-                        .as_ref()
-                        .filter(|_| w.applies_to(b.system.kind()))
-                        .cloned(),
+                    cache: b.cache.as_ref().filter(|_| w.applies_to(b.system)).cloned(),
                     hit_ratio: None,
                 })
                 .collect();
@@ -258,7 +258,7 @@ impl Session<'_> {
                 let Some(c) = b
                     .cache
                     .as_ref()
-                    .filter(|_| Workload::Latency.applies_to(b.system.kind()))
+                    .filter(|_| Workload::Latency.applies_to(b.system))
                 else {
                     continue;
                 };
@@ -351,7 +351,7 @@ impl Session<'_> {
             for round in 0..opts.repeat.max(1) {
                 for i in opts.turn_order(round) {
                     let system = opts.systems[i];
-                    if w.applies_to(system.kind()) {
+                    if w.applies_to(system) {
                         self.step(system, w, t);
                         let c = system.build(sizing, std::iter::empty());
                         runs[i].push(runner::run(
@@ -453,7 +453,12 @@ mod tests {
     fn every_step_is_announced_and_every_row_is_there() {
         let workloads: Vec<Workload> = Workload::DEFAULT
             .into_iter()
-            .chain([Workload::HotRead, Workload::Miss, Workload::Trace])
+            .chain([
+                Workload::HotRead,
+                Workload::Miss,
+                Workload::Iterate,
+                Workload::Trace,
+            ])
             .filter(|&w| w != Workload::Memory)
             .collect();
         let trace = Trace::read("a\nb\na\nc\na\n".as_bytes(), 8).unwrap();

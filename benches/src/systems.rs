@@ -5,7 +5,10 @@
 //! `Bytes` (a reference-count increment), which is what a caller of any of these caches gets.
 //! A borrowing read ([`Contender::read_len`]) reads the value in place where the system lends a
 //! reference (epochcache's `get_with`, papaya, dashmap, scc's `HashMap`, the baseline); moka,
-//! quick_cache and scc's `HashCache` only hand out clones, so theirs is a get.
+//! quick_cache and scc's `HashCache` only hand out clones, so theirs is a get. A walk over every
+//! entry ([`Contender::walk`]) likewise lends where it can (epochcache's `pin().iter()`, papaya,
+//! dashmap, scc, the baseline) and clones where the system only offers clones (moka, quick_cache,
+//! epochcache's own `iter()` in the copy-out variant); `ByteCache` has no iteration.
 //!
 //! Three kinds of system take part (see [`Kind`]): caches with a bound and eviction (epochcache,
 //! moka, quick_cache, scc's `HashCache`), concurrent maps without eviction (papaya, dashmap, scc's
@@ -37,6 +40,40 @@ pub trait Contender: Send + Sync {
     /// reference (no reference count touched); by default through [`get`](Self::get).
     fn read_len(&self, key: &str) -> Option<usize> {
         self.get(key).map(|v| v.len())
+    }
+    /// Visits every entry once, through the system's own full scan, and says what it saw;
+    /// `None` for a system that cannot iterate (see [`System::iterates`]). Values are read in
+    /// place where the system lends them and cloned where its scan only yields clones. Only each
+    /// value's length is read (the sum is returned, so the walk cannot be optimised away), not
+    /// its bytes: what is timed is reaching the entries.
+    fn walk(&self) -> Option<Walked> {
+        None
+    }
+}
+
+/// What one walk over every entry of a system saw ([`Contender::walk`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Walked {
+    /// Entries the scan yielded.
+    pub entries: u64,
+    /// The sum of their values' lengths.
+    pub value_bytes: u64,
+}
+
+impl Walked {
+    /// What a scan yielding these value lengths, one per entry, saw.
+    fn of_lengths(lengths: impl Iterator<Item = usize>) -> Self {
+        let mut walked = Walked::default();
+        for len in lengths {
+            walked.visit(len);
+        }
+        walked
+    }
+
+    /// Counts one entry whose value is `len` bytes long.
+    fn visit(&mut self, len: usize) {
+        self.entries += 1;
+        self.value_bytes += len as u64;
     }
 }
 
@@ -149,6 +186,12 @@ impl System {
         }
     }
 
+    /// Whether it can walk its entries ([`Contender::walk`] returns `Some`): all but `ByteCache`,
+    /// whose object API has no iteration.
+    pub fn iterates(self) -> bool {
+        self != System::EpochcacheBytes
+    }
+
     /// Whether it is a cache, a map or the baseline.
     pub fn kind(self) -> Kind {
         match self {
@@ -169,7 +212,9 @@ impl System {
         match self {
             System::Epochcache => "ShardedCache<String, Bytes>",
             System::EpochcacheBytes => "ByteCache via BaseCache (get/set return Result)",
-            System::EpochcacheCopy => "ShardedCache<String, Bytes>, get copies the value out",
+            System::EpochcacheCopy => {
+                "ShardedCache<String, Bytes>, get copies the value out, iter() clones"
+            }
             System::EpochcacheWeighted => "ShardedCache<String, Bytes>, max_weight, one per entry",
             System::Moka => "moka::sync::Cache (TinyLFU)",
             System::QuickCache => "quick_cache::sync::Cache (CLOCK-Pro)",
@@ -288,10 +333,17 @@ impl<S: BuildHasher + Send + Sync + 'static> Contender
     fn read_len(&self, key: &str) -> Option<usize> {
         self.get_with(key, Bytes::len)
     }
+    /// Lends the entries: one pin for the whole walk, nothing cloned.
+    fn walk(&self) -> Option<Walked> {
+        Some(Walked::of_lengths(self.pin().iter().map(|(_, v)| v.len())))
+    }
 }
 
 /// The engine returning a copy of the value instead of sharing it: a get reads the value in
-/// place and copies its bytes into a new allocation, so no reference count is written.
+/// place and copies its bytes into a new allocation, so no reference count is written. Its walk
+/// is the cloning `iter()` (each shard's entries cloned under one short pin: a `String` key
+/// copied and a `Bytes` value shared per entry), set beside the lending `pin().iter()` of
+/// [`System::Epochcache`].
 struct CopyOut(epochcache::ShardedCache<String, Bytes>);
 
 impl Contender for CopyOut {
@@ -303,6 +355,9 @@ impl Contender for CopyOut {
     }
     fn read_len(&self, key: &str) -> Option<usize> {
         Contender::read_len(&self.0, key)
+    }
+    fn walk(&self) -> Option<Walked> {
+        Some(Walked::of_lengths(self.0.iter().map(|(_, v)| v.len())))
     }
 }
 
@@ -328,6 +383,13 @@ impl<S: BuildHasher + Clone + Send + Sync + 'static> Contender
     fn set(&self, key: &str, value: Bytes) {
         self.insert(key.to_owned(), value);
     }
+    /// Clones: moka's `iter()` copies out each segment's keys (as `Arc<K>`) and then looks each
+    /// one up, yielding a clone of its value.
+    fn walk(&self) -> Option<Walked> {
+        Some(Walked::of_lengths(
+            moka::sync::Cache::iter(self).map(|(_, v)| v.len()),
+        ))
+    }
 }
 
 impl<S: BuildHasher + Clone + Send + Sync> Contender
@@ -338,6 +400,13 @@ impl<S: BuildHasher + Clone + Send + Sync> Contender
     }
     fn set(&self, key: &str, value: Bytes) {
         self.insert(key.to_owned(), value);
+    }
+    /// Clones: quick_cache's `iter()` takes its shard's read lock for each entry and yields
+    /// clones of the key and the value.
+    fn walk(&self) -> Option<Walked> {
+        Some(Walked::of_lengths(
+            quick_cache::sync::Cache::iter(self).map(|(_, v)| v.len()),
+        ))
     }
 }
 
@@ -351,6 +420,10 @@ impl<S: BuildHasher + Send + Sync> Contender for papaya::HashMap<String, Bytes, 
     fn read_len(&self, key: &str) -> Option<usize> {
         self.pin().get(key).map(Bytes::len)
     }
+    /// Lends the entries: one guard for the whole walk.
+    fn walk(&self) -> Option<Walked> {
+        Some(Walked::of_lengths(self.pin().iter().map(|(_, v)| v.len())))
+    }
 }
 
 impl<S: BuildHasher + Clone + Send + Sync> Contender for dashmap::DashMap<String, Bytes, S> {
@@ -363,6 +436,12 @@ impl<S: BuildHasher + Clone + Send + Sync> Contender for dashmap::DashMap<String
     fn read_len(&self, key: &str) -> Option<usize> {
         dashmap::DashMap::get(self, key).map(|r| r.value().len())
     }
+    /// Lends the entries, each shard under its read lock while the walk is in it.
+    fn walk(&self) -> Option<Walked> {
+        Some(Walked::of_lengths(
+            dashmap::DashMap::iter(self).map(|r| r.value().len()),
+        ))
+    }
 }
 
 impl<S: BuildHasher + Send + Sync> Contender for scc::HashMap<String, Bytes, S> {
@@ -374,6 +453,15 @@ impl<S: BuildHasher + Send + Sync> Contender for scc::HashMap<String, Bytes, S> 
     }
     fn read_len(&self, key: &str) -> Option<usize> {
         self.read_sync(key, |_, v| v.len())
+    }
+    /// Lends the entries to a closure (`iter_sync`), bucket by bucket under a shared lock.
+    fn walk(&self) -> Option<Walked> {
+        let mut walked = Walked::default();
+        self.iter_sync(|_, v| {
+            walked.visit(v.len());
+            true
+        });
+        Some(walked)
     }
 }
 
@@ -393,6 +481,16 @@ impl<S: BuildHasher + Send + Sync> Contender for scc::HashCache<String, Bytes, S
             }
         }
     }
+    /// Lends the entries, as scc's `HashMap` does (`iter_sync`, which does not touch the LRU
+    /// order).
+    fn walk(&self) -> Option<Walked> {
+        let mut walked = Walked::default();
+        self.iter_sync(|_, v| {
+            walked.visit(v.len());
+            true
+        });
+        Some(walked)
+    }
 }
 
 /// The read-only baseline: a plain `HashMap` that the threads share by reference.
@@ -408,6 +506,9 @@ impl Contender for Baseline {
     fn set(&self, _key: &str, _value: Bytes) {
         // The runner never gives the baseline a write (its kind is `Baseline`).
         unreachable!("the std HashMap baseline is read-only")
+    }
+    fn walk(&self) -> Option<Walked> {
+        Some(Walked::of_lengths(self.0.values().map(Bytes::len)))
     }
 }
 
@@ -436,6 +537,30 @@ mod tests {
             if system.kind() != Kind::Baseline {
                 c.set("fresh:key:00000000000", Bytes::from_static(b"v"));
                 assert_eq!(c.get("fresh:key:00000000000").as_deref(), Some(&b"v"[..]));
+            }
+        }
+    }
+
+    #[test]
+    fn every_system_that_iterates_walks_each_entry_once() {
+        let sizing = Sizing {
+            entries: 2_000,
+            bound: None,
+        };
+        // Values of several lengths, so that a walk that skipped or repeated entries would show
+        // in the sum as well as in the count.
+        let data =
+            || (0..100u64).map(|i| (crate::data::key(i), crate::data::value(i, 1 + i as usize)));
+        let stored = Walked {
+            entries: 100,
+            value_bytes: data().map(|(_, v)| v.len() as u64).sum(),
+        };
+        for system in System::ALL {
+            let c = system.build(sizing, data());
+            let walked = c.walk();
+            assert_eq!(walked.is_some(), system.iterates(), "{}", system.name());
+            if let Some(walked) = walked {
+                assert_eq!(walked, stored, "{}", system.name());
             }
         }
     }

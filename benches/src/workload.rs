@@ -1,7 +1,7 @@
 //! The workloads: what each one does, on which data, and which systems it applies to.
 //!
-//! The read and mixed workloads run on a data set prefilled into the system; the set workloads
-//! write into it; the eviction workloads start empty with a bound smaller than the key space. The
+//! The read, mixed and iterate workloads run on a data set prefilled into the system; the set
+//! workloads write into it; the eviction workloads start empty with a bound smaller than the key space. The
 //! streams of key indices each workload's threads walk are made here, once, and shared by every
 //! system.
 
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data;
 use crate::runner::Mode;
-use crate::systems::Kind;
+use crate::systems::{Kind, System};
 
 /// A workload of the comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -42,6 +42,10 @@ pub enum Workload {
     Latency,
     /// Heap bytes per entry beyond the keys and values (1M `u64` to `u64` entries).
     Memory,
+    /// Full walks over the whole data set, each thread walking on its own (see
+    /// [`Contender::walk`](crate::Contender::walk)); an operation is one entry visited. Only for
+    /// systems that can iterate.
+    Iterate,
 }
 
 /// The sizes and mix of the workloads.
@@ -115,6 +119,7 @@ impl Workload {
             Workload::Trace => "trace",
             Workload::Latency => "latency",
             Workload::Memory => "memory",
+            Workload::Iterate => "iterate",
         }
     }
 
@@ -151,14 +156,21 @@ impl Workload {
             }
             Workload::Latency => "get and set latency under a concurrent writer".into(),
             Workload::Memory => "heap bytes per entry, 1M u64 -> u64".into(),
+            Workload::Iterate => {
+                format!("full walks over {k} keys, each thread its own; ops = entries visited")
+            }
         }
     }
 
-    /// Whether the workload applies to a system of this kind.
-    pub fn applies_to(self, kind: Kind) -> bool {
+    /// Whether the workload applies to `system`: decided by its kind (see [`Kind`]), except for
+    /// iterate, which needs a system that can walk its entries ([`System::iterates`]).
+    pub fn applies_to(self, system: System) -> bool {
+        let kind = system.kind();
         match self {
             Workload::HotGet | Workload::HotRead | Workload::Get => true,
             Workload::ZipfGet | Workload::Miss => true,
+            // Walks only read, so the read-only baseline takes part.
+            Workload::Iterate => system.iterates(),
             Workload::CacheAside | Workload::Trace => kind == Kind::Cache,
             _ => kind != Kind::Baseline,
         }
@@ -176,14 +188,16 @@ impl Workload {
             Workload::Mix | Workload::Latency => Mode::Mixed,
             Workload::CacheAside | Workload::Trace => Mode::CacheAside,
             Workload::HotRead => Mode::Read,
+            Workload::Iterate => Mode::Walk,
             _ => Mode::Get,
         }
     }
 
     /// The stream of thread `thread` (of `threads`) over a key space of `n` keys.
     ///
-    /// The insert workload splits its fresh keys between the threads; every other workload gives
-    /// each thread a stream of its own over the whole key space.
+    /// The insert workload splits its fresh keys between the threads; iterate, trace and memory
+    /// use no stream (an empty one); every other workload gives each thread a stream of its own
+    /// over the whole key space.
     pub fn stream(self, cfg: &Config, n: usize, thread: usize, threads: usize) -> Vec<u32> {
         let seed = cfg.seed ^ (self as u64) << 40 ^ (thread as u64) << 20;
         let len = cfg.stream_len;
@@ -212,7 +226,7 @@ impl Workload {
                 data::mark_sets(&mut s, ratio, seed);
                 s
             }
-            Workload::Trace | Workload::Memory => Vec::new(),
+            Workload::Trace | Workload::Memory | Workload::Iterate => Vec::new(),
         }
     }
 
@@ -292,9 +306,17 @@ mod tests {
 
     #[test]
     fn eviction_only_for_caches_and_reads_only_for_the_baseline() {
-        assert!(!Workload::CacheAside.applies_to(Kind::Map));
-        assert!(Workload::CacheAside.applies_to(Kind::Cache));
-        assert!(Workload::HotGet.applies_to(Kind::Baseline));
-        assert!(!Workload::Mix.applies_to(Kind::Baseline));
+        assert!(!Workload::CacheAside.applies_to(System::Papaya));
+        assert!(Workload::CacheAside.applies_to(System::Moka));
+        assert!(Workload::HotGet.applies_to(System::StdHashmap));
+        assert!(!Workload::Mix.applies_to(System::StdHashmap));
+    }
+
+    #[test]
+    fn iterate_only_for_systems_that_walk_and_not_by_default() {
+        assert!(Workload::Iterate.applies_to(System::Epochcache));
+        assert!(Workload::Iterate.applies_to(System::StdHashmap));
+        assert!(!Workload::Iterate.applies_to(System::EpochcacheBytes));
+        assert!(!Workload::DEFAULT.contains(&Workload::Iterate));
     }
 }
