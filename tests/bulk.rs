@@ -311,20 +311,27 @@ fn retain_leaves_a_value_written_after_its_verdict() {
     cache.validate().unwrap();
 }
 
-#[test]
-fn a_predicate_that_panics_stops_retain_and_loses_nothing() {
+/// A full cache of 100 entries in four shards whose listener counts the removals it hears; it
+/// calls `also` with how many it heard before each.
+fn full_and_heard(
+    also: impl Fn(usize) + Send + Sync + 'static,
+) -> (ShardedCache<u64, u64>, Arc<AtomicUsize>) {
     let heard = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&heard);
     let cache: ShardedCache<u64, u64> = ShardedCache::builder()
         .shards(4)
         .max_entries(100)
-        .eviction_listener(move |_: &u64, _: &u64, _| {
-            count.fetch_add(1, Ordering::SeqCst);
-        })
+        .eviction_listener(move |_: &u64, _: &u64, _| also(count.fetch_add(1, Ordering::SeqCst)))
         .build();
     for k in 0..100 {
         cache.insert(k, k).unwrap();
     }
+    (cache, heard)
+}
+
+#[test]
+fn a_predicate_that_panics_stops_retain_and_loses_nothing() {
+    let (cache, heard) = full_and_heard(|_| {});
     let mut judged = 0;
     let result = quiet(|| {
         cache.retain(|_, _| {
@@ -424,19 +431,8 @@ fn byte_cache_clear_removes_metadata_and_bodies_and_spares_open_streams() {
 
 #[test]
 fn a_listener_that_panics_in_retain_loses_neither_budget_nor_notices() {
-    let heard = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&heard);
-    let cache: ShardedCache<u64, u64> = ShardedCache::builder()
-        .shards(4)
-        .max_entries(100)
-        .eviction_listener(move |_: &u64, _: &u64, _| {
-            let n = count.fetch_add(1, Ordering::SeqCst);
-            assert_ne!(n, 3, "the listener gives up once");
-        })
-        .build();
-    for k in 0..100 {
-        cache.insert(k, k).unwrap();
-    }
+    let (cache, heard) =
+        full_and_heard(|before| assert_ne!(before, 3, "the listener gives up once"));
     assert!(quiet(|| cache.retain(|_, _| false)).is_err());
     let left = cache.len();
     assert!(left < 100, "the shard whose listener panicked was emptied");

@@ -70,6 +70,17 @@ impl Walked {
         walked
     }
 
+    /// What a scan that lends each value to a closure (scc's `iter_sync`, which goes on while
+    /// the closure returns `true`) saw.
+    fn lent_to(scan: impl FnOnce(&mut dyn FnMut(&Bytes) -> bool)) -> Self {
+        let mut walked = Walked::default();
+        scan(&mut |value| {
+            walked.visit(value.len());
+            true
+        });
+        walked
+    }
+
     /// Counts one entry whose value is `len` bytes long.
     fn visit(&mut self, len: usize) {
         self.entries += 1;
@@ -456,12 +467,9 @@ impl<S: BuildHasher + Send + Sync> Contender for scc::HashMap<String, Bytes, S> 
     }
     /// Lends the entries to a closure (`iter_sync`), bucket by bucket under a shared lock.
     fn walk(&self) -> Option<Walked> {
-        let mut walked = Walked::default();
-        self.iter_sync(|_, v| {
-            walked.visit(v.len());
-            true
-        });
-        Some(walked)
+        Some(Walked::lent_to(|visit| {
+            self.iter_sync(|_, v| visit(v));
+        }))
     }
 }
 
@@ -484,12 +492,9 @@ impl<S: BuildHasher + Send + Sync> Contender for scc::HashCache<String, Bytes, S
     /// Lends the entries, as scc's `HashMap` does (`iter_sync`, which does not touch the LRU
     /// order).
     fn walk(&self) -> Option<Walked> {
-        let mut walked = Walked::default();
-        self.iter_sync(|_, v| {
-            walked.visit(v.len());
-            true
-        });
-        Some(walked)
+        Some(Walked::lent_to(|visit| {
+            self.iter_sync(|_, v| visit(v));
+        }))
     }
 }
 
