@@ -95,10 +95,7 @@ fn get_racing_remove() {
 #[test]
 fn get_racing_a_resize() {
     model_with_at_least(3, || {
-        let cache = Arc::new(cache::<String>(None));
-        for k in 0..6 {
-            cache.insert(k, format!("v{k}")).unwrap();
-        }
+        let cache = one_group_full();
 
         let writer = on_another_thread(&cache, 2, move |cache| {
             cache.insert(6, s("v6")).unwrap();
@@ -120,6 +117,16 @@ fn get_racing_a_resize() {
         }
         cache.validate().unwrap();
     });
+}
+
+/// The engine with keys 0 to 5 holding "v0" to "v5": its one group full, so that the next
+/// insert rebuilds the table (models 3 and 18).
+fn one_group_full() -> Arc<Cache<String>> {
+    let cache = Arc::new(cache::<String>(None));
+    for k in 0..6 {
+        cache.insert(k, format!("v{k}")).unwrap();
+    }
+    cache
 }
 
 /// Model 4: two writers on one shard, one key in common and one key each, with the table
@@ -541,10 +548,7 @@ fn retired_weight_is_counted_until_freed() {
 #[test]
 fn a_walk_racing_a_resize_a_remove_and_a_replacement() {
     model_with_at_least(3, || {
-        let cache = Arc::new(cache::<String>(None));
-        for k in 0..6 {
-            cache.insert(k, format!("v{k}")).unwrap();
-        }
+        let cache = one_group_full();
 
         let writer = on_another_thread(&cache, 2, move |cache| {
             cache.insert(6, s("v6")).unwrap();
