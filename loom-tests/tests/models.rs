@@ -605,3 +605,39 @@ fn retain_racing_a_replacement_of_the_key_it_rejects() {
         cache.validate().unwrap();
     });
 }
+
+/// Model 20: `clear` racing a write and a read. `clear` swaps each shard's table for an empty
+/// one under the lock and retires the old table and its entries while a reader may still be in
+/// them; unlike `close` it leaves the cache open. The reader sees key 1's value intact or
+/// nothing; key 1 is gone afterwards; the write of key 2 lands before the clear (and is
+/// cleared) or after it (and stays), never half; and every value is dropped exactly once.
+#[test]
+fn clear_racing_a_write_and_a_read() {
+    model(|| {
+        let counts = Arc::new(Counts::default());
+        let cache = Arc::new(cache::<Tracked>(Some(2)));
+        cache.insert(1, Tracked::new("one", &counts)).unwrap();
+        let two = Tracked::new("two", &counts);
+
+        let clearer = on_another_thread(&cache, 2, |cache| cache.clear());
+
+        cache.insert(2, two).unwrap();
+        let seen = cache.get_with(&1, |v| v.text.clone());
+        assert!(
+            seen.is_none() || seen.as_deref() == Some("one"),
+            "read {seen:?} while the cache was cleared"
+        );
+
+        clearer.join().unwrap();
+        assert!(!cache.contains_key(&1), "key 1 outlived clear");
+        let two = cache.get_with(&2, |v| v.text.clone());
+        assert!(
+            two.is_none() || two.as_deref() == Some("two"),
+            "key 2 holds {two:?}"
+        );
+        assert_eq!(cache.len(), usize::from(two.is_some()));
+        cache.validate().unwrap();
+        drop(cache);
+        counts.assert_every_value_dropped_once();
+    });
+}
