@@ -4,7 +4,8 @@
 //! sweep each write does, finds the expired entries directly instead of walking the table. Like
 //! the eviction queues it holds hashes, not pointers: an entry replaced or removed leaves a stale
 //! pair behind, recognised when popped (no entry has that hash any more, or its deadline differs)
-//! and dropped. The heap is rebuilt from the table if stale pairs ever outnumber live ones.
+//! and dropped. Each write's sweep rebuilds the heap from the table once stale pairs outnumber
+//! the live ones by more than an eighth of the shard's entries (see `Shard::sweep_expired`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

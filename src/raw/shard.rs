@@ -87,7 +87,7 @@ impl<K, V> FreshParts<K, V> {
 
 /// What [`Shard::clear`] replaced, dropped by its owner once the shard's lock is released.
 pub(crate) struct StaleParts {
-    _policy: Option<Policy>,
+    _policy: Policy,
     _expiry: ExpiryOrder,
 }
 
@@ -355,13 +355,19 @@ impl<K, V> Shard<K, V> {
         K: 'g,
         V: 'g,
     {
+        // Before the early return below, so that stale pairs are dropped even while nothing
+        // expires: rewrites of keys with a deadline (every write, under a time to live) leave
+        // one each. A rebuild walks the table, so it waits for an eighth of the live entries'
+        // worth of stale pairs too, which keeps it amortised O(1) a write however few of the
+        // entries have a deadline.
+        if state.expiry.len() > 2 * state.with_deadline + state.live / 8 + 64 {
+            state.expiry.rebuild(self.table(guard), hash_of, guard);
+            self.publish_earliest(state);
+        }
         if state.expiry.earliest() > now {
             return;
         }
         let table = self.table(guard);
-        if state.expiry.len() > 2 * state.with_deadline + 64 {
-            state.expiry.rebuild(table, hash_of, guard);
-        }
         for _ in 0..max {
             let Some((at, _)) = state.expiry.pop_expired(table, now, hash_of, guard) else {
                 break;
@@ -408,9 +414,10 @@ impl<K, V> Shard<K, V> {
             unsafe { guard.defer_destroy(entry) };
         }
         let stale = StaleParts {
+            // The policy replaced, or the fresh one itself if the shard keeps none (unbounded).
             _policy: match &mut state.policy {
-                Some(policy) => Some(std::mem::replace(policy, fresh.policy)),
-                None => None,
+                Some(policy) => std::mem::replace(policy, fresh.policy),
+                None => fresh.policy,
             },
             _expiry: std::mem::replace(&mut state.expiry, fresh.expiry),
         };
@@ -536,6 +543,31 @@ mod tests {
             &hash,
             &guard,
         );
+    }
+
+    #[test]
+    fn rewrites_that_never_expire_leave_a_bounded_expiry_order() {
+        // Ten keys with a deadline far ahead, rewritten 100,000 times: each rewrite leaves a
+        // stale pair, and the sweep each write makes (which finds nothing expired) drops them.
+        let shard: Shard<u64, ()> = Shard::new(0, false);
+        let guard = epoch::pin();
+        let far = u64::MAX / 2;
+        for round in 0..100_000u64 {
+            let key = round % 10;
+            let mut state = shard.lock();
+            let entry = alloc_entry(Entry::new(key, (), far, 0));
+            shard.insert(&mut state, hash(&key), &mut Some(entry), &hash, &guard);
+            shard.sweep_expired(&mut state, 2, 1, &hash, &guard, |_| panic!("none expired"));
+            assert!(
+                state.expiry.len() <= 2 * 10 + 64 + 1,
+                "{} pairs for 10 entries after {round} rewrites",
+                state.expiry.len()
+            );
+            if round % 1_000 == 0 {
+                drop(state);
+                guard.flush();
+            }
+        }
     }
 
     fn slots(shard: &Shard<u64, ()>) -> usize {
