@@ -345,10 +345,23 @@ where
         if !self.budget.is_bounded() {
             return;
         }
+        // A caller's weigher that panics loses that entry's weight from the budget (the engine
+        // does not store it), but not its entry count nor the other removals' settling: the
+        // first panic goes on once every removal is settled.
+        let mut first_panic = None;
         for (entry, _) in removed {
-            let weight = self.weight_of(entry);
+            let weight = match panic::catch_unwind(AssertUnwindSafe(|| self.weight_of(entry))) {
+                Ok(weight) => weight,
+                Err(payload) => {
+                    first_panic.get_or_insert(payload);
+                    0
+                }
+            };
             self.budget.release(1, weight);
             self.garbage.count(weight, guard);
+        }
+        if let Some(payload) = first_panic {
+            panic::resume_unwind(payload);
         }
     }
 
@@ -414,7 +427,9 @@ where
     /// each unlinked entry to its last argument), all for `cause`: each shard's removals are
     /// counted and settled before the next shard is locked, and the collector and the listener
     /// run once at the end, so a panic in user code cannot leave a shard untouched or a removal
-    /// unsettled (`close`, `purge_expired`).
+    /// unsettled (`close`, `clear`, `purge_expired`): a shard's removals are all settled even if
+    /// a caller's weigher panics (see [`settle`](Self::settle)), and the panic goes on after the
+    /// last shard.
     pub(crate) fn remove_from_every_shard<'g>(
         &self,
         cause: RemovalCause,
@@ -422,15 +437,26 @@ where
         mut take: impl FnMut(&Shard<K, V>, &mut ShardState, &mut dyn FnMut(&'g Entry<K, V>)),
     ) {
         let mut removed = Vec::new();
+        let mut first_panic = None;
         for shard in self.shards.iter() {
             let first = removed.len();
             let mut state = shard.lock();
             take(shard, &mut state, &mut |entry| removed.push((entry, cause)));
             state.stats.count_removals(cause, removed.len() - first);
             drop(state);
-            self.settle(removed[first..].iter().copied(), guard);
+            let settled = panic::catch_unwind(AssertUnwindSafe(|| {
+                self.settle(removed[first..].iter().copied(), guard)
+            }));
+            if let Err(payload) = settled {
+                first_panic.get_or_insert(payload);
+            }
         }
-        self.finish(removed.len(), removed, guard);
+        let finished = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.finish(removed.len(), removed, guard)
+        }));
+        if let Some(payload) = first_panic.or(finished.err()) {
+            panic::resume_unwind(payload);
+        }
     }
 
     /// Empties every shard, one lock at a time, for `cause` (`close`, `clear`): each shard

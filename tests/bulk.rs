@@ -493,3 +493,41 @@ fn clear_and_retain_racing_writers_keep_the_budget_exact() {
     assert!(cache.is_empty());
     cache.validate().unwrap();
 }
+
+#[test]
+fn a_weigher_that_panics_as_clear_settles_loses_only_that_entrys_weight() {
+    let armed = Arc::new(AtomicBool::new(false));
+    let trip = Arc::clone(&armed);
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+        .shards(4)
+        .max_weight(10_000)
+        .max_entries(1_000)
+        .weigher(move |k, v| {
+            assert!(
+                !(trip.load(Ordering::SeqCst) && *k == 7),
+                "the weigher gives up on key 7"
+            );
+            *v
+        })
+        .build();
+    for k in 0..100 {
+        cache.insert(k, 10 + k).unwrap();
+    }
+    armed.store(true, Ordering::SeqCst);
+    assert!(
+        quiet(|| cache.clear()).is_err(),
+        "the weigher's panic goes on"
+    );
+    armed.store(false, Ordering::SeqCst);
+    assert!(
+        cache.is_empty(),
+        "every shard cleared, the one after the panic too"
+    );
+    assert_eq!(
+        cache.weight(),
+        17,
+        "only key 7's weight, never weighed again, is lost"
+    );
+    cache.validate().unwrap(); // the entry count is exact
+    assert_eq!(cache.stats().deleted, 100);
+}
