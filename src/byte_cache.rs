@@ -281,7 +281,8 @@ impl ByteCacheBuilder {
     }
 
     /// How long metadata or a body written without an expiry of its own lives (see
-    /// [`CacheBuilder::time_to_live`]); a `set` with an expiry keeps its own.
+    /// [`CacheBuilder::time_to_live`]); a `set` with an expiry keeps its own. A body, which never
+    /// has one, then expires on its own clock: metadata set with a longer expiry outlives it.
     ///
     /// ```
     /// # use std::{sync::Arc, time::Duration};
@@ -550,7 +551,8 @@ impl ByteCache {
         self.inner.max_weight()
     }
 
-    /// The value for `key`; on a miss, the loader's value, stored with no expiry. One thread
+    /// The value for `key`; on a miss, the loader's value, stored with no expiry of its own (the
+    /// builder's time to live, if it has one). One thread
     /// per key runs the loader when many miss at once (see
     /// [`ShardedCache::try_get_or_insert_with`]).
     ///

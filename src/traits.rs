@@ -91,10 +91,14 @@ pub trait BaseCache: Send + Sync {
 ///   whether or not metadata exists (writers store them in two steps, so either may be alone for
 ///   a moment; a reader that needs both checks both);
 /// - the expiry given to `set` applies to the metadata; a body has no expiry of its own and lives
-///   until it is replaced, deleted or evicted;
+///   until it is replaced, deleted or evicted, or, in a cache built with a time to live for
+///   writes that give no expiry ([`time_to_live`]), until that time has passed since it was set
+///   (metadata set with a longer expiry of its own may then outlive its body);
 /// - `delete` removes both;
 /// - a stream returned by `get_body` stays valid and unchanged if the body is replaced or deleted
 ///   while it is read.
+///
+/// [`time_to_live`]: crate::ByteCacheBuilder::time_to_live
 ///
 /// ```
 /// use std::io::Read;

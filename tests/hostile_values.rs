@@ -556,6 +556,8 @@ fn byte_builder_setters_called_twice_and_every_combination() {
         .initial_capacity(0)
         .retire_batch(0)
         .retire_batch(u32::MAX)
+        .time_to_live(Duration::ZERO)
+        .time_to_live(Duration::from_secs(3600))
         .record_stats()
         .clock(Arc::new(MockClock::new()))
         .clock(Arc::new(clock.clone()))
@@ -569,8 +571,13 @@ fn byte_builder_setters_called_twice_and_every_combination() {
     cache
         .set("e", Bytes::new(), Some(Duration::from_secs(1).into()))
         .unwrap();
+    cache.set("ttl", Bytes::from_static(b"t"), None).unwrap();
     clock.advance(Duration::from_secs(1));
     assert_eq!(cache.get("e").unwrap(), None);
+    assert!(
+        cache.get("ttl").unwrap().is_some(),
+        "the second time to live (an hour) is the cache's, not the first (zero)"
+    );
     for i in 0..300 {
         cache.set(&i.to_string(), Bytes::new(), None).unwrap();
     }
@@ -580,13 +587,21 @@ fn byte_builder_setters_called_twice_and_every_combination() {
     // A sweep of combinations of every option, each driven by a short workload.
     let mut built = 0;
     for mask in 0u32..256 {
-        for (shards, batch) in [(0usize, 0u32), (1, 1), (3, 64), (4096, u32::MAX)] {
+        for (shards, batch, ttl) in [
+            (0usize, 0u32, None),
+            (1, 1, Some(Duration::from_secs(2))),
+            (3, 64, None),
+            (4096, u32::MAX, Some(Duration::ZERO)),
+        ] {
             let seen = Arc::new(AtomicUsize::new(0));
             let seen2 = Arc::clone(&seen);
             let clock = MockClock::new();
             let mut b = ShardedCache::<u64, u64>::builder()
                 .shards(shards)
                 .retire_batch(batch);
+            if let Some(ttl) = ttl {
+                b = b.time_to_live(ttl);
+            }
             if mask & 1 != 0 {
                 b = b.max_entries(if mask & 64 != 0 { 0 } else { 16 });
             }
