@@ -19,6 +19,7 @@
 
 use std::hash::{BuildHasher, Hash};
 
+use crate::raw::shard::Walk;
 use crate::raw::{Entry, Shard};
 use crate::sharded::{Pinned, ShardedCache};
 use crate::stats::RemovalCause;
@@ -83,7 +84,7 @@ where
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
         for shard in self.shards.iter() {
             let guard = epoch::pin();
-            let rejected = self.walk_rejecting(shard, self.now_for_walk(), &mut keep, &guard);
+            let rejected = self.walk_rejecting(shard, &mut keep, &guard);
             if rejected.is_empty() {
                 continue;
             }
@@ -109,13 +110,11 @@ where
     fn walk_rejecting<'g>(
         &self,
         shard: &'g Shard<K, V>,
-        now: u64,
         keep: &mut impl FnMut(&K, &V) -> bool,
         guard: &'g Guard,
     ) -> Vec<(u64, &'g Entry<K, V>)> {
-        shard
-            .linked(guard)
-            .filter(|entry| live_at(entry, now) && !keep(&entry.key, &entry.value))
+        Walk::new(std::slice::from_ref(shard), || self.now_for_walk(), guard)
+            .filter(|entry| !keep(&entry.key, &entry.value))
             .map(|entry| (self.hash(&entry.key), entry))
             .collect()
     }
@@ -145,8 +144,9 @@ where
 
     /// The time a walk of one shard judges expiry by, read as the walk reaches that shard (an
     /// iterator may be held a long time before it is drained): the clock's reading once any
-    /// entry has a deadline, else 0, which no entry without a deadline is expired at (so a cache
-    /// that never expires never reads its clock for a walk).
+    /// entry has a deadline, else 0, at which the walk reads no entry's metadata word (so a cache
+    /// that never expires never reads its clock for a walk, and a walk over a large table reads
+    /// only what its caller reads of each entry).
     fn now_for_walk(&self) -> u64 {
         if self.expiring.load(Ordering::Relaxed) {
             self.clock.now_nanos()
@@ -154,15 +154,6 @@ where
             0
         }
     }
-}
-
-/// Whether a walk at `now` (from `now_for_walk`) yields `entry`. At 0 (no entry of the cache had
-/// a deadline when the shard was reached) nothing is expired, and the entry's metadata word is
-/// not read: a walk then reads only what its caller reads of each entry, and over a large table
-/// an entry whose metadata sits in its second cache line costs a second miss.
-#[inline]
-fn live_at<K, V>(entry: &Entry<K, V>, now: u64) -> bool {
-    now == 0 || !entry.is_expired(|| now)
 }
 
 /// An iterator over a cache's entries, cloned: see [`ShardedCache::iter`].
@@ -188,13 +179,14 @@ where
             let shard = self.cache.shards.get(self.next_shard)?;
             self.next_shard += 1;
             let guard = epoch::pin();
-            let now = self.cache.now_for_walk();
-            self.batch = shard
-                .linked(&guard)
-                .filter(|entry| live_at(entry, now))
-                .map(|entry| (entry.key.clone(), entry.value.clone()))
-                .collect::<Vec<_>>()
-                .into_iter();
+            self.batch = Walk::new(
+                std::slice::from_ref(shard),
+                || self.cache.now_for_walk(),
+                &guard,
+            )
+            .map(|entry| (entry.key.clone(), entry.value.clone()))
+            .collect::<Vec<_>>()
+            .into_iter();
         }
     }
 }
@@ -228,13 +220,8 @@ where
     /// assert_eq!(letters, 6);
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
-        let (cache, guard) = (self.cache, &self.guard);
-        cache.shards.iter().flat_map(move |shard| {
-            let now = cache.now_for_walk();
-            shard
-                .linked(guard)
-                .filter(move |entry| live_at(entry, now))
-                .map(|entry| (&entry.key, &entry.value))
-        })
+        let cache = self.cache;
+        Walk::new(&cache.shards, move || cache.now_for_walk(), &self.guard)
+            .map(|entry| (&entry.key, &entry.value))
     }
 }

@@ -64,6 +64,54 @@ impl<K, V> Group<K, V> {
     }
 }
 
+/// The walk behind [`Table::occupied`] and [`Table::linked`]: one control word a group, then
+/// only the full slots' pointers.
+struct FullSlots<'a, 'g, K, V> {
+    groups: std::slice::Iter<'a, Group<K, V>>,
+    group: Option<&'a Group<K, V>>,
+    slots: tag::SlotIter,
+    order: Ordering,
+    guard: &'g Guard,
+}
+
+impl<'g, K: 'g, V: 'g> Iterator for FullSlots<'_, 'g, K, V> {
+    type Item = Shared<'g, Entry<K, V>>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(group) = self.group {
+                for slot in self.slots.by_ref() {
+                    let ptr = group.slots[slot].load(self.order, self.guard);
+                    if !ptr.is_null() {
+                        return Some(ptr);
+                    }
+                }
+            }
+            let group = self.groups.next()?;
+            self.slots = tag::full_slots(group.tags.load(self.order));
+            self.group = Some(group);
+        }
+    }
+}
+
+/// The entries of [`Table::linked`].
+pub(crate) struct Linked<'g, K, V>(FullSlots<'g, 'g, K, V>);
+
+impl<'g, K: 'g, V: 'g> Iterator for Linked<'g, K, V> {
+    type Item = &'g Entry<K, V>;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'g Entry<K, V>> {
+        let ptr = self.0.next()?;
+        // SAFETY: as in `probe`: entries are freed only through `Guard::defer_destroy` after
+        // being unlinked from every table still reachable, and the walk's guard was pinned
+        // before this table was loaded, so every entry it points at outlives `'g`; `FullSlots`
+        // yields no null pointer.
+        Some(unsafe { ptr.deref() })
+    }
+}
+
 /// Where a slot is: a group index and a slot index within it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SlotRef {
@@ -313,26 +361,18 @@ impl<K, V> Table<K, V> {
 
     /// The non-null pointer of every slot whose control byte is full, group by group, loaded
     /// with `order` (control word, then pointer, as a probe loads them).
-    fn full_slots<'a, 'g>(
-        &'a self,
-        order: Ordering,
-        guard: &'g Guard,
-    ) -> impl Iterator<Item = Shared<'g, Entry<K, V>>> + 'a
+    fn full_slots<'a, 'g>(&'a self, order: Ordering, guard: &'g Guard) -> FullSlots<'a, 'g, K, V>
     where
-        'g: 'a,
         K: 'g,
         V: 'g,
     {
-        self.groups.iter().flat_map(move |group| {
-            let word = group.tags.load(order);
-            (0..GROUP_SLOTS).filter_map(move |slot| {
-                if !tag::tag_at(word, slot).is_full() {
-                    return None;
-                }
-                let ptr = group.slots[slot].load(order, guard);
-                (!ptr.is_null()).then_some(ptr)
-            })
-        })
+        FullSlots {
+            groups: self.groups.iter(),
+            group: None,
+            slots: tag::full_slots(0),
+            order,
+            guard,
+        }
     }
 
     /// Every entry linked in this table, read as a reader probes: takes no lock.
@@ -340,14 +380,8 @@ impl<K, V> Table<K, V> {
     /// Each slot is read once, so an entry linked in this table for the whole walk is yielded
     /// exactly once (a replacement in its slot yields the old entry or the new one); one linked
     /// or unlinked during the walk may or may not be.
-    pub(crate) fn linked<'g>(&'g self, guard: &'g Guard) -> impl Iterator<Item = &'g Entry<K, V>> {
-        self.full_slots(Ordering::Acquire, guard).map(|ptr| {
-            // SAFETY: as in `probe`: entries are freed only through `Guard::defer_destroy` after
-            // being unlinked from every table still reachable, and `guard` was pinned before
-            // this table was loaded, so every entry it points at outlives `'g`; `full_slots`
-            // yields no null pointer.
-            unsafe { ptr.deref() }
-        })
+    pub(crate) fn linked<'g>(&'g self, guard: &'g Guard) -> Linked<'g, K, V> {
+        Linked(self.full_slots(Ordering::Acquire, guard))
     }
 
     /// The slot on `hash`'s probe sequence that holds exactly `target` (compared by address,

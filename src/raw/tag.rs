@@ -84,6 +84,13 @@ pub(crate) fn with_tag(word: u64, slot: usize, tag: Tag) -> u64 {
     (word & !(0xff << shift)) | (u64::from(tag.0) << shift)
 }
 
+/// The slots of a group whose tag is full (an entry is linked there, or being unlinked).
+#[inline]
+pub(crate) fn full_slots(word: u64) -> SlotIter {
+    // Full tags have their high bit set; empty and tombstone bytes do not.
+    SlotIter(word & SLOT_HIGH_BITS)
+}
+
 /// The slot indices whose bit is set in a mask of byte high bits, lowest first.
 pub(crate) struct SlotIter(u64);
 
