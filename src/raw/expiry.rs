@@ -5,7 +5,7 @@
 //! the eviction queues it holds hashes, not pointers: an entry replaced or removed leaves a stale
 //! pair behind, recognised when popped (no entry has that hash any more, or its deadline differs)
 //! and dropped. Each write's sweep rebuilds the heap from the table once stale pairs outnumber
-//! the live ones by more than an eighth of the shard's entries (see `Shard::sweep_expired`).
+//! the live ones by more than an eighth of the table's slots (see `Shard::sweep_expired`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -67,19 +67,20 @@ impl ExpiryOrder {
         None
     }
 
-    /// Rebuilds the heap from the entries of `table`.
+    /// Rebuilds the heap from the entries of `table`. The new heap replaces the old one only
+    /// once every key is hashed: `hash_of` is user code, and a panic halfway must not lose the
+    /// deadlines of the entries not yet hashed.
     pub(crate) fn rebuild<K, V>(
         &mut self,
         table: &Table<K, V>,
         hash_of: &dyn Fn(&K) -> u64,
         guard: &Guard,
     ) {
-        self.heap.clear();
-        for entry in table.entries(guard) {
-            let deadline = entry.deadline();
-            if deadline != 0 {
-                self.heap.push(Reverse((deadline, hash_of(&entry.key))));
-            }
-        }
+        let pairs: Vec<_> = table
+            .entries(guard)
+            .filter(|entry| entry.deadline() != 0)
+            .map(|entry| Reverse((entry.deadline(), hash_of(&entry.key))))
+            .collect();
+        self.heap = BinaryHeap::from(pairs);
     }
 }

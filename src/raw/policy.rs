@@ -173,7 +173,9 @@
 //! any writer without touching the queues, and the evictor finds a popped hash's entry in the
 //! table (comparing full hashes), skipping hashes whose entry is gone. A replaced entry keeps its
 //! place and inherits its counter. Stale hashes are dropped as they are popped, and the queues are
-//! compacted if they ever hold twice as many hashes as the shard has entries.
+//! compacted, by the insert or the eviction that finds it, once they hold twice as many hashes as
+//! the shard has entries (and 64 more): a shard that removes or expires what it inserts and never
+//! evicts pops nothing, so its inserts must drop the stale hashes.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -481,7 +483,13 @@ impl Policy {
                 self.main.push_back(c.hash);
                 continue;
             }
-            let Some(v) = self.main_victim(table, hash_of, is_expired, &mut steps, guard) else {
+            // `c` is held at the front of the small queue while the main queue's victim is looked
+            // up: that runs keys' `Hash` (user code), and a panic there must not leave `c`'s
+            // entry in no queue, never to be evicted.
+            self.small.push_front(c.hash);
+            let main_victim = self.main_victim(table, hash_of, is_expired, &mut steps, guard);
+            self.small.pop_front();
+            let Some(v) = main_victim else {
                 return Some((c, Verdict::Evicted));
             };
             if is_expired(v.entry)

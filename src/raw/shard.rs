@@ -257,9 +257,30 @@ impl<K, V> Shard<K, V> {
                     state.live += 1;
                     state.tombstones -= usize::from(was == Tag::TOMBSTONE);
                     state.with_deadline += usize::from(has_deadline);
+                    // Last, once the shard's counts are right: `compact` runs keys' `Hash`.
+                    self.compact_policy_if_stale(state, table, hash_of, guard);
                     return None;
                 }
                 _ => self.rebuild(state, hash_of, guard),
+            }
+        }
+    }
+
+    /// Drops the eviction queues' stale hashes once they hold twice as many as the shard has
+    /// entries (and 64 more): every new key queues its hash, and only the evictor pops them, so a
+    /// bounded shard that removes or expires what it inserts, and never has to evict, would
+    /// otherwise queue a hash a key for good. Amortised O(1) a write.
+    fn compact_policy_if_stale(
+        &self,
+        state: &mut ShardState,
+        table: &Table<K, V>,
+        hash_of: &dyn Fn(&K) -> u64,
+        guard: &Guard,
+    ) {
+        let live = state.live;
+        if let Some(policy) = &mut state.policy {
+            if policy.queued() > 2 * live + 64 {
+                policy.compact(table, hash_of, guard);
             }
         }
     }
@@ -371,10 +392,8 @@ impl<K, V> Shard<K, V> {
     ) -> Option<(Unlinked<'g, K, V>, Verdict)> {
         let table = self.table(guard);
         let live = state.live;
+        self.compact_policy_if_stale(state, table, hash_of, guard);
         let policy = state.policy.as_mut()?;
-        if policy.queued() > 2 * live + 64 {
-            policy.compact(table, hash_of, guard);
-        }
         let is_expired = |e: &Entry<K, V>| e.is_expired(|| now);
         for _ in 0..2 {
             let (victim, verdict) =
@@ -403,17 +422,17 @@ impl<K, V> Shard<K, V> {
     {
         // Before the early return below, so that stale pairs are dropped even while nothing
         // expires: rewrites of keys with a deadline (every write, under a time to live) leave
-        // one each. A rebuild walks the table, so it waits for an eighth of the live entries'
+        // one each. A rebuild walks the table, so it waits for an eighth of the table's slots'
         // worth of stale pairs too, which keeps it amortised O(1) a write however few of the
-        // entries have a deadline.
-        if state.expiry.len() > 2 * state.with_deadline + state.live / 8 + 64 {
-            state.expiry.rebuild(self.table(guard), hash_of, guard);
+        // entries have a deadline and however empty a once-large table has become.
+        let table = self.table(guard);
+        if state.expiry.len() > 2 * state.with_deadline + table.slots() / 8 + 64 {
+            state.expiry.rebuild(table, hash_of, guard);
             self.publish_earliest(state);
         }
         if state.expiry.earliest() > now {
             return;
         }
-        let table = self.table(guard);
         for _ in 0..max {
             let Some((at, _)) = state.expiry.pop_expired(table, now, hash_of, guard) else {
                 break;
@@ -570,140 +589,4 @@ impl<K, V> fmt::Debug for Shard<K, V> {
 }
 
 #[cfg(all(test, not(epochcache_loom)))]
-mod tests {
-    use super::*;
-    use crate::raw::table::alloc_entry;
-    use crate::sync::epoch;
-
-    fn hash(key: &u64) -> u64 {
-        key.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17)
-    }
-
-    fn insert(shard: &Shard<u64, ()>, key: u64) {
-        let guard = epoch::pin();
-        let mut state = shard.lock();
-        shard.insert(
-            &mut state,
-            hash(&key),
-            &mut Some(alloc_entry(Entry::new(key, (), 0, 0))),
-            &hash,
-            &guard,
-        );
-    }
-
-    #[test]
-    fn rewrites_that_never_expire_leave_a_bounded_expiry_order() {
-        // Ten keys with a deadline far ahead, rewritten 100,000 times: each rewrite leaves a
-        // stale pair, and the sweep each write makes (which finds nothing expired) drops them.
-        let shard: Shard<u64, ()> = Shard::new(0, false);
-        let guard = epoch::pin();
-        let far = u64::MAX / 2;
-        for round in 0..100_000u64 {
-            let key = round % 10;
-            let mut state = shard.lock();
-            let entry = alloc_entry(Entry::new(key, (), far, 0));
-            shard.insert(&mut state, hash(&key), &mut Some(entry), &hash, &guard);
-            shard.sweep_expired(&mut state, 2, 1, &hash, &guard, |_| panic!("none expired"));
-            assert!(
-                state.expiry.len() <= 2 * 10 + 64 + 1,
-                "{} pairs for 10 entries after {round} rewrites",
-                state.expiry.len()
-            );
-            if round % 1_000 == 0 {
-                drop(state);
-                guard.flush();
-            }
-        }
-    }
-
-    fn slots(shard: &Shard<u64, ()>) -> usize {
-        shard.table(&epoch::pin()).slots()
-    }
-
-    #[test]
-    fn a_growing_table_stays_between_half_and_seven_eighths_full() {
-        let shard = Shard::new(0, false);
-        let mut grown = 0;
-        for key in 0..50_000u64 {
-            let before = slots(&shard);
-            insert(&shard, key);
-            let (live, after) = (key as usize + 1, slots(&shard));
-            assert!(live * 8 <= after * 7, "{live} entries in {after} slots");
-            if after != before {
-                grown += 1;
-                // Grown by about half, not doubled: at least 55% full right after.
-                assert!(
-                    after * 2 < before * 3 + 2 * 7 * GROUP_SLOTS,
-                    "{before} -> {after}"
-                );
-                assert!(live * 100 >= after * 55 || live < 100, "{live} in {after}");
-            }
-        }
-        assert!(grown > 10, "grew only {grown} times");
-        shard.validate(&hash).unwrap();
-    }
-
-    #[test]
-    fn a_presized_table_takes_its_capacity_without_a_rebuild_and_is_7_8_full() {
-        let shard = Shard::new(10_000, false);
-        let at_start = slots(&shard);
-        for key in 0..10_000u64 {
-            insert(&shard, key);
-        }
-        assert_eq!(slots(&shard), at_start);
-        assert!(
-            10_000 * 100 >= at_start * 87,
-            "10,000 entries in {at_start} slots"
-        );
-        shard.validate(&hash).unwrap();
-    }
-
-    /// Inserts and removes a sliding window of `window` fresh keys `ops` times in a shard sized
-    /// for `capacity`; returns how many rebuilds kept the size, and the largest table, in slots.
-    fn churn(capacity: usize, window: u64, ops: u64) -> (usize, usize) {
-        let shard: Shard<u64, ()> = Shard::new(capacity, false);
-        let (mut same_size, mut largest) = (0, 0);
-        for next in 0..ops {
-            let guard = epoch::pin();
-            let mut state = shard.lock();
-            let before: *const Table<u64, ()> = shard.table(&guard);
-            let slots_before = shard.table(&guard).slots();
-            let entry = alloc_entry(Entry::new(next, (), 0, 0));
-            shard.insert(&mut state, hash(&next), &mut Some(entry), &hash, &guard);
-            if next >= window {
-                let old = next - window;
-                shard.remove(&mut state, hash(&old), |k| *k == old, &guard);
-            }
-            let table = shard.table(&guard);
-            if !std::ptr::eq(table, before) && table.slots() == slots_before {
-                same_size += 1;
-            }
-            largest = largest.max(table.slots());
-        }
-        shard.validate(&hash).unwrap();
-        (same_size, largest)
-    }
-
-    #[test]
-    fn churn_just_under_the_growth_point_never_grows_the_table() {
-        // 200 entries take 33 groups, 231 slots; the table grows once more than 7/12 of its
-        // slots are live, so a window of 133 keys (134 live for a moment) stays just under that
-        // while every removal may leave a tombstone. `validate` checks that live entries and
-        // tombstones stay within 7/8 of the slots.
-        let slots = groups_for(200) * GROUP_SLOTS;
-        let window = (slots * 7 / 12 - 1) as u64;
-        let (_, largest) = churn(200, window, 100_000);
-        assert_eq!(largest, slots, "the table grew under churn");
-    }
-
-    #[test]
-    fn churn_that_fills_a_table_with_tombstones_rebuilds_it_in_place() {
-        // Grown from empty, a window of 295 keys sits just under the growth point of the table
-        // it reaches (511 slots), and its tombstones fill that table to 7/8 again and again.
-        let (same_size, largest) = churn(0, 295, 100_000);
-        assert!(
-            same_size > 10,
-            "{same_size} same-size rebuilds in {largest} slots"
-        );
-    }
-}
+mod tests;
