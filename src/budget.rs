@@ -217,12 +217,21 @@ impl Garbage {
         if weight == 0 {
             return;
         }
-        self.weight.fetch_add(weight, Ordering::Relaxed);
+        // Saturating both ways: a caller's weigher may weigh entries near `u64::MAX`, and a
+        // wrapped count would read as little or nothing waiting. Saturated, it only reads high
+        // until the collector catches up.
+        let _ = self
+            .weight
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                Some(w.saturating_add(weight))
+            });
         let counter = Arc::clone(&self.weight);
         // Deferred after the entry's own destruction in the same thread-local bag, so the two
         // run in the same collection.
         guard.defer(move || {
-            counter.fetch_sub(weight, Ordering::Relaxed);
+            let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                Some(w.saturating_sub(weight))
+            });
         });
     }
 
