@@ -273,6 +273,16 @@ mod tests {
     }
 
     #[test]
+    fn the_retired_weight_saturates_instead_of_wrapping() {
+        let garbage = Garbage::new(1);
+        let guard = crate::sync::epoch::pin(); // nothing counted can be freed while it lives
+        for _ in 0..3 {
+            garbage.count(u64::MAX / 2, &guard);
+        }
+        assert_eq!(garbage.weight(), u64::MAX, "wrapped: {}", garbage.weight());
+    }
+
+    #[test]
     fn a_flush_is_due_once_a_batch_has_been_retired() {
         let count = std::cell::Cell::new(0);
         let flushes = |retired: &[usize], batch| {
