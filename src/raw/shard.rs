@@ -223,6 +223,9 @@ impl<K, V> Shard<K, V> {
     where
         K: Eq,
     {
+        // First, while nothing of this write is linked: `compact` runs keys' `Hash`, and a
+        // panic there must leave the write failed, not half done.
+        self.compact_policy_if_stale(state, self.table(guard), hash_of, guard);
         let deadline = pending.as_ref().expect(NO_ENTRY).deadline();
         let has_deadline = deadline != 0;
         if has_deadline {
@@ -257,8 +260,6 @@ impl<K, V> Shard<K, V> {
                     state.live += 1;
                     state.tombstones -= usize::from(was == Tag::TOMBSTONE);
                     state.with_deadline += usize::from(has_deadline);
-                    // Last, once the shard's counts are right: `compact` runs keys' `Hash`.
-                    self.compact_policy_if_stale(state, table, hash_of, guard);
                     return None;
                 }
                 _ => self.rebuild(state, hash_of, guard),

@@ -237,3 +237,37 @@ fn churn_that_fills_a_table_with_tombstones_rebuilds_it_in_place() {
         "{same_size} same-size rebuilds in {largest} slots"
     );
 }
+
+#[test]
+fn a_hash_that_panics_as_an_insert_compacts_the_queues_leaves_the_write_undone() {
+    // Ten keys stay; others are inserted and removed until the queues are compacted, by a
+    // `hash_of` that panics (compaction hashes the live keys its queued hashes lead to). The
+    // write must fail with nothing linked: its entry still pending, the shard's counts right.
+    let shard: Shard<u64, ()> = Shard::new(1_000, true);
+    let guard = epoch::pin();
+    (0..10).for_each(|key| insert(&shard, key));
+    let bomb = |_: &u64| -> u64 { panic!("the hash gives up") };
+    let mut panicked = 0;
+    for key in 100..300u64 {
+        let mut state = shard.lock();
+        let mut pending = Some(alloc_entry(Entry::new(key, (), 0, 0)));
+        let inserted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shard.insert(&mut state, hash(&key), &mut pending, &bomb, &guard)
+        }));
+        if inserted.is_err() {
+            panicked += 1;
+            assert!(
+                pending.is_some(),
+                "the write's entry was linked before the panic"
+            );
+            assert_eq!(Shard::<u64, ()>::live(&state), 10);
+            drop(state);
+            shard.validate(&hash).unwrap();
+            continue;
+        }
+        assert!(shard
+            .remove(&mut state, hash(&key), |k| *k == key, &guard)
+            .is_some());
+    }
+    assert!(panicked > 0, "no insert compacted the queues");
+}
