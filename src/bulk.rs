@@ -99,8 +99,8 @@ where
                 .stats
                 .count_removals(RemovalCause::Deleted, removed.len());
             drop(state);
-            self.settle(removed.iter().copied(), &guard);
-            self.finish(removed.len(), removed, &guard);
+            let settled = self.settle(removed.iter().copied(), &guard);
+            self.finish_then_resume(removed.len(), removed, settled, &guard);
         }
     }
 

@@ -22,6 +22,9 @@
 use std::hash::{BuildHasher, Hash};
 use std::panic::{self, AssertUnwindSafe};
 
+/// A caught panic's payload, resumed later.
+pub(crate) type Panic = Box<dyn std::any::Any + Send>;
+
 use crate::raw::shard::{FreshParts, ShardState};
 use crate::raw::{Entry, NewEntry, Shard, Verdict};
 use crate::sharded::ShardedCache;
@@ -203,7 +206,8 @@ where
             };
             let cause = cause_of(verdict);
             state.stats.count_removal(cause);
-            self.settle([(victim, cause)], guard);
+            // The engine's own weigher, which runs no user code, so nothing to resume.
+            let _never = self.settle([(victim, cause)], guard);
             evicted.push((victim, cause));
         }
         true
@@ -334,46 +338,55 @@ where
     /// collector, which runs values' `Drop`, and the listener come after, in
     /// [`finish`](Self::finish), so that a panic in either cannot keep any removal's budget from
     /// being settled.
+    #[must_use = "a weigher's panic is to be resumed after `finish`"]
     pub(crate) fn settle<'g>(
         &self,
         removed: impl IntoIterator<Item = (&'g Entry<K, V>, RemovalCause)>,
         guard: &Guard,
-    ) where
+    ) -> Option<Panic>
+    where
         K: 'g,
         V: 'g,
     {
         if !self.budget.is_bounded() {
-            return;
+            return None;
         }
         // A caller's weigher that panics loses that entry's weight from the budget (the engine
-        // does not store it), but not its entry count nor the other removals' settling: the
-        // first panic goes on once every removal is settled.
+        // does not store it), but not its entry count nor the other removals' settling. The
+        // first panic is returned, for the caller to resume after `finish`, so that the
+        // collector and the listener still run.
         let mut first_panic = None;
         for (entry, _) in removed {
-            let weight = match panic::catch_unwind(AssertUnwindSafe(|| self.weight_of(entry))) {
-                Ok(weight) => weight,
-                Err(payload) => {
-                    first_panic.get_or_insert(payload);
-                    0
-                }
-            };
+            let weight = self.weight_or_panic(entry, &mut first_panic);
             self.budget.release(1, weight);
             self.garbage.count(weight, guard);
         }
-        if let Some(payload) = first_panic {
-            panic::resume_unwind(payload);
+        first_panic
+    }
+
+    /// The weight of an entry leaving the cache, or 0 if the weigher panics, whose payload is
+    /// kept in `first_panic` unless an earlier one is.
+    fn weight_or_panic(&self, entry: &Entry<K, V>, first_panic: &mut Option<Panic>) -> u64 {
+        match panic::catch_unwind(AssertUnwindSafe(|| self.weight_of(entry))) {
+            Ok(weight) => weight,
+            Err(payload) => {
+                first_panic.get_or_insert(payload);
+                0
+            }
         }
     }
 
     /// As [`settle`](Self::settle) for the entry a write of `weight` replaced, which gives back
     /// only what its reservation took beyond the change in weight.
+    #[must_use = "a weigher's panic is to be resumed after `finish`"]
     pub(crate) fn settle_replaced(
         &self,
         old: &Entry<K, V>,
         reserved: &Reserved,
         weight: u64,
         guard: &Guard,
-    ) {
+    ) -> Option<Panic> {
+        let mut first_panic = None;
         let old_weight = match *reserved {
             Reserved::Unbounded => 0,
             Reserved::Replacing { old_weight, .. } => {
@@ -383,12 +396,13 @@ where
             // The key was written by another thread between the reservation and the lock: this
             // write reserved a whole entry, and the one it replaced gives back its own.
             Reserved::Entry { .. } => {
-                let old_weight = self.weight_of(old);
+                let old_weight = self.weight_or_panic(old, &mut first_panic);
                 self.budget.release(1, old_weight);
                 old_weight
             }
         };
         self.garbage.count(old_weight, guard);
+        first_panic
     }
 
     /// After [`settle`](Self::settle): paces the collector for the `retired` entries (which may
@@ -444,19 +458,11 @@ where
             take(shard, &mut state, &mut |entry| removed.push((entry, cause)));
             state.stats.count_removals(cause, removed.len() - first);
             drop(state);
-            let settled = panic::catch_unwind(AssertUnwindSafe(|| {
-                self.settle(removed[first..].iter().copied(), guard)
-            }));
-            if let Err(payload) = settled {
+            if let Some(payload) = self.settle(removed[first..].iter().copied(), guard) {
                 first_panic.get_or_insert(payload);
             }
         }
-        let finished = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.finish(removed.len(), removed, guard)
-        }));
-        if let Some(payload) = first_panic.or(finished.err()) {
-            panic::resume_unwind(payload);
-        }
+        self.finish_then_resume(removed.len(), removed, first_panic, guard);
     }
 
     /// Empties every shard, one lock at a time, for `cause` (`close`, `clear`): each shard
@@ -476,8 +482,27 @@ where
 
     /// As [`settle`](Self::settle) then [`finish`](Self::finish), for one entry.
     pub(crate) fn release_entry(&self, entry: &Entry<K, V>, cause: RemovalCause, guard: &Guard) {
-        self.settle([(entry, cause)], guard);
-        self.finish(1, [(entry, cause)], guard);
+        let settled = self.settle([(entry, cause)], guard);
+        self.finish_then_resume(1, [(entry, cause)], settled, guard);
+    }
+
+    /// [`finish`](Self::finish), then resumes `settled`, a panic from settling the same
+    /// removals, if there was one (else any panic of `finish` goes on as it would).
+    pub(crate) fn finish_then_resume<'g>(
+        &self,
+        retired: usize,
+        removed: impl IntoIterator<Item = (&'g Entry<K, V>, RemovalCause)>,
+        settled: Option<Panic>,
+        guard: &Guard,
+    ) where
+        K: 'g,
+        V: 'g,
+    {
+        let finished =
+            panic::catch_unwind(AssertUnwindSafe(|| self.finish(retired, removed, guard)));
+        if let Some(payload) = settled.or(finished.err()) {
+            panic::resume_unwind(payload);
+        }
     }
 }
 

@@ -450,19 +450,18 @@ where
             .stats
             .count_removals(RemovalCause::Expired, expired.len());
         drop(state);
-        if let Some(old) = replaced {
-            self.settle_replaced(old, &reserved, weight, &guard);
-        }
-        self.settle(expired.iter().copied(), &guard);
+        let settled_replaced =
+            replaced.and_then(|old| self.settle_replaced(old, &reserved, weight, &guard));
+        let settled_expired = self.settle(expired.iter().copied(), &guard);
         let removed = replaced.map(|old| (old, RemovalCause::Replaced));
-        self.finish(
+        // A panic of the sweep's `Hash` or of the weigher goes on once the listener was told.
+        let first_panic = swept.err().or(settled_replaced).or(settled_expired);
+        self.finish_then_resume(
             usize::from(replaced.is_some()) + expired.len() + evicted.len(),
             evicted.into_iter().chain(removed).chain(expired),
+            first_panic,
             &guard,
         );
-        if let Err(payload) = swept {
-            panic::resume_unwind(payload);
-        }
         Ok(())
     }
 

@@ -531,3 +531,49 @@ fn a_weigher_that_panics_as_clear_settles_loses_only_that_entrys_weight() {
     cache.validate().unwrap(); // the entry count is exact
     assert_eq!(cache.stats().deleted, 100);
 }
+
+#[test]
+fn a_weigher_that_panics_in_retain_still_lets_the_listener_hear_every_removal() {
+    let armed = Arc::new(AtomicBool::new(false));
+    let trip = Arc::clone(&armed);
+    let heard = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&heard);
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+        .shards(4)
+        .max_weight(10_000)
+        .max_entries(1_000)
+        .weigher(move |k, v| {
+            assert!(
+                !(trip.load(Ordering::SeqCst) && *k == 7),
+                "the weigher gives up on key 7"
+            );
+            *v
+        })
+        .eviction_listener(move |_: &u64, _: &u64, _| {
+            count.fetch_add(1, Ordering::SeqCst);
+        })
+        .build();
+    for k in 0..100 {
+        cache.insert(k, 10 + k).unwrap();
+    }
+    armed.store(true, Ordering::SeqCst);
+    assert!(
+        quiet(|| cache.retain(|_, _| false)).is_err(),
+        "the weigher's panic goes on"
+    );
+    armed.store(false, Ordering::SeqCst);
+    let left = cache.len();
+    assert!(!cache.contains_key(&7), "key 7's shard was emptied");
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        100 - left,
+        "every removal told"
+    );
+    let left_weight: u64 = cache.iter().map(|(_, v)| v).sum();
+    assert_eq!(
+        cache.weight(),
+        left_weight + 17,
+        "only key 7's weight is lost"
+    );
+    cache.validate().unwrap(); // the entry count is exact
+}
