@@ -184,6 +184,9 @@ fn flush_due(count: &std::cell::Cell<u32>, retired: usize, batch: u32) -> bool {
     due
 }
 
+/// The most one retired entry adds to the garbage count: 1 TiB.
+const MAX_COUNTED_WEIGHT: u64 = 1 << 40;
+
 /// How many times one write flushes the epoch garbage at most.
 const MAX_FLUSH_ROUNDS: usize = 16;
 
@@ -217,21 +220,16 @@ impl Garbage {
         if weight == 0 {
             return;
         }
-        // Saturating both ways: a caller's weigher may weigh entries near `u64::MAX`, and a
-        // wrapped count would read as little or nothing waiting. Saturated, it only reads high
-        // until the collector catches up.
-        let _ = self
-            .weight
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
-                Some(w.saturating_add(weight))
-            });
+        // Capped, so that a caller's weigher that weighs entries near `u64::MAX` cannot wrap the
+        // count (it would take 2^24 such entries waiting at once), while one atomic add each way
+        // keeps the count exact for every entry lighter than the cap.
+        let weight = weight.min(MAX_COUNTED_WEIGHT);
+        self.weight.fetch_add(weight, Ordering::Relaxed);
         let counter = Arc::clone(&self.weight);
         // Deferred after the entry's own destruction in the same thread-local bag, so the two
         // run in the same collection.
         guard.defer(move || {
-            let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
-                Some(w.saturating_sub(weight))
-            });
+            counter.fetch_sub(weight, Ordering::Relaxed);
         });
     }
 
@@ -273,13 +271,30 @@ mod tests {
     }
 
     #[test]
-    fn the_retired_weight_saturates_instead_of_wrapping() {
+    fn the_retired_weight_is_capped_instead_of_wrapping() {
+        // A collector of its own, which no other test's pin can hold back.
+        let collector = crossbeam_epoch::Collector::new();
+        let handle = collector.register();
         let garbage = Garbage::new(1);
-        let guard = crate::sync::epoch::pin(); // nothing counted can be freed while it lives
+        let guard = handle.pin(); // nothing counted can be freed while it lives
         for _ in 0..3 {
             garbage.count(u64::MAX / 2, &guard);
         }
-        assert_eq!(garbage.weight(), u64::MAX, "wrapped: {}", garbage.weight());
+        assert_eq!(
+            garbage.weight(),
+            3 * MAX_COUNTED_WEIGHT,
+            "{}",
+            garbage.weight()
+        );
+        drop(guard);
+        for _ in 0..8 {
+            handle.pin().flush();
+        }
+        assert_eq!(
+            garbage.weight(),
+            0,
+            "each deferred decrement takes off what was added"
+        );
     }
 
     #[test]
