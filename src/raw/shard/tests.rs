@@ -271,3 +271,39 @@ fn a_hash_that_panics_as_an_insert_compacts_the_queues_leaves_the_write_undone()
     }
     assert!(panicked > 0, "no insert compacted the queues");
 }
+
+#[test]
+fn the_expiry_order_is_rebuilt_once_per_eighth_of_the_table_however_empty_it_is() {
+    // A table grown for 10,000 entries and then emptied; keys with a deadline are inserted and
+    // removed. Each rebuild walks every slot, so it must wait for about an eighth of them in
+    // stale pairs: counting live entries instead would rebuild every 64 writes.
+    let shard: Shard<u64, ()> = Shard::new(0, false);
+    let guard = epoch::pin();
+    (0..10_000).for_each(|key| insert(&shard, key));
+    let slots = shard.table(&guard).slots();
+    for key in 0..10_000u64 {
+        let mut state = shard.lock();
+        assert!(shard
+            .remove(&mut state, hash(&key), |k| *k == key, &guard)
+            .is_some());
+    }
+    let (mut rebuilds, mut before) = (0, 0);
+    let writes = 4 * slots as u64;
+    for key in 100_000..100_000 + writes {
+        let mut state = shard.lock();
+        let entry = alloc_entry(Entry::new(key, (), u64::MAX / 2, 0));
+        shard.insert(&mut state, hash(&key), &mut Some(entry), &hash, &guard);
+        shard.sweep_expired(&mut state, 2, 1, &hash, &guard, |_| panic!("none expired"));
+        assert!(shard
+            .remove(&mut state, hash(&key), |k| *k == key, &guard)
+            .is_some());
+        let len = state.expiry.len();
+        rebuilds += usize::from(len < before);
+        before = len;
+    }
+    assert!(
+        rebuilds <= 4 * 8 + 1,
+        "{rebuilds} rebuilds of a {slots}-slot table in {writes} writes"
+    );
+    assert!(rebuilds > 0, "the stale pairs were never dropped");
+}
