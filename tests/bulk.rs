@@ -481,13 +481,15 @@ fn clear_and_retain_racing_writers_keep_the_budget_exact() {
                 k % 3 != round % 3
             });
         }
-        assert!(cache.len() <= 300);
+        // (`len` sums the shards one at a time, so under these writers it could pass the
+        // bound for a moment: it is checked after the join.)
     }
     stop.store(true, Ordering::Relaxed);
     for w in writers {
         w.join().unwrap();
     }
     cache.validate().unwrap(); // the budget counts exactly the linked entries
+    assert!(cache.len() <= 300);
     stats_add_up(&*cache);
     cache.clear();
     assert!(cache.is_empty());
