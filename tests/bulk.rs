@@ -496,46 +496,9 @@ fn clear_and_retain_racing_writers_keep_the_budget_exact() {
     cache.validate().unwrap();
 }
 
-#[test]
-fn a_weigher_that_panics_as_clear_settles_loses_only_that_entrys_weight() {
-    let armed = Arc::new(AtomicBool::new(false));
-    let trip = Arc::clone(&armed);
-    let cache: ShardedCache<u64, u64> = ShardedCache::builder()
-        .shards(4)
-        .max_weight(10_000)
-        .max_entries(1_000)
-        .weigher(move |k, v| {
-            assert!(
-                !(trip.load(Ordering::SeqCst) && *k == 7),
-                "the weigher gives up on key 7"
-            );
-            *v
-        })
-        .build();
-    for k in 0..100 {
-        cache.insert(k, 10 + k).unwrap();
-    }
-    armed.store(true, Ordering::SeqCst);
-    assert!(
-        quiet(|| cache.clear()).is_err(),
-        "the weigher's panic goes on"
-    );
-    armed.store(false, Ordering::SeqCst);
-    assert!(
-        cache.is_empty(),
-        "every shard cleared, the one after the panic too"
-    );
-    assert_eq!(
-        cache.weight(),
-        17,
-        "only key 7's weight, never weighed again, is lost"
-    );
-    cache.validate().unwrap(); // the entry count is exact
-    assert_eq!(cache.stats().deleted, 100);
-}
-
-#[test]
-fn a_weigher_that_panics_in_retain_still_lets_the_listener_hear_every_removal() {
+/// A cache of keys 0 to 99 (key `k` weighing `10 + k`) whose weigher panics on key 7 once the
+/// returned flag is set, and whose listener counts what it hears.
+fn weighed_with_a_trap_on_key_7() -> (ShardedCache<u64, u64>, Arc<AtomicBool>, Arc<AtomicUsize>) {
     let armed = Arc::new(AtomicBool::new(false));
     let trip = Arc::clone(&armed);
     let heard = Arc::new(AtomicUsize::new(0));
@@ -558,6 +521,35 @@ fn a_weigher_that_panics_in_retain_still_lets_the_listener_hear_every_removal() 
     for k in 0..100 {
         cache.insert(k, 10 + k).unwrap();
     }
+    (cache, armed, heard)
+}
+
+#[test]
+fn a_weigher_that_panics_as_clear_settles_loses_only_that_entrys_weight() {
+    let (cache, armed, heard) = weighed_with_a_trap_on_key_7();
+    armed.store(true, Ordering::SeqCst);
+    assert!(
+        quiet(|| cache.clear()).is_err(),
+        "the weigher's panic goes on"
+    );
+    armed.store(false, Ordering::SeqCst);
+    assert!(
+        cache.is_empty(),
+        "every shard cleared, the one after the panic too"
+    );
+    assert_eq!(
+        cache.weight(),
+        17,
+        "only key 7's weight, never weighed again, is lost"
+    );
+    cache.validate().unwrap(); // the entry count is exact
+    assert_eq!(cache.stats().deleted, 100);
+    assert_eq!(heard.load(Ordering::SeqCst), 100, "every removal told");
+}
+
+#[test]
+fn a_weigher_that_panics_in_retain_still_lets_the_listener_hear_every_removal() {
+    let (cache, armed, heard) = weighed_with_a_trap_on_key_7();
     armed.store(true, Ordering::SeqCst);
     assert!(
         quiet(|| cache.retain(|_, _| false)).is_err(),
