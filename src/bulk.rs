@@ -100,7 +100,7 @@ where
                 .count_removals(RemovalCause::Deleted, removed.len());
             drop(state);
             let settled = self.settle(removed.iter().copied(), &guard);
-            self.finish_then_resume(removed.len(), removed, settled, &guard);
+            self.finish(removed.len(), removed, settled, &guard);
         }
     }
 
@@ -137,9 +137,7 @@ where
     /// assert_eq!(cache.get(&2), Some(2));
     /// ```
     pub fn clear(&self) {
-        let guard = epoch::pin();
-        self.clear_every_shard(RemovalCause::Deleted, &guard);
-        guard.flush();
+        self.clear_every_shard(RemovalCause::Deleted);
     }
 
     /// The time a walk of one shard judges expiry by, read as the walk reaches that shard (an

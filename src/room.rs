@@ -22,16 +22,16 @@
 use std::hash::{BuildHasher, Hash};
 use std::panic::{self, AssertUnwindSafe};
 
-/// A caught panic's payload, resumed later.
-pub(crate) type Panic = Box<dyn std::any::Any + Send>;
-
 use crate::raw::shard::{FreshParts, ShardState};
 use crate::raw::{Entry, NewEntry, Shard, Verdict};
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
-use crate::sync::epoch::Guard;
+use crate::sync::epoch::{self, Guard};
 use crate::sync::{MutexGuard, Ordering};
 use crate::CacheError;
+
+/// A caught panic's payload, resumed later.
+pub(crate) type Panic = Box<dyn std::any::Any + Send>;
 
 /// How many policy steps one eviction takes in one shard before it moves to the next.
 const EVICTION_STEPS: usize = 256;
@@ -97,7 +97,7 @@ where
                 }
             }
             drop(state);
-            self.finish(evicted.len(), evicted.drain(..), guard);
+            self.finish(evicted.len(), evicted.drain(..), None, guard);
             known = Some(reserved);
         }
         loop {
@@ -138,7 +138,7 @@ where
         if let Some(reserved) = reserved {
             self.unreserve(reserved);
         }
-        self.finish(evicted.len(), evicted, guard);
+        self.finish(evicted.len(), evicted, None, guard);
         drop_quietly(unlinked);
         panic::resume_unwind(payload)
     }
@@ -407,17 +407,20 @@ where
 
     /// After [`settle`](Self::settle): paces the collector for the `retired` entries (which may
     /// run values' `Drop`), then tells the listener of each removal. Every step is taken even if
-    /// one panics; the first panic is resumed after the last.
+    /// one panics; the first panic is resumed after the last, `settled` (the panic settling
+    /// these removals returned, if any) first of all.
     pub(crate) fn finish<'g>(
         &self,
         retired: usize,
         removed: impl IntoIterator<Item = (&'g Entry<K, V>, RemovalCause)>,
+        settled: Option<Panic>,
         guard: &Guard,
     ) where
         K: 'g,
         V: 'g,
     {
-        let mut first_panic = None;
+        // A panic from settling these removals (a caller's weigher) goes on first.
+        let mut first_panic = settled;
         let mut attempt = |step: &mut dyn FnMut()| {
             if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(step)) {
                 first_panic.get_or_insert(payload);
@@ -462,13 +465,15 @@ where
                 first_panic.get_or_insert(payload);
             }
         }
-        self.finish_then_resume(removed.len(), removed, first_panic, guard);
+        self.finish(removed.len(), removed, first_panic, guard);
     }
 
     /// Empties every shard, one lock at a time, for `cause` (`close`, `clear`): each shard
     /// starts over with parts allocated before the locks are taken, and the parts they replace
-    /// are dropped after the last lock is released.
-    pub(crate) fn clear_every_shard(&self, cause: RemovalCause, guard: &Guard) {
+    /// are dropped after the last lock is released. Then hands the garbage to the collector, so
+    /// that the values are dropped soon.
+    pub(crate) fn clear_every_shard(&self, cause: RemovalCause) {
+        let guard = &epoch::pin();
         let mut fresh: Vec<FreshParts<K, V>> =
             self.shards.iter().map(|_| FreshParts::new()).collect();
         let mut stale = Vec::with_capacity(fresh.len());
@@ -478,31 +483,13 @@ where
             }
         });
         drop(stale);
+        guard.flush();
     }
 
     /// As [`settle`](Self::settle) then [`finish`](Self::finish), for one entry.
     pub(crate) fn release_entry(&self, entry: &Entry<K, V>, cause: RemovalCause, guard: &Guard) {
         let settled = self.settle([(entry, cause)], guard);
-        self.finish_then_resume(1, [(entry, cause)], settled, guard);
-    }
-
-    /// [`finish`](Self::finish), then resumes `settled`, a panic from settling the same
-    /// removals, if there was one (else any panic of `finish` goes on as it would).
-    pub(crate) fn finish_then_resume<'g>(
-        &self,
-        retired: usize,
-        removed: impl IntoIterator<Item = (&'g Entry<K, V>, RemovalCause)>,
-        settled: Option<Panic>,
-        guard: &Guard,
-    ) where
-        K: 'g,
-        V: 'g,
-    {
-        let finished =
-            panic::catch_unwind(AssertUnwindSafe(|| self.finish(retired, removed, guard)));
-        if let Some(payload) = settled.or(finished.err()) {
-            panic::resume_unwind(payload);
-        }
+        self.finish(1, [(entry, cause)], settled, guard);
     }
 }
 

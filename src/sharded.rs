@@ -456,7 +456,7 @@ where
         let removed = replaced.map(|old| (old, RemovalCause::Replaced));
         // A panic of the sweep's `Hash` or of the weigher goes on once the listener was told.
         let first_panic = swept.err().or(settled_replaced).or(settled_expired);
-        self.finish_then_resume(
+        self.finish(
             usize::from(replaced.is_some()) + expired.len() + evicted.len(),
             evicted.into_iter().chain(removed).chain(expired),
             first_panic,
@@ -505,9 +505,7 @@ where
     /// ```
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        let guard = epoch::pin();
-        self.clear_every_shard(RemovalCause::Closed, &guard);
-        guard.flush();
+        self.clear_every_shard(RemovalCause::Closed);
     }
 
     /// Whether [`close`](Self::close) was called.
