@@ -77,7 +77,7 @@ impl ExpiryOrder {
         guard: &Guard,
     ) {
         let pairs: Vec<_> = table
-            .entries(guard)
+            .linked(guard)
             .filter(|entry| entry.deadline() != 0)
             .map(|entry| Reverse((entry.deadline(), hash_of(&entry.key))))
             .collect();

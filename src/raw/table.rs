@@ -375,7 +375,8 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// Every entry linked in this table, read as a reader probes: takes no lock.
+    /// Every entry linked in this table, read as a reader probes: takes no lock (the expiry
+    /// order's rebuild, under the shard lock, uses it too).
     ///
     /// Each slot is read once, so an entry linked in this table for the whole walk is yielded
     /// exactly once (a replacement in its slot yields the old entry or the new one); one linked
@@ -399,23 +400,6 @@ impl<K, V> Table<K, V> {
             |_, _| {},
             |at, _, entry| std::ptr::eq(entry, target).then_some(at),
         )
-    }
-
-    /// Every entry linked in this table. Call with the shard lock held.
-    pub(crate) fn entries<'a, 'g>(
-        &'a self,
-        guard: &'g Guard,
-    ) -> impl Iterator<Item = &'g Entry<K, V>> + 'a
-    where
-        'g: 'a,
-        K: 'g,
-        V: 'g,
-    {
-        self.occupied(guard).map(|ptr| {
-            // SAFETY: `occupied` yields only non-null pointers linked in this table, and the
-            // caller holds the shard lock and a pinned guard, so none is retired meanwhile.
-            unsafe { ptr.deref() }
-        })
     }
 
     /// The control word of group `g` and its seven pointers, for `validate`.
