@@ -55,6 +55,9 @@
 //!   [`ShardedCache::retain`] judges each entry with no lock held and removes it only if it is
 //!   still the entry judged, so a value written after the verdict stays.
 //!   [`ShardedCache::clear`] clears one shard at a time.
+//! - [`ShardedCache::compute`] is an atomic read-modify-write of one key: its answer is applied
+//!   only if the key's entry is still the one its function saw (compared under the shard's lock),
+//!   else the function runs again on the new value, so no concurrent write is lost.
 //! - A value is dropped exactly once: after it is replaced, removed, evicted or expired and every
 //!   reader pinned at that moment has moved on, or when the cache is dropped. Drops never run
 //!   under a shard lock.
@@ -149,6 +152,7 @@ mod builder;
 mod bulk;
 mod byte_cache;
 mod clock;
+mod compute;
 mod dict;
 mod equivalent;
 mod error;
@@ -166,6 +170,7 @@ pub use builder::CacheBuilder;
 pub use bulk::Iter;
 pub use byte_cache::{ByteCache, ByteCacheBuilder};
 pub use clock::{Clock, MockClock, SystemClock};
+pub use compute::{Computed, Op};
 pub use dict::DictCache;
 pub use equivalent::Equivalent;
 pub use error::CacheError;

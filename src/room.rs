@@ -255,7 +255,7 @@ where
     }
 
     /// Gives back a reservation that was not used.
-    fn unreserve(&self, reserved: &Reserved) {
+    pub(crate) fn unreserve(&self, reserved: &Reserved) {
         let (entries, weight) = reserved.amounts();
         self.budget.release(entries, weight);
     }

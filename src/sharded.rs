@@ -23,6 +23,7 @@ use std::sync::Arc;
 use crate::budget::{Budget, Garbage};
 use crate::builder::CacheBuilder;
 use crate::clock::Clock;
+use crate::compute::Replacing;
 use crate::equivalent::Equivalent;
 use crate::expires::deadline_of;
 use crate::loader::Flights;
@@ -185,7 +186,7 @@ where
     }
 
     #[inline]
-    fn shard(&self, hash: u64) -> &Shard<K, V> {
+    pub(crate) fn shard(&self, hash: u64) -> &Shard<K, V> {
         &self.shards[self.shard_index(hash)]
     }
 
@@ -371,6 +372,22 @@ where
         value: V,
         expires: Option<Expires>,
     ) -> Result<(), CacheError> {
+        let written = self.write_if(key, value, expires, Replacing::Any)?;
+        debug_assert!(written.is_ok(), "an unconditional write never conflicts");
+        Ok(())
+    }
+
+    /// Writes `value` under `key` as [`insert_with_expiry`](Self::insert_with_expiry) does, if
+    /// the key's entry under its shard's lock is the one `replacing` names; otherwise changes
+    /// nothing and gives the key and value back (`Ok(Err(..))`) for the caller to try again.
+    /// Every write goes through here; [`compute`](Self::compute) passes the entry it read.
+    pub(crate) fn write_if(
+        &self,
+        key: K,
+        value: V,
+        expires: Option<Expires>,
+        replacing: Replacing,
+    ) -> Result<Result<(), (K, V)>, CacheError> {
         if self.is_closed() {
             return Err(CacheError::Closed);
         }
@@ -430,10 +447,23 @@ where
         // given back if nothing was linked, and every removal made so far is settled and
         // finished, with the lock released.
         let inserted = panic::catch_unwind(AssertUnwindSafe(|| {
-            shard.insert(&mut state, hash, &mut entry, &hash_of, &guard)
+            let new = entry.as_ref().expect("the entry is linked only below");
+            if !replacing.allows(|| shard.get(hash, |k| *k == new.key, &guard)) {
+                return None;
+            }
+            Some(shard.insert(&mut state, hash, &mut entry, &hash_of, &guard))
         }));
         let replaced = match inserted {
-            Ok(replaced) => replaced,
+            Ok(Some(replaced)) => replaced,
+            Ok(None) => {
+                // The key's entry changed since `compute` read it: nothing was linked, so the
+                // reservation goes back, and what was evicted for it stays evicted.
+                drop(state);
+                self.unreserve(&reserved);
+                self.finish(evicted.len(), evicted, None, &guard);
+                let entry = entry.expect("nothing was linked").into_box();
+                return Ok(Err(entry.into_parts()));
+            }
             Err(payload) => self.abandon(state, Some(&reserved), evicted, entry, payload, &guard),
         };
         state.stats.inserts += 1;
@@ -462,7 +492,7 @@ where
             first_panic,
             &guard,
         );
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Removes the value for `key`; returns whether there was one (expired ones count).

@@ -58,6 +58,11 @@ impl<K, V> Entry<K, V> {
         }
     }
 
+    /// The key and the value, for a write that gives them back unlinked.
+    pub(crate) fn into_parts(self) -> (K, V) {
+        (self.key, self.value)
+    }
+
     /// The deadline in nanoseconds since the Unix epoch (0 for never), rounded down to 16 ns.
     #[inline]
     pub(crate) fn deadline(&self) -> u64 {

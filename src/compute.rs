@@ -1,0 +1,195 @@
+//! `compute`: an atomic read-modify-write of one key, with no user code under a lock.
+//!
+//! # Why optimistic
+//!
+//! moka's `and_compute_with` and Caffeine's `compute` run the caller's function while they hold
+//! the key (a per-key lock, or the map's bin lock). Here no user code may run under a shard lock,
+//! so `compute` works as a compare-and-swap on the key's entry, as papaya's `compute` does:
+//!
+//! 1. Pinned, with no lock, it reads the key's entry (the same lookup `get` makes) and calls the
+//!    function with its value, or with `None` when the key has no live value.
+//! 2. Under the shard's lock it applies the function's answer only if the key's entry is still
+//!    the one it read, compared by address. The pin taken in step 1 is still held, so that
+//!    address cannot have been freed and reused meanwhile: an equal address is the same entry.
+//! 3. Otherwise some other write landed in between, and it starts over from step 1 with the new
+//!    value. The function may therefore run more than once (it is `FnMut`); only its last answer
+//!    takes effect.
+//!
+//! A conflict means another write to the same key completed, so every retry follows someone's
+//! progress: `compute` is lock-free, not wait-free. A put goes through the one write path every
+//! insert takes ([`ShardedCache::write_if`]), with its budget, eviction and expiry; a remove
+//! unlinks the entry it read by address, as `retain` does.
+
+use std::hash::{BuildHasher, Hash};
+
+use crate::raw::Entry;
+use crate::sharded::ShardedCache;
+use crate::stats::RemovalCause;
+use crate::sync::epoch;
+use crate::{CacheError, Expires};
+
+/// What [`ShardedCache::compute`]'s function asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op<V> {
+    /// Leave the key as it is.
+    Nop,
+    /// Store this value, as [`insert`](ShardedCache::insert) does (the builder's
+    /// [`time_to_live`](crate::CacheBuilder::time_to_live), if any, counts from now).
+    Put(V),
+    /// Store this value until `Expires`, as
+    /// [`insert_with_expiry`](ShardedCache::insert_with_expiry) does.
+    PutWithExpiry(V, Expires),
+    /// Remove the key's value.
+    Remove,
+}
+
+/// What [`ShardedCache::compute`] did, with clones of the values involved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Computed<V> {
+    /// The key had no live value, and still has none.
+    StillNone,
+    /// The key keeps its value.
+    Unchanged(V),
+    /// The key had no live value; it now holds this one.
+    Inserted(V),
+    /// The key's value `old` was replaced by `new`.
+    Updated {
+        /// The value the function saw.
+        old: V,
+        /// The value stored.
+        new: V,
+    },
+    /// The key's value was removed.
+    Removed(V),
+}
+
+/// Which entry a write may replace: any (`insert`), or only the one `compute` read (its address,
+/// compared and never read; `None` when the key had no entry). An expired entry counts: its
+/// address is what `compute` read, although its function saw `None`.
+#[derive(Clone, Copy)]
+pub(crate) enum Replacing {
+    Any,
+    Only(Option<usize>),
+}
+
+impl Replacing {
+    fn only<K, V>(entry: Option<&Entry<K, V>>) -> Self {
+        Replacing::Only(entry.map(address))
+    }
+
+    /// Whether a write may go ahead when the key's entry, under the shard's lock, is the one
+    /// `current` looks up (called only for [`Replacing::Only`], so an insert probes once).
+    pub(crate) fn allows<'g, K: 'g, V: 'g>(
+        self,
+        current: impl FnOnce() -> Option<&'g Entry<K, V>>,
+    ) -> bool {
+        match self {
+            Replacing::Any => true,
+            Replacing::Only(expected) => current().map(address) == expected,
+        }
+    }
+}
+
+fn address<K, V>(entry: &Entry<K, V>) -> usize {
+    entry as *const Entry<K, V> as usize
+}
+
+impl<K, V, S> ShardedCache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// Reads `key`'s value, asks `f` what to do with it, and does it atomically: if another
+    /// write changes the key in between, nothing is applied and `f` runs again on the new value.
+    /// This is moka's `and_compute_with` and Caffeine's `compute`, for counters, appends and
+    /// other updates that must not lose a concurrent write.
+    ///
+    /// `f` sees `None` when the key has no live value (an expired one counts as none). It runs
+    /// with no lock held, so it may use the cache, but it may run more than once, and only its
+    /// last answer counts: keep side effects out of it. While it runs the thread is pinned, as
+    /// in [`get_with`](Self::get_with): keep it short.
+    ///
+    /// A put is a write like [`insert`](Self::insert): it may evict, the listener hears of the
+    /// value it replaces ([`RemovalCause::Replaced`]) and it counts in `inserts`; a remove is
+    /// told as [`RemovalCause::Deleted`]. The read counts as neither a hit nor a miss, but the
+    /// eviction policy sees it as a use of the entry.
+    ///
+    /// Fails with [`CacheError::Closed`] after [`close`](Self::close), and with
+    /// [`CacheError::TooLarge`] if the value to put is too heavy (the old value stays). If `f`
+    /// panics, nothing changes and the panic goes on.
+    ///
+    /// ```
+    /// # use epochcache::{Computed, Op, ShardedCache};
+    /// let hits: ShardedCache<&str, u64> = ShardedCache::new();
+    /// let add_one = |n: Option<&u64>| Op::Put(n.map_or(1, |n| n + 1));
+    /// assert_eq!(hits.compute("/", add_one).unwrap(), Computed::Inserted(1));
+    /// assert_eq!(
+    ///     hits.compute("/", add_one).unwrap(),
+    ///     Computed::Updated { old: 1, new: 2 }
+    /// );
+    /// let drop_at_two = |n: Option<&u64>| if n == Some(&2) { Op::Remove } else { Op::Nop };
+    /// assert_eq!(hits.compute("/", drop_at_two).unwrap(), Computed::Removed(2));
+    /// assert_eq!(hits.compute("/", drop_at_two).unwrap(), Computed::StillNone);
+    /// ```
+    pub fn compute(
+        &self,
+        key: K,
+        mut f: impl FnMut(Option<&V>) -> Op<V>,
+    ) -> Result<Computed<V>, CacheError> {
+        let hash = self.hash(&key);
+        let shard = self.shard(hash);
+        let mut key = key;
+        loop {
+            if self.is_closed() {
+                return Err(CacheError::Closed);
+            }
+            // Held until the answer is applied or refused: it keeps the address compared under
+            // the lock from being reused by another entry.
+            let guard = epoch::pin();
+            let current = shard.get(hash, |k| *k == key, &guard);
+            let live = current.filter(|entry| !entry.is_expired(|| self.clock.now_nanos()));
+            if let Some(entry) = live {
+                entry.record_hit();
+            }
+            let (value, expires) = match f(live.map(|entry| &entry.value)) {
+                Op::Nop => {
+                    return Ok(live.map_or(Computed::StillNone, |entry| {
+                        Computed::Unchanged(entry.value.clone())
+                    }))
+                }
+                Op::Remove => {
+                    let Some(entry) = live else {
+                        return Ok(Computed::StillNone);
+                    };
+                    let mut state = shard.lock_for(hash, &guard);
+                    let removed = shard.remove_entry(&mut state, hash, entry, &guard);
+                    if removed.is_some() {
+                        state.stats.count_removal(RemovalCause::Deleted);
+                    }
+                    drop(state);
+                    if let Some(old) = removed {
+                        // Cloned first: the listener, told in `release_entry`, may panic.
+                        let old_value = old.value.clone();
+                        self.release_entry(old, RemovalCause::Deleted, &guard);
+                        return Ok(Computed::Removed(old_value));
+                    }
+                    continue;
+                }
+                Op::Put(value) => (value, None),
+                Op::PutWithExpiry(value, expires) => (value, Some(expires)),
+            };
+            let new = value.clone();
+            let old = live.map(|entry| entry.value.clone());
+            match self.write_if(key, value, expires, Replacing::only(current))? {
+                Ok(()) => {
+                    return Ok(match old {
+                        Some(old) => Computed::Updated { old, new },
+                        None => Computed::Inserted(new),
+                    })
+                }
+                Err((back, _)) => key = back,
+            }
+        }
+    }
+}
