@@ -11,7 +11,8 @@
 //!   `set_body`, `get_body`, clock advances and, rarely, `close`. Every few steps the whole key
 //!   space is compared, not only the key just touched.
 //! - [`ShardedCache<u16, u32>`] against a `HashMap`: `insert`, `remove` (its `bool` too), `get`,
-//!   `get_with`, a pinned `get`, and `len()`, which must be exact for an unbounded cache.
+//!   `get_with`, a pinned `get`, `compute` (what it did, too), and `len()`, which must be exact
+//!   for an unbounded cache.
 //! - A bounded [`ShardedCache<u16, u32>`]: eviction may drop any entry, but a read must return
 //!   either nothing or the last value written for the key, never an older or another key's one,
 //!   and `len()` stays within `max_entries`.
@@ -27,8 +28,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use epochcache::{
-    BaseCache, ByteCache, CacheError, DictCache, Expires, MockClock, SeparateBodyCache,
-    ShardedCache,
+    BaseCache, ByteCache, CacheError, Computed, DictCache, Expires, MockClock, Op,
+    SeparateBodyCache, ShardedCache,
 };
 use proptest::prelude::*;
 
@@ -285,6 +286,31 @@ enum MapOp {
     Clear,
     /// `iter` and `pin().iter()`, each compared with the model.
     Iter,
+    /// `compute` with the function [`answer`] picks by the second number.
+    Compute(u16, u8),
+}
+
+/// The function of `MapOp::Compute(_, how)`: by `how % 4`, leave the key, add one to its value
+/// (or start at `how`), remove it, or put `how` whatever it held.
+fn answer(how: u8) -> impl FnMut(Option<&u32>) -> Op<u32> {
+    move |v| match how % 4 {
+        0 => Op::Nop,
+        1 => Op::Put(v.map_or(u32::from(how), |v| v.wrapping_add(1))),
+        2 => Op::Remove,
+        _ => Op::Put(u32::from(how)),
+    }
+}
+
+/// What `compute(k, answer(how))` does to a key whose value is `old`, and the key's value after.
+fn computed_on(old: Option<u32>, how: u8) -> (Computed<u32>, Option<u32>) {
+    match (answer(how)(old.as_ref()), old) {
+        (Op::Nop | Op::Remove, None) => (Computed::StillNone, None),
+        (Op::Nop, Some(v)) => (Computed::Unchanged(v), Some(v)),
+        (Op::Put(new), None) => (Computed::Inserted(new), Some(new)),
+        (Op::Put(new), Some(old)) => (Computed::Updated { old, new }, Some(new)),
+        (Op::Remove, Some(v)) => (Computed::Removed(v), None),
+        (Op::PutWithExpiry(..), _) => unreachable!("answer gives no expiry"),
+    }
 }
 
 /// The predicate of `MapOp::Retain(bit)`.
@@ -315,9 +341,10 @@ fn map_op() -> impl Strategy<Value = MapOp> {
         12 => key.clone().prop_map(MapOp::Get),
         4 => key.clone().prop_map(MapOp::GetWith),
         4 => key.clone().prop_map(MapOp::PinnedGet),
-        4 => key.prop_map(MapOp::ContainsKey),
+        4 => key.clone().prop_map(MapOp::ContainsKey),
         4 => any::<u8>().prop_map(MapOp::Retain),
         4 => Just(MapOp::Iter),
+        8 => (key, any::<u8>()).prop_map(|(k, how)| MapOp::Compute(k, how)),
         // Rare, so that the cache mostly holds something.
         1 => Just(MapOp::Clear),
     ]
@@ -396,6 +423,19 @@ fn run_map_model(shards: usize, seeds: Seeds, ops: &[MapOp]) -> Result<(), TestC
                 let mut expected: Vec<(u16, u32)> = model.iter().map(|(&k, &v)| (k, v)).collect();
                 expected.sort_unstable();
                 prop_assert_eq!(walk(&cache), expected, "step {}", step);
+            }
+            MapOp::Compute(k, how) => {
+                let (expected, after) = computed_on(model.get(&k).copied(), how);
+                prop_assert_eq!(
+                    cache.compute(k, answer(how)).ok(),
+                    Some(expected),
+                    "step {}",
+                    step
+                );
+                match after {
+                    Some(v) => model.insert(k, v),
+                    None => model.remove(&k),
+                };
             }
         }
         if let Err(e) = cache.validate() {
@@ -477,6 +517,40 @@ fn run_bounded_model(
                     );
                 }
                 0
+            }
+            MapOp::Compute(k, how) => {
+                // Eviction may have dropped the key, so the function sees what the cache holds,
+                // which must be nothing or the last value written.
+                let got = cache.compute(k, answer(how));
+                prop_assert!(got.is_ok(), "step {step}: compute refused");
+                let seen = match got.unwrap() {
+                    Computed::StillNone | Computed::Inserted(_) => None,
+                    Computed::Unchanged(v)
+                    | Computed::Updated { old: v, .. }
+                    | Computed::Removed(v) => Some(v),
+                };
+                prop_assert!(
+                    seen.is_none() || seen == last.get(&k).copied(),
+                    "step {step}: compute saw {seen:?}, last written {:?}",
+                    last.get(&k)
+                );
+                let (_, after) = computed_on(seen, how);
+                match after {
+                    Some(v) => {
+                        prop_assert_eq!(
+                            cache.get(&k),
+                            Some(v),
+                            "step {}: a computed put is readable",
+                            step
+                        );
+                        last.insert(k, v);
+                    }
+                    None => {
+                        prop_assert_eq!(cache.get(&k), None, "step {}: computed away", step);
+                        last.remove(&k);
+                    }
+                }
+                k
             }
         };
         let got = cache.get(&k);
