@@ -11,14 +11,19 @@
 //! 2. Under the shard's lock it applies the function's answer only if the key's entry is still
 //!    the one it read, compared by address. The pin taken in step 1 is still held, so that
 //!    address cannot have been freed and reused meanwhile: an equal address is the same entry.
-//! 3. Otherwise some other write landed in between, and it starts over from step 1 with the new
-//!    value. The function may therefore run more than once (it is `FnMut`); only its last answer
+//! 3. Otherwise some other operation changed the key in between (a write, a removal, an
+//!    eviction, an expiry sweep, `clear`), and it starts over from step 1 with the key's new
+//!    state. The function may therefore run more than once (it is `FnMut`); only its last answer
 //!    takes effect.
 //!
-//! A conflict means another write to the same key completed, so every retry follows someone's
-//! progress: `compute` is lock-free, not wait-free. A put goes through the one write path every
-//! insert takes ([`ShardedCache::write_if`]), with its budget, eviction and expiry; a remove
-//! unlinks the entry it read by address, as `retain` does.
+//! A retry follows a change of the key that another operation completed, so `compute` never
+//! waits for another compute and cannot livelock against one: some operation on the key makes
+//! progress each round. The hash is computed once, and the check under the lock uses it, so a
+//! key whose `Hash` is not stable cannot make the read and the check look in different places.
+//! A put goes through the one write path every insert takes ([`ShardedCache::write_if`]), with
+//! its budget, eviction and expiry, and its condition is checked before any room is made for it,
+//! so a refused put evicts nothing; a remove unlinks the entry it read by address, as `retain`
+//! does.
 
 use std::hash::{BuildHasher, Hash};
 
@@ -77,6 +82,11 @@ impl Replacing {
         Replacing::Only(entry.map(address))
     }
 
+    /// Whether the write is conditional (a lookup of the key's entry is needed to decide).
+    pub(crate) fn is_conditional(self) -> bool {
+        matches!(self, Replacing::Only(_))
+    }
+
     /// Whether a write may go ahead when the key's entry, under the shard's lock, is the one
     /// `current` looks up (called only for [`Replacing::Only`], so an insert probes once).
     pub(crate) fn allows<'g, K: 'g, V: 'g>(
@@ -106,14 +116,15 @@ where
     /// other updates that must not lose a concurrent write.
     ///
     /// `f` sees `None` when the key has no live value (an expired one counts as none). It runs
-    /// with no lock held, so it may use the cache, but it may run more than once, and only its
-    /// last answer counts: keep side effects out of it. While it runs the thread is pinned, as
-    /// in [`get_with`](Self::get_with): keep it short.
+    /// with no lock held, so it may use the cache, but it runs again whenever the key changed
+    /// before its answer could be applied, and only its last answer counts: keep side effects
+    /// out of it. While it runs the thread is pinned, as in [`get_with`](Self::get_with): keep
+    /// it short.
     ///
     /// A put is a write like [`insert`](Self::insert): it may evict, the listener hears of the
     /// value it replaces ([`RemovalCause::Replaced`]) and it counts in `inserts`; a remove is
     /// told as [`RemovalCause::Deleted`]. The read counts as neither a hit nor a miss, but the
-    /// eviction policy sees it as a use of the entry.
+    /// eviction policy sees each run of `f` on a live value as a use of the entry.
     ///
     /// Fails with [`CacheError::Closed`] after [`close`](Self::close), and with
     /// [`CacheError::TooLarge`] if the value to put is too heavy (the old value stays). If `f`
@@ -162,6 +173,9 @@ where
                     let Some(entry) = live else {
                         return Ok(Computed::StillNone);
                     };
+                    // Cloned before anything changes: a `Clone` that panics then loses nothing,
+                    // where after the unlink it would skip settling the removal.
+                    let old_value = entry.value.clone();
                     let mut state = shard.lock_for(hash, &guard);
                     let removed = shard.remove_entry(&mut state, hash, entry, &guard);
                     if removed.is_some() {
@@ -169,8 +183,6 @@ where
                     }
                     drop(state);
                     if let Some(old) = removed {
-                        // Cloned first: the listener, told in `release_entry`, may panic.
-                        let old_value = old.value.clone();
                         self.release_entry(old, RemovalCause::Deleted, &guard);
                         return Ok(Computed::Removed(old_value));
                     }
@@ -181,7 +193,7 @@ where
             };
             let new = value.clone();
             let old = live.map(|entry| entry.value.clone());
-            match self.write_if(key, value, expires, Replacing::only(current))? {
+            match self.write_if(hash, key, value, expires, Replacing::only(current))? {
                 Ok(()) => {
                     return Ok(match old {
                         Some(old) => Computed::Updated { old, new },

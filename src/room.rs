@@ -22,6 +22,7 @@
 use std::hash::{BuildHasher, Hash};
 use std::panic::{self, AssertUnwindSafe};
 
+use crate::compute::Replacing;
 use crate::raw::shard::{FreshParts, ShardState};
 use crate::raw::{Entry, NewEntry, Shard, Verdict};
 use crate::sharded::ShardedCache;
@@ -51,7 +52,7 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
-    /// Locks the shard `home` for a write of `key` (hashed to `hash`, weighing `weight`) with
+    /// Locks the shard of `hash` for a write of `key` (hashed to `hash`, weighing `weight`) with
     /// its reservation taken, evicting as needed; returns the lock and what was reserved.
     ///
     /// The reservation depends on the key's current entry. Looked up under the lock, the answer
@@ -62,27 +63,38 @@ where
     /// is the room made with the lock released and the reservation checked under it afterwards.
     /// Entries evicted under the lock are settled there and left in `evicted` for the caller to
     /// [`finish`](Self::finish).
+    ///
+    /// A write that may replace only a given entry (`replacing`, from `compute`) is checked
+    /// before any room is made: if the key's entry is another, this returns `Ok(None)`, with no
+    /// lock held, nothing reserved and nothing evicted for it (unless the key changes between
+    /// the check and the lock of the unlocked path, when the check under the lock refuses it
+    /// after its room was made).
     pub(crate) fn lock_with_room<'s, 'g>(
         &'s self,
-        home: usize,
         hash: u64,
         key: &K,
         weight: u64,
+        replacing: Replacing,
         evicted: &mut Vec<(&'g Entry<K, V>, RemovalCause)>,
         guard: &'g Guard,
-    ) -> Result<(MutexGuard<'s, ShardState>, Reserved), CacheError> {
+    ) -> Result<Option<(MutexGuard<'s, ShardState>, Reserved)>, CacheError> {
+        let home = self.shard_index(hash);
         let shard = &self.shards[home];
+        let current_entry = || shard.get(hash, |k| k == key, guard);
         let mut known = None;
         if self.reserves_under_lock() {
             let mut state = shard.lock_for(hash, guard);
             if self.is_closed() {
                 return Err(CacheError::Closed);
             }
-            let current = if self.budget.is_bounded() {
-                shard.get(hash, |k| k == key, guard)
+            let current = if self.budget.is_bounded() || replacing.is_conditional() {
+                current_entry()
             } else {
                 None
             };
+            if !replacing.allows(|| current) {
+                return Ok(None);
+            }
             let reserved = self.reservation(current, weight);
             // A key's `Hash` may panic in the policy's lookups: the victims already evicted are
             // settled, and their listener and collector still run, outside the lock.
@@ -90,7 +102,7 @@ where
                 self.make_room_locked(shard, &mut state, &reserved, evicted, guard)
             }));
             match made {
-                Ok(true) => return Ok((state, reserved)),
+                Ok(true) => return Ok(Some((state, reserved))),
                 Ok(false) => {}
                 Err(payload) => {
                     self.abandon(state, None, std::mem::take(evicted), None, payload, guard)
@@ -101,10 +113,16 @@ where
             known = Some(reserved);
         }
         loop {
-            let reserved = known.take().unwrap_or_else(|| {
-                let current = shard.get(hash, |k| k == key, guard);
-                self.reservation(current, weight)
-            });
+            let reserved = match known.take() {
+                Some(reserved) => reserved,
+                None => {
+                    let current = current_entry();
+                    if !replacing.allows(|| current) {
+                        return Ok(None);
+                    }
+                    self.reservation(current, weight)
+                }
+            };
             self.reserve(&reserved, home, weight, guard)?;
             let state = shard.lock_for(hash, guard);
             if self.is_closed() {
@@ -112,12 +130,21 @@ where
                 self.unreserve(&reserved);
                 return Err(CacheError::Closed);
             }
-            if reserved.still_holds(|| shard.get(hash, |k| k == key, guard)) {
-                return Ok((state, reserved));
+            // At most one lookup under the lock answers both checks, and none where neither
+            // depends on the key's entry (an insert that reserved a whole entry).
+            let mut looked_up = None;
+            let mut current = || *looked_up.get_or_insert_with(current_entry);
+            let conflict = !replacing.allows(&mut current);
+            if !conflict && reserved.still_holds(&mut current) {
+                return Ok(Some((state, reserved)));
             }
-            // The entry a replacement reserved against was replaced or removed meanwhile.
+            // The key's entry changed meanwhile: a replacement's reservation no longer fits, or
+            // a conditional write (`compute`) is refused.
             drop(state);
             self.unreserve(&reserved);
+            if conflict {
+                return Ok(None);
+            }
         }
     }
 

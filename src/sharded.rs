@@ -372,17 +372,23 @@ where
         value: V,
         expires: Option<Expires>,
     ) -> Result<(), CacheError> {
-        let written = self.write_if(key, value, expires, Replacing::Any)?;
+        let hash = self.hash(&key);
+        let written = self.write_if(hash, key, value, expires, Replacing::Any)?;
         debug_assert!(written.is_ok(), "an unconditional write never conflicts");
         Ok(())
     }
 
-    /// Writes `value` under `key` as [`insert_with_expiry`](Self::insert_with_expiry) does, if
-    /// the key's entry under its shard's lock is the one `replacing` names; otherwise changes
-    /// nothing and gives the key and value back (`Ok(Err(..))`) for the caller to try again.
-    /// Every write goes through here; [`compute`](Self::compute) passes the entry it read.
+    /// Writes `value` under `key` (whose hash is `hash`) as
+    /// [`insert_with_expiry`](Self::insert_with_expiry) does, if the key's entry under its
+    /// shard's lock is the one `replacing` names; otherwise changes nothing, evicts nothing for
+    /// it (see [`lock_with_room`](Self::lock_with_room)), and gives the key and value back
+    /// (`Ok(Err(..))`) for the caller to try again. Every write goes through here;
+    /// [`compute`](Self::compute) passes the entry it read, and the hash it read it with, so
+    /// that a key whose `Hash` is not stable cannot make it look in one place and check in
+    /// another for ever.
     pub(crate) fn write_if(
         &self,
+        hash: u64,
         key: K,
         value: V,
         expires: Option<Expires>,
@@ -410,10 +416,8 @@ where
         if deadline != 0 && !self.expiring.load(Ordering::Relaxed) {
             self.expiring.store(true, Ordering::Relaxed);
         }
-        let hash = self.hash(&key);
         let guard = epoch::pin();
-        let home = self.shard_index(hash);
-        let shard = &self.shards[home];
+        let shard = self.shard(hash);
         // Read before the lock (a clock is user code), and only when the shard holds a deadline
         // (`u64::MAX` is none); a deadline published meanwhile waits for the next write's sweep.
         let now = if shard.earliest_deadline() == u64::MAX {
@@ -430,10 +434,18 @@ where
         // panic resumed) leaves the entry to drop here, where a second panic in its `Drop`
         // must not abort the process either.
         let locked = panic::catch_unwind(AssertUnwindSafe(|| {
-            self.lock_with_room(home, hash, &entry.key, weight, &mut evicted, &guard)
+            let key = &entry.key;
+            self.lock_with_room(hash, key, weight, replacing, &mut evicted, &guard)
         }));
         let (mut state, reserved) = match locked {
-            Ok(locked) => locked?,
+            Ok(Ok(Some(locked))) => locked,
+            // The key's entry is not the one `compute` read: nothing was reserved or linked,
+            // and no room made for it.
+            Ok(Ok(None)) => {
+                debug_assert!(evicted.is_empty(), "a refused write evicted nothing");
+                return Ok(Err(entry.into_box().into_parts()));
+            }
+            Ok(Err(error)) => return Err(error),
             Err(payload) => {
                 drop_quietly(entry);
                 panic::resume_unwind(payload)
@@ -447,23 +459,10 @@ where
         // given back if nothing was linked, and every removal made so far is settled and
         // finished, with the lock released.
         let inserted = panic::catch_unwind(AssertUnwindSafe(|| {
-            let new = entry.as_ref().expect("the entry is linked only below");
-            if !replacing.allows(|| shard.get(hash, |k| *k == new.key, &guard)) {
-                return None;
-            }
-            Some(shard.insert(&mut state, hash, &mut entry, &hash_of, &guard))
+            shard.insert(&mut state, hash, &mut entry, &hash_of, &guard)
         }));
         let replaced = match inserted {
-            Ok(Some(replaced)) => replaced,
-            Ok(None) => {
-                // The key's entry changed since `compute` read it: nothing was linked, so the
-                // reservation goes back, and what was evicted for it stays evicted.
-                drop(state);
-                self.unreserve(&reserved);
-                self.finish(evicted.len(), evicted, None, &guard);
-                let entry = entry.expect("nothing was linked").into_box();
-                return Ok(Err(entry.into_parts()));
-            }
+            Ok(replaced) => replaced,
             Err(payload) => self.abandon(state, Some(&reserved), evicted, entry, payload, &guard),
         };
         state.stats.inserts += 1;

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use support::{flush_until, quiet, stats_add_up, turn, unless_deadlocked, Counted
 
 type Heard = Arc<Mutex<Vec<(u64, u64, RemovalCause)>>>;
 
-/// A cache whose listener records every removal.
+/// A cache of one shard whose listener records every removal.
 fn heard_cache(max_entries: Option<u64>) -> (ShardedCache<u64, u64>, Heard) {
     let heard: Heard = Arc::default();
     let log = Arc::clone(&heard);
@@ -305,4 +305,155 @@ fn every_value_compute_stores_is_dropped_once_the_cache_is() {
         dropped.load(Ordering::SeqCst),
         made.load(Ordering::SeqCst)
     );
+}
+
+/// A value whose `Clone` panics while its flag is up.
+struct CloneTrap(u64, Arc<AtomicBool>);
+
+impl Clone for CloneTrap {
+    fn clone(&self) -> Self {
+        assert!(!self.1.load(Ordering::SeqCst), "clone trap");
+        CloneTrap(self.0, Arc::clone(&self.1))
+    }
+}
+
+/// `compute` clones the value it removes for its result. If that clone panics, the removal must
+/// not be half done: here it is not done at all (the clone comes first), where after the unlink
+/// it skipped giving the entry back to the budget, and a cache of one entry stayed full for good.
+#[test]
+fn a_clone_that_panics_in_a_computed_removal_loses_nothing() {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&heard);
+    let cache: ShardedCache<u64, CloneTrap> = ShardedCache::builder()
+        .max_entries(1)
+        .eviction_listener(move |k: &u64, _: &CloneTrap, cause| {
+            log.lock().unwrap().push((*k, cause))
+        })
+        .build();
+    let trap = Arc::new(AtomicBool::new(false));
+    cache.insert(1, CloneTrap(1, Arc::clone(&trap))).unwrap();
+    trap.store(true, Ordering::SeqCst);
+    assert!(quiet(|| cache.compute(1, |_| Op::Remove)).is_err());
+    trap.store(false, Ordering::SeqCst);
+    cache.validate().unwrap();
+    assert_eq!(cache.get_with(&1, |v| v.0), Some(1), "nothing was removed");
+    assert!(matches!(
+        cache.compute(1, |_| Op::Remove),
+        Ok(Computed::Removed(_))
+    ));
+    assert_eq!(*heard.lock().unwrap(), [(1, RemovalCause::Deleted)]);
+    cache.insert(2, CloneTrap(2, trap)).unwrap();
+    cache.validate().unwrap();
+}
+
+/// A key whose `Hash` gives one value on its first call and another on every later one.
+struct Fickle(u64, AtomicUsize);
+
+impl std::hash::Hash for Fickle {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let first = self.1.fetch_add(1, Ordering::SeqCst) == 0;
+        h.write_u64(if first { self.0 } else { self.0 + 1_000_000 });
+    }
+}
+
+impl PartialEq for Fickle {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Fickle {}
+
+/// A key's `Hash` must be stable, but one that is not must not hang `compute`: it hashes once
+/// and checks its answer with that hash. When it hashed again for the check, it looked for the
+/// entry it had read in another place, found a conflict every time, and ran for ever.
+#[test]
+fn a_key_whose_hash_changes_cannot_make_compute_retry_for_ever() {
+    let cache = Arc::new(ShardedCache::<Fickle, u64>::new());
+    cache.insert(Fickle(1, AtomicUsize::new(0)), 1).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (c, n) = (Arc::clone(&cache), Arc::clone(&calls));
+    let done = unless_deadlocked(move || {
+        c.compute(Fickle(1, AtomicUsize::new(0)), |v| {
+            n.fetch_add(1, Ordering::SeqCst);
+            add_one(v)
+        })
+        .ok()
+    });
+    assert_eq!(
+        done,
+        Some(Some(Computed::Updated { old: 1, new: 2 })),
+        "the function ran {} times",
+        calls.load(Ordering::SeqCst)
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+/// An answer refused because the key changed must not have evicted anything to make room for
+/// itself. Here the function, on its first run, removes key 3 and fills the cache with key 2;
+/// its put of key 3 is refused, and on its second run it leaves the key alone. Done in that
+/// order by hand, nothing is evicted, so nothing must be here either.
+#[test]
+fn a_refused_answer_evicts_nothing() {
+    let (cache, heard) = heard_cache(Some(2));
+    cache.insert(1, 1).unwrap();
+    cache.insert(3, 3).unwrap();
+    let mut calls = 0;
+    let got = cache.compute(3, |_| {
+        calls += 1;
+        if calls == 1 {
+            assert!(cache.remove(&3));
+            cache.insert(2, 2).unwrap();
+            return Op::Put(30);
+        }
+        Op::Nop
+    });
+    assert_eq!((got.ok(), calls), (Some(Computed::StillNone), 2));
+    assert_eq!(*heard.lock().unwrap(), [(3, 3, RemovalCause::Deleted)]);
+    assert_eq!((cache.get(&1), cache.get(&2)), (Some(1), Some(2)));
+    stats_add_up(&cache);
+    cache.validate().unwrap();
+}
+
+/// Four threads insert, remove and compute over ten keys in a cache of six entries (counted, and
+/// weighed by the caller's weigher, which makes writes reserve with the lock released): the
+/// budget matches the entries linked, and the counters add up.
+#[test]
+fn computes_mixed_with_writes_keep_a_bounded_cache_exact() {
+    for weighed in [false, true] {
+        let builder = ShardedCache::<u64, u64>::builder().shards(2);
+        let cache = Arc::new(if weighed {
+            builder
+                .max_weight(40)
+                .weigher(|_, v: &u64| 1 + v % 7)
+                .build()
+        } else {
+            builder.max_entries(6).build()
+        });
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let cache = Arc::clone(&cache);
+                thread::spawn(move || {
+                    let mut rng = SplitMix(t);
+                    for i in 0..20_000 {
+                        let k = rng.below(10);
+                        match rng.below(4) {
+                            0 => drop(cache.insert(k, i)),
+                            1 => drop(cache.remove(&k)),
+                            2 => drop(cache.compute(k, |v| Op::Put(v.map_or(i, |v| v + 1)))),
+                            _ => drop(cache.compute(k, |v| match v {
+                                Some(v) if v % 2 == 0 => Op::Remove,
+                                _ => Op::Put(i),
+                            })),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        cache.validate().unwrap();
+        stats_add_up(&cache);
+    }
 }
