@@ -116,3 +116,44 @@ fn a_computed_removal_racing_a_replacement() {
         cache.validate().unwrap();
     });
 }
+
+/// Model 24: in a cache of one entry, `compute` appending to key 1 races an `insert` of key 2,
+/// which evicts key 1. Whichever lands first, one entry stays: key 2 (the compute appended to
+/// "0" and was then evicted) or key 1 (the compute, finding it evicted, started it at "a" and
+/// evicted key 2), never key 1 holding an append to a value it no longer had, and the budget
+/// counts exactly the entry linked. A compute that applied its answer to a key evicted under it
+/// brings key 1 back as "0+" (with the check under the lock removed, the model fails so).
+#[test]
+fn a_compute_racing_the_eviction_of_its_key() {
+    model(|| {
+        let cache = Arc::new(cache::<String>(Some(1)));
+        cache.insert(1, s("0")).unwrap();
+        let writer = on_another_thread(&cache, 2, |cache| cache.insert(2, s("two")).unwrap());
+
+        let got = cache.compute(1, |v| appended(v, "a")).unwrap();
+
+        writer.join().unwrap();
+        assert_eq!(cache.len(), 1);
+        match (cache.get(&1), cache.get(&2)) {
+            (None, Some(two)) => {
+                assert_eq!(two, "two");
+                assert_eq!(
+                    got,
+                    Computed::Updated {
+                        old: s("0"),
+                        new: s("0+")
+                    }
+                );
+            }
+            (Some(one), None) => {
+                assert_eq!(
+                    one, "a",
+                    "key 1 came back with an append to its evicted value"
+                );
+                assert_eq!(got, Computed::Inserted(s("a")));
+            }
+            other => panic!("the cache of one entry holds {other:?}"),
+        }
+        cache.validate().unwrap();
+    });
+}
