@@ -35,6 +35,9 @@ pub enum Mode {
     /// No stream: full walks over the system ([`Contender::walk`]), each entry visited one
     /// operation.
     Walk,
+    /// An atomic update of the entry's key ([`Contender::update`]), counted as a hit when the
+    /// key was there.
+    Update,
 }
 
 /// The keys, values and per-thread streams of one workload.
@@ -224,5 +227,9 @@ fn step(cache: &dyn Contender, plan: Plan<'_>, op: u32, m: &mut Measurement) {
             }
         }
         Mode::Walk => unreachable!("walks are run by walk_repeatedly"),
+        Mode::Update => {
+            m.gets += 1;
+            m.hits += u64::from(black_box(cache.update(key)));
+        }
     }
 }

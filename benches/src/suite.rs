@@ -122,6 +122,9 @@ impl Session<'_> {
             (true, _) if w == Workload::Iterate && !system.iterates() => {
                 Some("no iteration in its API".into())
             }
+            (true, _) if w == Workload::Update && !system.updates() => {
+                Some("no atomic update in its API".into())
+            }
             (true, Kind::Map) => Some("not a cache: no eviction".into()),
             (true, Kind::Baseline) => Some("read-only baseline".into()),
             (true, Kind::Cache) => Some("not measured".into()),
@@ -219,6 +222,7 @@ impl Session<'_> {
             Workload::Iterate,
             Workload::Mix,
             Workload::Replace,
+            Workload::Update,
         ];
         let chosen: Vec<Workload> = reads.into_iter().filter(|&w| opts.wants(w)).collect();
         let latency = opts.wants(Workload::Latency);
@@ -457,6 +461,7 @@ mod tests {
                 Workload::HotRead,
                 Workload::Miss,
                 Workload::Iterate,
+                Workload::Update,
                 Workload::Trace,
             ])
             .filter(|&w| w != Workload::Memory)

@@ -49,6 +49,23 @@ pub trait Contender: Send + Sync {
     fn walk(&self) -> Option<Walked> {
         None
     }
+    /// Replaces the value of `key`, if it has one, with [`bumped`] of it, atomically (no write
+    /// of the key by another thread lost in between), through the system's own read-modify-write;
+    /// says whether the key was there. Only for systems that have one (see
+    /// [`System::updates`]): a get then a set would not be atomic.
+    fn update(&self, _key: &str) -> bool {
+        unreachable!("the update workload runs on systems with an atomic update")
+    }
+}
+
+/// The two values the update workload alternates between: static, so that making one costs
+/// neither an allocation nor a reference count, and what is timed is the update itself.
+static UPDATED: [[u8; 64]; 2] = [[b'a'; 64], [b'b'; 64]];
+
+/// The value an update writes over `old`: depends on `old`'s first byte, so that it must be read.
+pub fn bumped(old: &Bytes) -> Bytes {
+    let next = usize::from(old.first() == Some(&UPDATED[0][0]));
+    Bytes::from_static(&UPDATED[next])
 }
 
 /// What one walk over every entry of a system saw ([`Contender::walk`]).
@@ -203,6 +220,12 @@ impl System {
         self != System::EpochcacheBytes
     }
 
+    /// Whether it has an atomic update of one key ([`Contender::update`]): all but `ByteCache`,
+    /// whose object API has none, and the read-only baseline.
+    pub fn updates(self) -> bool {
+        !matches!(self, System::EpochcacheBytes | System::StdHashmap)
+    }
+
     /// Whether it is a cache, a map or the baseline.
     pub fn kind(self) -> Kind {
         match self {
@@ -348,6 +371,16 @@ impl<S: BuildHasher + Send + Sync + 'static> Contender
     fn walk(&self) -> Option<Walked> {
         Some(Walked::of_lengths(self.pin().iter().map(|(_, v)| v.len())))
     }
+    /// `compute`, which runs the function unlocked and applies its answer under the shard's
+    /// lock if the entry is unchanged; its result holds clones of the old and the new value.
+    fn update(&self, key: &str) -> bool {
+        let bump =
+            |v: Option<&Bytes>| v.map_or(epochcache::Op::Nop, |v| epochcache::Op::Put(bumped(v)));
+        matches!(
+            self.compute(key.to_owned(), bump),
+            Ok(epochcache::Computed::Updated { .. })
+        )
+    }
 }
 
 /// The engine returning a copy of the value instead of sharing it: a get reads the value in
@@ -369,6 +402,9 @@ impl Contender for CopyOut {
     }
     fn walk(&self) -> Option<Walked> {
         Some(Walked::of_lengths(self.0.iter().map(|(_, v)| v.len())))
+    }
+    fn update(&self, key: &str) -> bool {
+        Contender::update(&self.0, key)
     }
 }
 
@@ -401,6 +437,18 @@ impl<S: BuildHasher + Clone + Send + Sync + 'static> Contender
             moka::sync::Cache::iter(self).map(|(_, v)| v.len()),
         ))
     }
+    /// `and_compute_with`, which serialises calls on one key with a per-key lock and hands the
+    /// function an entry holding a clone of the value.
+    fn update(&self, key: &str) -> bool {
+        use moka::ops::compute::{CompResult, Op};
+        let result = self
+            .entry_by_ref(key)
+            .and_compute_with(|entry| match entry {
+                Some(entry) => Op::Put(bumped(entry.value())),
+                None => Op::Nop,
+            });
+        matches!(result, CompResult::ReplacedWith(_))
+    }
 }
 
 impl<S: BuildHasher + Clone + Send + Sync> Contender
@@ -419,6 +467,15 @@ impl<S: BuildHasher + Clone + Send + Sync> Contender
             quick_cache::sync::Cache::iter(self).map(|(_, v)| v.len()),
         ))
     }
+    /// `entry`, which runs the function on the value in place under the shard's write lock. A
+    /// missing key gets a placeholder guard, dropped unfilled.
+    fn update(&self, key: &str) -> bool {
+        let result = self.entry(key, None, |_, v| {
+            *v = bumped(v);
+            quick_cache::sync::EntryAction::Retain(())
+        });
+        matches!(result, quick_cache::sync::EntryResult::Retained(()))
+    }
 }
 
 impl<S: BuildHasher + Send + Sync> Contender for papaya::HashMap<String, Bytes, S> {
@@ -434,6 +491,11 @@ impl<S: BuildHasher + Send + Sync> Contender for papaya::HashMap<String, Bytes, 
     /// Lends the entries: one guard for the whole walk.
     fn walk(&self) -> Option<Walked> {
         Some(Walked::of_lengths(self.pin().iter().map(|(_, v)| v.len())))
+    }
+    /// `update`, a compare-and-swap loop on the key's slot (its `compute` is the same loop with
+    /// more choices).
+    fn update(&self, key: &str) -> bool {
+        self.pin().update(key.to_owned(), bumped).is_some()
     }
 }
 
@@ -453,6 +515,12 @@ impl<S: BuildHasher + Clone + Send + Sync> Contender for dashmap::DashMap<String
             dashmap::DashMap::iter(self).map(|r| r.value().len()),
         ))
     }
+    /// `get_mut`: the value changed in place under the shard's write lock.
+    fn update(&self, key: &str) -> bool {
+        dashmap::DashMap::get_mut(self, key)
+            .map(|mut r| *r = bumped(&r))
+            .is_some()
+    }
 }
 
 impl<S: BuildHasher + Send + Sync> Contender for scc::HashMap<String, Bytes, S> {
@@ -470,6 +538,10 @@ impl<S: BuildHasher + Send + Sync> Contender for scc::HashMap<String, Bytes, S> 
         Some(Walked::lent_to(|visit| {
             self.iter_sync(|_, v| visit(v));
         }))
+    }
+    /// `update_sync`: the value changed in place under the bucket's lock.
+    fn update(&self, key: &str) -> bool {
+        self.update_sync(key, |_, v| *v = bumped(v)).is_some()
     }
 }
 
@@ -495,6 +567,15 @@ impl<S: BuildHasher + Send + Sync> Contender for scc::HashCache<String, Bytes, S
         Some(Walked::lent_to(|visit| {
             self.iter_sync(|_, v| visit(v));
         }))
+    }
+    /// `get_sync`, which locks the key's bucket, then the value changed in place.
+    fn update(&self, key: &str) -> bool {
+        self.get_sync(key)
+            .map(|mut e| {
+                let v = e.get_mut();
+                *v = bumped(v);
+            })
+            .is_some()
     }
 }
 
@@ -567,6 +648,28 @@ mod tests {
             if let Some(walked) = walked {
                 assert_eq!(walked, stored, "{}", system.name());
             }
+        }
+    }
+
+    #[test]
+    fn every_system_that_updates_changes_the_value_from_the_old_one_and_adds_no_key() {
+        let sizing = Sizing {
+            entries: 2_000,
+            bound: None,
+        };
+        let data = || (0..100u64).map(|i| (crate::data::key(i), crate::data::value(i, 64)));
+        for system in System::ALL.into_iter().filter(|s| s.updates()) {
+            let c = system.build(sizing, data());
+            for (k, v) in data() {
+                let once = bumped(&v);
+                assert!(c.update(&k), "{}", system.name());
+                assert_eq!(c.get(&k), Some(once.clone()), "{}", system.name());
+                assert!(c.update(&k), "{}", system.name());
+                assert_eq!(c.get(&k), Some(bumped(&once)), "{}", system.name());
+                assert_ne!(bumped(&once), once);
+            }
+            assert!(!c.update("absent:key:0000000000"), "{}", system.name());
+            assert_eq!(c.get("absent:key:0000000000"), None, "{}", system.name());
         }
     }
 }

@@ -46,6 +46,10 @@ pub enum Workload {
     /// [`Contender::walk`](crate::Contender::walk)); an operation is one entry visited. Only for
     /// systems that can iterate.
     Iterate,
+    /// Atomic read-modify-writes of keys already there, Zipf 0.99 over the data set: each
+    /// system's own update of one key from its current value (see
+    /// [`Contender::update`](crate::Contender::update)). Only for systems that have one.
+    Update,
 }
 
 /// The sizes and mix of the workloads.
@@ -120,6 +124,7 @@ impl Workload {
             Workload::Latency => "latency",
             Workload::Memory => "memory",
             Workload::Iterate => "iterate",
+            Workload::Update => "update",
         }
     }
 
@@ -159,11 +164,15 @@ impl Workload {
             Workload::Iterate => {
                 format!("full walks over {k} keys, each thread its own; ops = entries visited")
             }
+            Workload::Update => {
+                format!("atomic read-modify-write, Zipf {} over {k} keys", cfg.zipf)
+            }
         }
     }
 
     /// Whether the workload applies to `system`: decided by its kind (see [`Kind`]), except for
-    /// iterate, which needs a system that can walk its entries ([`System::iterates`]).
+    /// iterate, which needs a system that can walk its entries ([`System::iterates`]), and
+    /// update, which needs an atomic update of one key ([`System::updates`]).
     pub fn applies_to(self, system: System) -> bool {
         let kind = system.kind();
         match self {
@@ -171,6 +180,7 @@ impl Workload {
             Workload::ZipfGet | Workload::Miss => true,
             // Walks only read, so the read-only baseline takes part.
             Workload::Iterate => system.iterates(),
+            Workload::Update => system.updates(),
             Workload::CacheAside | Workload::Trace => kind == Kind::Cache,
             _ => kind != Kind::Baseline,
         }
@@ -189,6 +199,7 @@ impl Workload {
             Workload::CacheAside | Workload::Trace => Mode::CacheAside,
             Workload::HotRead => Mode::Read,
             Workload::Iterate => Mode::Walk,
+            Workload::Update => Mode::Update,
             _ => Mode::Get,
         }
     }
@@ -213,7 +224,7 @@ impl Workload {
             | Workload::Get
             | Workload::Miss
             | Workload::Replace => data::uniform_stream(n, len, seed),
-            Workload::ZipfGet | Workload::CacheAside => {
+            Workload::ZipfGet | Workload::CacheAside | Workload::Update => {
                 data::zipf_stream(n, cfg.zipf, len, cfg.seed, seed)
             }
             Workload::Mix | Workload::Latency => {
@@ -318,5 +329,14 @@ mod tests {
         assert!(Workload::Iterate.applies_to(System::StdHashmap));
         assert!(!Workload::Iterate.applies_to(System::EpochcacheBytes));
         assert!(!Workload::DEFAULT.contains(&Workload::Iterate));
+    }
+
+    #[test]
+    fn update_only_for_systems_with_an_atomic_update_and_not_by_default() {
+        assert!(Workload::Update.applies_to(System::Epochcache));
+        assert!(Workload::Update.applies_to(System::Moka));
+        assert!(!Workload::Update.applies_to(System::EpochcacheBytes));
+        assert!(!Workload::Update.applies_to(System::StdHashmap));
+        assert!(!Workload::DEFAULT.contains(&Workload::Update));
     }
 }
