@@ -11,6 +11,7 @@
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::num::NonZeroU64;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -682,8 +683,13 @@ impl BaseCache for ByteCache {
 
     fn delete(&self, key: &str) -> Result<(), CacheError> {
         self.check_open()?;
-        self.inner.remove(&meta_key(key));
+        // Two removals: a listener that panics on the first must not keep the second from
+        // happening (the body would outlive its delete), so its panic goes on after both.
+        let metadata = panic::catch_unwind(AssertUnwindSafe(|| self.inner.remove(&meta_key(key))));
         self.inner.remove(&body_key(key));
+        if let Err(payload) = metadata {
+            panic::resume_unwind(payload);
+        }
         Ok(())
     }
 

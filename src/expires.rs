@@ -14,6 +14,10 @@ use crate::clock::system_time_to_nanos;
 /// An expiry at or before the current time is not an error: `set` stores the value as already
 /// expired, which replaces any older value, and `get` returns `None` for it.
 ///
+/// [`ShardedCache`](crate::ShardedCache) and [`ByteCache`](crate::ByteCache) keep a deadline to
+/// 16 ns, rounded down: a value is never served after its expiry, and may stop being served up
+/// to 15 ns before it.
+///
 /// ```
 /// use std::time::{Duration, SystemTime};
 /// use epochcache::Expires;

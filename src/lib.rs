@@ -142,7 +142,10 @@
 //!
 //! Expiry decisions read a [`Clock`]; tests give caches a [`MockClock`] and advance it, so that
 //! no test sleeps. A write's expiry is its own, else the builder's
-//! [`time_to_live`](CacheBuilder::time_to_live), else none.
+//! [`time_to_live`](CacheBuilder::time_to_live), else none. A write whose expiry has already
+//! passed is not stored (it could never be read, and storing it would take room from live
+//! entries): it removes the key's old value, and the listener hears of both. Deadlines are kept
+//! to 16 ns, rounded down, so a value is never served after its expiry.
 
 #![warn(missing_docs)]
 

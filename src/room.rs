@@ -18,6 +18,9 @@
 //! - A removal's budget is settled before any user code runs but the weigher: the collector
 //!   (values' `Drop`) and the listener come after, each step taken even if one panics, so user
 //!   code can lose neither the budget nor another removal's notice.
+//! - A write whose expiry has already passed needs no room at all: its value could never be
+//!   read, so it is not stored, and only the key's old value goes
+//!   ([`write_expired`](ShardedCache::write_expired)). Storing it would evict a live entry for it.
 
 use std::hash::{BuildHasher, Hash};
 use std::panic::{self, AssertUnwindSafe};
@@ -146,6 +149,67 @@ where
                 return Ok(None);
             }
         }
+    }
+
+    /// Writes a value whose expiry has passed when it is written (an expiry at or before now):
+    /// it could never be read, so it is not stored and takes no room, which would otherwise
+    /// evict a live entry for it. The key's old value is removed, as the write would have
+    /// replaced it. The statistics and the listener hear what they would have heard had the
+    /// value been stored and then swept: one insert, the old value `Replaced`, the new one
+    /// `Expired`. A conditional write (`compute`) whose key's entry is not the one it read
+    /// changes nothing and gives back the key and the value, as in
+    /// [`write_if`](Self::write_if).
+    pub(crate) fn write_expired(
+        &self,
+        hash: u64,
+        key: K,
+        value: V,
+        replacing: Replacing,
+    ) -> Result<Result<(), (K, V)>, CacheError> {
+        let guard = &epoch::pin();
+        let shard = self.shard(hash);
+        // Never linked: it only carries the key and the value to the listener.
+        let new = Entry::new(key, value, 0, 0);
+        let mut state = shard.lock_for(hash, guard);
+        if self.is_closed() {
+            drop(state);
+            return Err(CacheError::Closed);
+        }
+        // The key's `Eq` runs under the lock here, as in every write's probe: if it panics,
+        // nothing has changed yet.
+        let found = panic::catch_unwind(AssertUnwindSafe(|| {
+            shard.get(hash, |k| *k == new.key, guard)
+        }));
+        let current = match found {
+            Ok(current) => current,
+            Err(payload) => {
+                drop(state);
+                drop_quietly(new);
+                panic::resume_unwind(payload)
+            }
+        };
+        if !replacing.allows(|| current) {
+            drop(state);
+            return Ok(Err(new.into_parts()));
+        }
+        let old = current.and_then(|entry| shard.remove_entry(&mut state, hash, entry, guard));
+        state.stats.inserts += 1;
+        state.stats.count_removal(RemovalCause::Expired);
+        if old.is_some() {
+            state.stats.count_removal(RemovalCause::Replaced);
+        }
+        drop(state);
+        let replaced = old.map(|old| (old, RemovalCause::Replaced));
+        let settled = self.settle(replaced, guard);
+        let told = replaced.into_iter().chain([(&new, RemovalCause::Expired)]);
+        let finished = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.finish(usize::from(old.is_some()), told, settled, guard)
+        }));
+        if let Err(payload) = finished {
+            drop_quietly(new);
+            panic::resume_unwind(payload);
+        }
+        Ok(Ok(()))
     }
 
     /// Ends a write that user code (a key's `Hash` or `Eq`) panicked in, under the lock `state`:

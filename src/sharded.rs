@@ -25,7 +25,7 @@ use crate::builder::CacheBuilder;
 use crate::clock::Clock;
 use crate::compute::Replacing;
 use crate::equivalent::Equivalent;
-use crate::expires::deadline_of;
+use crate::expires::{deadline_of, is_expired};
 use crate::loader::Flights;
 use crate::raw::{alloc_entry, Entry, Shard};
 use crate::room::drop_quietly;
@@ -412,7 +412,11 @@ where
             });
         }
         let expires = expires.or(self.time_to_live);
-        let deadline = deadline_of(expires, expires.map_or(0, |_| self.clock.now_nanos()));
+        let written_at = expires.map_or(0, |_| self.clock.now_nanos());
+        let deadline = deadline_of(expires, written_at);
+        if is_expired(deadline, written_at) {
+            return self.write_expired(hash, key, value, replacing);
+        }
         if deadline != 0 && !self.expiring.load(Ordering::Relaxed) {
             self.expiring.store(true, Ordering::Relaxed);
         }

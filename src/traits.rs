@@ -39,7 +39,11 @@ pub trait BaseCache: Send + Sync {
     /// Stores `value` under `key`, replacing any older value, until `expires` (never if `None`).
     ///
     /// An expiry at or before now stores the value as already expired: the old value is replaced
-    /// and `get` returns `None`.
+    /// and `get` returns `None`. (The engine's caches do not store such a value at all, so that
+    /// it takes no room from live ones; the listener hears of it as expired.)
+    ///
+    /// `ByteCache` keeps deadlines to 16 ns, rounded down, so that a value is never served after
+    /// its expiry: it may stop being served up to 15 ns before it. `DictCache` keeps them exactly.
     ///
     /// ```
     /// # use std::time::Duration;

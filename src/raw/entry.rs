@@ -43,9 +43,11 @@ impl<K, V> Entry<K, V> {
     /// access counter at `freq`.
     pub(crate) fn new(key: K, value: V, deadline: u64, freq: u64) -> Self {
         // Rounded down, so that an entry has expired once its deadline has passed, whatever
-        // the clock's alignment (an expiry of "now" is expired at once, as `BaseCache::set`
-        // promises); it may expire up to 15 ns before its deadline, never after it. A deadline
-        // below 16 ns (a clock at the Unix epoch itself) becomes 16 ns, since 0 means never.
+        // the clock's alignment; it may expire up to 15 ns before its deadline, never after
+        // it. A deadline below 16 ns becomes 16 ns, since 0 means never: up to 15 ns late, but
+        // only for a clock within 16 ns of the Unix epoch (a `MockClock` set there), and never
+        // for a deadline already past when written, which is not stored at all
+        // (`write_expired`).
         let units = if deadline == 0 {
             0
         } else {
