@@ -16,7 +16,9 @@ use crate::clock::system_time_to_nanos;
 ///
 /// [`ShardedCache`](crate::ShardedCache) and [`ByteCache`](crate::ByteCache) keep a deadline to
 /// 16 ns, rounded down: a value is never served after its expiry, and may stop being served up
-/// to 15 ns before it.
+/// to 15 ns before it. The one exception is a deadline within the first 16 ns after the Unix
+/// epoch, which is kept as 16 ns (0 means never): only a clock set there (a `MockClock`) can
+/// see it served up to 15 ns late.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -42,8 +44,9 @@ impl Expires {
     /// The deadline in nanoseconds since the Unix epoch, given the time `now` in the same unit.
     ///
     /// The result is never 0, which caches use to mean "never expires": an instant before the
-    /// epoch becomes 1, still long past (except to a clock that reads the epoch itself, such as
-    /// a `MockClock` set there: to it, nothing has expired yet).
+    /// epoch becomes 1, still long past. (A cache judges whether an expiry has passed before
+    /// this clamp, so to a clock that reads the epoch itself, such as a `MockClock` set there,
+    /// an expiry at or before the epoch has passed too.)
     ///
     /// ```
     /// use std::time::Duration;
@@ -52,14 +55,18 @@ impl Expires {
     /// assert_eq!(Expires::UnixSeconds(2).deadline_nanos(0), 2_000_000_000);
     /// ```
     pub fn deadline_nanos(&self, now: u64) -> u64 {
-        let deadline = match *self {
+        self.unclamped_nanos(now).max(1)
+    }
+
+    /// The deadline before it is kept from 0: the epoch itself for an instant before it.
+    fn unclamped_nanos(&self, now: u64) -> u64 {
+        match *self {
             Expires::After(d) => {
                 now.saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
             }
             Expires::At(t) => system_time_to_nanos(t),
             Expires::UnixSeconds(s) => s.saturating_mul(1_000_000_000),
-        };
-        deadline.max(1)
+        }
     }
 }
 
@@ -78,6 +85,12 @@ impl From<SystemTime> for Expires {
 /// A deadline as stored in an entry: 0 is "never", anything else nanoseconds since the epoch.
 pub(crate) fn deadline_of(expires: Option<Expires>, now: u64) -> u64 {
     expires.map_or(0, |e| e.deadline_nanos(now))
+}
+
+/// Whether an expiry has passed at `now`, judged before its deadline is kept from 0: to a clock
+/// that reads the epoch itself, an expiry at the epoch has passed.
+pub(crate) fn has_passed(expires: Option<Expires>, now: u64) -> bool {
+    expires.is_some_and(|e| e.unclamped_nanos(now) <= now)
 }
 
 /// Whether a stored deadline (0 for never) has passed at `now`.
@@ -99,6 +112,17 @@ mod tests {
         assert_eq!(Expires::At(before_epoch).deadline_nanos(50), 1);
         assert_eq!(Expires::After(Duration::MAX).deadline_nanos(50), u64::MAX);
         assert_eq!(Expires::UnixSeconds(u64::MAX).deadline_nanos(0), u64::MAX);
+    }
+
+    #[test]
+    fn an_expiry_at_the_epoch_has_passed_for_a_clock_there() {
+        assert!(has_passed(Some(Expires::At(UNIX_EPOCH)), 0));
+        assert!(has_passed(Some(Expires::After(Duration::ZERO)), 0));
+        assert!(!has_passed(
+            Some(Expires::After(Duration::from_nanos(1))),
+            0
+        ));
+        assert!(!has_passed(None, u64::MAX));
     }
 
     #[test]

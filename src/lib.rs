@@ -145,7 +145,8 @@
 //! [`time_to_live`](CacheBuilder::time_to_live), else none. A write whose expiry has already
 //! passed is not stored (it could never be read, and storing it would take room from live
 //! entries): it removes the key's old value, and the listener hears of both. Deadlines are kept
-//! to 16 ns, rounded down, so a value is never served after its expiry.
+//! to 16 ns, rounded down, so a value is never served after its expiry (but to a clock within
+//! 16 ns of the Unix epoch; see [`Expires`]).
 
 #![warn(missing_docs)]
 

@@ -25,9 +25,9 @@ use crate::builder::CacheBuilder;
 use crate::clock::Clock;
 use crate::compute::Replacing;
 use crate::equivalent::Equivalent;
-use crate::expires::{deadline_of, is_expired};
+use crate::expires::{deadline_of, has_passed, is_expired};
 use crate::loader::Flights;
-use crate::raw::{alloc_entry, Entry, Shard};
+use crate::raw::{alloc_entry, stored_deadline, Entry, Shard};
 use crate::room::drop_quietly;
 use crate::stats::{CacheStats, ReadCounters, RemovalCause};
 use crate::sync::epoch::{self, Guard};
@@ -414,7 +414,9 @@ where
         let expires = expires.or(self.time_to_live);
         let written_at = expires.map_or(0, |_| self.clock.now_nanos());
         let deadline = deadline_of(expires, written_at);
-        if is_expired(deadline, written_at) {
+        // Judged on the deadline as the entry would keep it, rounded down to 16 ns, as well as
+        // on the expiry itself: a value that no read could return is not stored.
+        if has_passed(expires, written_at) || is_expired(stored_deadline(deadline), written_at) {
             return self.write_expired(hash, key, value, replacing);
         }
         if deadline != 0 && !self.expiring.load(Ordering::Relaxed) {

@@ -43,7 +43,8 @@ pub trait BaseCache: Send + Sync {
     /// it takes no room from live ones; the listener hears of it as expired.)
     ///
     /// `ByteCache` keeps deadlines to 16 ns, rounded down, so that a value is never served after
-    /// its expiry: it may stop being served up to 15 ns before it. `DictCache` keeps them exactly.
+    /// its expiry: it may stop being served up to 15 ns before it (see [`Expires`] for the one
+    /// exception, a clock within 16 ns of the Unix epoch). `DictCache` keeps them exactly.
     ///
     /// ```
     /// # use std::time::Duration;

@@ -195,3 +195,51 @@ fn a_listener_that_panics_on_delete_leaves_no_body_behind() {
     assert_eq!(cache.get("k").unwrap(), None);
     assert!(cache.get_body("k").unwrap().is_none());
 }
+
+/// A deadline less than 16 ns ahead may round down to the write's own time: such a value could
+/// never be read either, so it must not take room from live entries.
+#[test]
+fn a_write_expiring_within_the_deadline_grain_evicts_no_live_entry() {
+    for lifetime in 1..=15 {
+        let clock = MockClock::new();
+        let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+            .shards(1)
+            .max_entries(2)
+            .clock(Arc::new(clock.clone()))
+            .build();
+        cache.insert(1, 1).unwrap();
+        cache.insert(2, 2).unwrap();
+        let expires = Duration::from_nanos(lifetime).into();
+        cache.insert_with_expiry(3, 3, Some(expires)).unwrap();
+        let got = (cache.get(&1), cache.get(&2));
+        assert_eq!(
+            got,
+            (Some(1), Some(2)),
+            "{lifetime} ns: a live entry was evicted"
+        );
+        if cache.get(&3).is_some() {
+            // Stored after all (its deadline kept beyond now): then it expires in time.
+            clock.advance(Duration::from_nanos(lifetime));
+            assert_eq!(cache.get(&3), None, "{lifetime} ns");
+        }
+        cache.validate().unwrap();
+    }
+}
+
+/// To a clock at the Unix epoch itself, an expiry at or before the epoch has passed: the
+/// deadline kept from 0 (which means never) must not make it live.
+#[test]
+fn a_past_expiry_is_not_served_to_a_clock_at_the_epoch() {
+    let clock = MockClock::at(UNIX_EPOCH);
+    let cache = ByteCache::builder().clock(Arc::new(clock)).build();
+    for expires in [
+        Expires::After(Duration::ZERO),
+        Expires::At(UNIX_EPOCH),
+        Expires::At(UNIX_EPOCH - Duration::from_secs(1)),
+        Expires::UnixSeconds(0),
+    ] {
+        cache.set("k", bytes("old"), None).unwrap();
+        cache.set("k", bytes("v"), Some(expires)).unwrap();
+        assert_eq!(cache.get("k").unwrap(), None, "{expires:?}");
+    }
+}

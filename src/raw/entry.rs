@@ -48,11 +48,7 @@ impl<K, V> Entry<K, V> {
         // only for a clock within 16 ns of the Unix epoch (a `MockClock` set there), and never
         // for a deadline already past when written, which is not stored at all
         // (`write_expired`).
-        let units = if deadline == 0 {
-            0
-        } else {
-            (deadline / UNIT).clamp(1, MAX_UNITS)
-        };
+        let units = deadline_units(deadline);
         Entry {
             key,
             value,
@@ -101,6 +97,22 @@ impl<K, V> Entry<K, V> {
         let meta = self.meta.load(Ordering::Relaxed);
         self.meta
             .store((meta & !FREQ_MASK) | freq.min(MAX_FREQ), Ordering::Relaxed);
+    }
+}
+
+/// The deadline an entry made with `deadline` keeps (see [`Entry::new`]): what decides whether
+/// a write would be stored already expired.
+pub(crate) fn stored_deadline(deadline: u64) -> u64 {
+    deadline_units(deadline) << FREQ_BITS
+}
+
+/// A deadline in nanoseconds as the units the metadata word keeps: 0 for never, else rounded
+/// down and at least 1.
+fn deadline_units(deadline: u64) -> u64 {
+    if deadline == 0 {
+        0
+    } else {
+        (deadline / UNIT).clamp(1, MAX_UNITS)
     }
 }
 

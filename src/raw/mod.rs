@@ -20,7 +20,7 @@ pub(crate) mod sketch;
 pub(crate) mod table;
 pub(crate) mod tag;
 
-pub(crate) use entry::Entry;
+pub(crate) use entry::{stored_deadline, Entry};
 pub(crate) use policy::Verdict;
 pub(crate) use shard::Shard;
 pub(crate) use table::{alloc_entry, NewEntry};
