@@ -56,12 +56,14 @@ fn two_computes_on_one_key_lose_no_update() {
 /// Model 22: `compute` on a missing key racing an `insert` of it. The compute starts the value
 /// at "a" when it finds none, else appends "+". Either it lands first and the insert replaces it
 /// ("b"), or the insert does and the compute appends to it ("b+"); a compute that applied its
-/// "none there" answer over the insert would leave "a", losing the insert.
+/// "none there" answer over the insert would leave "a", losing the insert. The inserter does not
+/// flush: the compute never reads an entry the insert retires (it reads "b" or nothing), and
+/// flushes only multiplied the interleavings (12,587 executions with two, 3,889 without).
 #[test]
 fn compute_on_a_missing_key_racing_its_insert() {
     model(|| {
         let cache = Arc::new(cache::<String>(None));
-        let inserter = on_another_thread(&cache, 2, |cache| cache.insert(1, s("b")).unwrap());
+        let inserter = on_another_thread(&cache, 0, |cache| cache.insert(1, s("b")).unwrap());
 
         let got = cache.compute(1, |v| appended(v, "a")).unwrap();
 
