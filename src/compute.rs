@@ -16,14 +16,14 @@
 //!    state. The function may therefore run more than once (it is `FnMut`); only its last answer
 //!    takes effect.
 //!
-//! A retry follows a change of the key that another operation completed, so `compute` never
-//! waits for another compute and cannot livelock against one: some operation on the key makes
-//! progress each round. The hash is computed once, and the check under the lock uses it, so a
-//! key whose `Hash` is not stable cannot make the read and the check look in different places.
-//! A put goes through the one write path every insert takes ([`ShardedCache::write_if`]), with
-//! its budget, eviction and expiry, and its condition is checked before any room is made for it,
-//! so a refused put evicts nothing; a remove unlinks the entry it read by address, as `retain`
-//! does.
+//! A retry follows a change of the key that another operation completed, so retries go on only
+//! while other operations keep changing the key, and no compute ever waits for another's
+//! function (none runs under a lock). The hash is computed once, and the check under the lock
+//! uses it, so a key whose `Hash` is not stable cannot make the read and the check look in
+//! different places. A put goes through the one write path every insert takes
+//! ([`ShardedCache::write_if`]), with its budget, eviction and expiry; its condition is checked
+//! before any room is made for it, so a put refused there evicts nothing. A remove unlinks the
+//! entry it read by address, as `retain` does.
 
 use std::hash::{BuildHasher, Hash};
 
