@@ -3,8 +3,13 @@
 //! # Single flight
 //!
 //! A thread that misses looks for a flight (a load in progress) of its key. If there is none it
-//! becomes the leader: it records a flight, runs the loader with no lock held, inserts the value
-//! and hands it to every thread that waited on the flight. If there is one it waits for it. A
+//! becomes the leader: it records a flight, runs the loader with no lock held, stores the value
+//! unless the key was written meanwhile (through `compute`, so that no write is lost to a load;
+//! then the written value is the flight's), and hands it to every thread that waited on the
+//! flight. If there is one it waits for it. A thread that joins while the leader is settling
+//! the value (looking the key up, or storing it) may have missed the key after that value was
+//! stored and then removed: it reads the cache itself once the flight ends, and starts over if
+//! the value is gone, so that no call returns a value removed before it began. A
 //! leader whose loader fails or panics marks the flight failed on its way out (a drop guard, so a
 //! panic cannot skip it); its waiters then start over, and one of them leads a new load. If the
 //! cache refuses the loaded value (too large, or closed meanwhile), every waiter gets the same
@@ -22,8 +27,9 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use crate::sharded::ShardedCache;
-use crate::sync::{current_thread, lock, Condvar, Mutex, ThreadId};
+use crate::sync::{current_thread, lock, AtomicBool, Condvar, Mutex, Ordering, ThreadId};
 use crate::CacheError;
+use crate::{Computed, Op};
 
 /// How a flight ended, as its waiters see it.
 enum Outcome<V> {
@@ -64,6 +70,11 @@ impl Refusal {
 pub(crate) struct Flight<K, V> {
     key: K,
     leader: ThreadId,
+    /// Whether the leader is settling the flight's value now: looking the key up, or storing
+    /// what it loaded. A caller that joins meanwhile may have missed the key after that value
+    /// was stored (and then removed, evicted or expired), so it does not take the value but
+    /// reads the cache itself once the flight ends (see [`ShardedCache::try_get_or_insert_with`]).
+    settling: AtomicBool,
     outcome: Mutex<Outcome<V>>,
     done: Condvar,
 }
@@ -113,6 +124,10 @@ where
 {
     /// The value for `key`; on a miss, `init`'s value, inserted. When several threads miss the
     /// same key at once, one runs `init` and the others wait for its value.
+    ///
+    /// `init`'s value is stored only if the key is still missing when it is ready: a value
+    /// written by another thread while `init` ran is kept, and returned, instead (as if this
+    /// call had come after that write), so no write is lost to a load.
     ///
     /// If `init` panics, the panic goes on in its thread and the waiting threads start over
     /// (one of them runs its own `init`). If `init` asks the cache for its own key through this
@@ -167,8 +182,18 @@ where
                 if flight.leader == current_thread().id() {
                     return Err(CacheError::LoaderReentered);
                 }
+                // Read after this call's miss: if the leader had not begun to settle the value
+                // then, it settles it after the miss, within this call, and the value is this
+                // call's to return. Otherwise the value may have been stored before the miss
+                // and be gone since: this call reads the cache itself once the flight ends.
+                let late = flight.settling.load(Ordering::SeqCst);
                 match wait(&flight) {
-                    Some(outcome) => return outcome.map_err(Refusal::error),
+                    Some(Ok(v)) if !late => return Ok(v),
+                    Some(Ok(_)) => match self.peek(&key) {
+                        Some(v) => return Ok(v),
+                        None => continue, // gone again: start over
+                    },
+                    Some(Err(refusal)) => return Err(refusal.error()),
                     None => continue, // the leader failed: start over
                 }
             }
@@ -180,19 +205,33 @@ where
             };
             // A flight that ended just before ours began may have inserted the value already.
             // Not counted: this call's miss was counted above.
+            let settling = &leading.flight.settling;
+            settling.store(true, Ordering::SeqCst);
             if let Some(v) = self.peek(&key) {
                 leading.outcome = Some(Ok(v.clone()));
                 return Ok(v);
             }
+            settling.store(false, Ordering::SeqCst);
             let Some(init) = init.take() else {
                 // Only a leader runs `init`, and a thread leads at most once: it returns below.
                 return Err(CacheError::LoaderReentered);
             };
             let value = init().map_err(|e| CacheError::Loader(e.into()))?;
-            if let Err(error) = self.insert(key, value.clone()) {
-                leading.outcome = Refusal::of(&error).map(Err);
-                return Err(error);
-            }
+            settling.store(true, Ordering::SeqCst);
+            // Stored only if the key is still missing: a value another thread wrote while
+            // `init` ran stays, and is the one returned.
+            let stored = self.compute(key, |current| match current {
+                Some(_) => Op::Nop,
+                None => Op::Put(value.clone()),
+            });
+            let value = match stored {
+                Ok(Computed::Inserted(v) | Computed::Unchanged(v)) => v,
+                Ok(_) => unreachable!("the function puts on a miss and does nothing on a hit"),
+                Err(error) => {
+                    leading.outcome = Refusal::of(&error).map(Err);
+                    return Err(error);
+                }
+            };
             leading.outcome = Some(Ok(value.clone()));
             return Ok(value);
         }
@@ -205,6 +244,7 @@ where
         let mine = Arc::new(Flight {
             key: key.clone(),
             leader: current_thread().id(),
+            settling: AtomicBool::new(false),
             outcome: Mutex::new(Outcome::Running),
             done: Condvar::new(),
         });

@@ -1,12 +1,13 @@
 //! `get_or_insert_with`: single flight, failing and panicking loaders, and a loader that asks for
-//! its own key.
+//! its own key, and a value written while the loader runs.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 
-use epochcache::{CacheError, ShardedCache};
+use bytes::Bytes;
+use epochcache::{BaseCache, ByteCache, CacheError, Computed, Op, ShardedCache};
 
 mod support;
 use support::unless_deadlocked;
@@ -151,5 +152,47 @@ fn a_key_whose_clone_loads_through_the_same_cache_does_not_deadlock() {
         loaded,
         Some((1, Some(2))),
         "the key's Clone ran under the loader's lock"
+    );
+}
+
+/// A value written while the loader runs was written after the call's miss: it stays, and the
+/// call returns it, as if it had come after that write. Storing the loaded value over it lost
+/// the write (a `compute` that had returned `Inserted(1)` was undone).
+#[test]
+fn a_value_written_while_the_loader_runs_is_kept_and_returned() {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&heard);
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder()
+        .eviction_listener(move |k: &u64, v: &u64, cause| log.lock().unwrap().push((*k, *v, cause)))
+        .build();
+    let got = cache.get_or_insert_with(0, || {
+        let put = cache.compute(0, |v| Op::Put(v.map_or(1, |v| v + 1)));
+        assert_eq!(put.ok(), Some(Computed::Inserted(1)));
+        7
+    });
+    assert_eq!(got.ok(), Some(1));
+    assert_eq!(cache.get(&0), Some(1));
+    assert!(
+        heard.lock().unwrap().is_empty(),
+        "nothing was replaced: {heard:?}"
+    );
+
+    // The same for a plain insert while loading another key, and for `ByteCache`.
+    let got = cache.get_or_insert_with(5, || {
+        cache.insert(5, 50).unwrap();
+        9
+    });
+    assert_eq!((got.ok(), cache.get(&5)), (Some(50), Some(50)));
+    let bytes = ByteCache::new();
+    let got = bytes.get_or_set_with("k", || {
+        bytes
+            .set("k", Bytes::from_static(b"written"), None)
+            .unwrap();
+        Ok::<_, CacheError>(Bytes::from_static(b"loaded"))
+    });
+    assert_eq!(got.unwrap(), Bytes::from_static(b"written"));
+    assert_eq!(
+        bytes.get("k").unwrap(),
+        Some(Bytes::from_static(b"written"))
     );
 }

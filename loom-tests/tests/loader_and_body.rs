@@ -78,6 +78,32 @@ fn a_loader_that_panics_leaves_no_waiter_stuck() {
     });
 }
 
+/// Model 25: a load racing a removal of its value and a later call for the key. One thread loads
+/// "first" into the missing key; the other removes the key and, if that removed "first", calls
+/// `get_or_insert_with` itself, which began after "first" was gone and so must never return it:
+/// it loads "second" (or hits it). The leader's flight stays listed for a while after its value
+/// is stored; a call that joined it then took the stored value even when it had been removed
+/// before the call began (with the leader's `settling` check removed, the model fails so).
+#[test]
+fn a_call_after_a_loaded_value_was_removed_does_not_get_it() {
+    model(|| {
+        let cache = Arc::new(cache::<String>(None));
+        let other = {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || {
+                if cache.remove(&1) {
+                    let got = cache.get_or_insert_with(1, || s("second")).unwrap();
+                    assert_eq!(got, "second", "a call after the removal of first got it");
+                }
+            })
+        };
+        let got = cache.get_or_insert_with(1, || s("first")).unwrap();
+        assert!(got == "first" || got == "second", "the load got {got:?}");
+        other.join().unwrap();
+        cache.validate().unwrap();
+    });
+}
+
 /// Model 16: the separate-body cache (`ByteCache`, one shard, fixed hash seeds). A reader of a
 /// body racing the body's replacement and then the key's delete keeps a valid stream: the
 /// body it got reads to its end, intact, the old one or the new one, whatever happens to the
