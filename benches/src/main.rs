@@ -16,6 +16,7 @@ use clap::Parser;
 use epochcache_bench::memory::CountingAlloc;
 use epochcache_bench::report::{latency_table, memory_table, throughput_table, Report};
 use epochcache_bench::suite::{self, Options};
+use epochcache_bench::systems::SCC_SMALLEST_BOUND;
 use epochcache_bench::trace::Trace;
 use epochcache_bench::{chart, merge, Config, System, Workload};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -51,7 +52,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     rotate: usize,
 
-    /// Workloads to run [default: every one but hot-read, miss, iterate and trace; trace too with --trace].
+    /// Workloads to run [default: every one but hot-read, miss, iterate, update and trace; trace too with --trace].
     #[arg(short, long, value_enum, value_delimiter = ',')]
     workloads: Vec<Workload>,
 
@@ -222,7 +223,13 @@ fn options(args: &Args) -> Result<Options, String> {
     if config.keys == 0 || config.capacity == 0 || config.keys > u32::MAX as usize / 4 {
         return Err("keys and capacity must be positive (and keys below 2^30)".into());
     }
-    if !config.capacity.is_power_of_two() {
+    if config.capacity < SCC_SMALLEST_BOUND {
+        eprintln!(
+            "note: scc's HashCache keeps at least {SCC_SMALLEST_BOUND} entries, so in the eviction \
+             workloads it has more room than the others (bound {})",
+            config.capacity
+        );
+    } else if !config.capacity.is_power_of_two() {
         eprintln!(
             "note: scc's HashCache rounds its bound up to a power of two ({}), so in the eviction \
              workloads it has more room than the others",

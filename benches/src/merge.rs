@@ -5,6 +5,8 @@
 //! to epochcache is the median of the runs' ratios, and the lowest and highest ratio are kept
 //! beside it, so that the spread is shown, not hidden.
 
+use std::collections::BTreeSet;
+
 use crate::latency::{Latency, Percentiles};
 use crate::report::{LatencyRow, Report, ThroughputRow};
 
@@ -21,9 +23,28 @@ fn median(mut xs: Vec<f64>) -> Option<f64> {
     })
 }
 
-/// The medians of `reports`, row by row; rows are those of the first report.
+/// The medians of `reports`, row by row. The runs must be of the same comparison: the same
+/// sizes, seconds per measurement, workloads, thread counts and systems; a median over runs that
+/// differ would mix what they measured, so they are refused.
 pub fn medians(reports: &[Report]) -> Result<Report, String> {
     let first = reports.first().ok_or("no reports to combine")?;
+    for (i, run) in reports.iter().enumerate().skip(1) {
+        let differs = if run.config != first.config {
+            Some("sizes (keys, values, capacity, ...)")
+        } else if run.seconds_per_measurement != first.seconds_per_measurement {
+            Some("seconds per measurement")
+        } else if rows_of(run) != rows_of(first) {
+            Some("workloads, thread counts or systems")
+        } else {
+            None
+        };
+        if let Some(what) = differs {
+            return Err(format!(
+                "run {} differs from run 1 in its {what}: medians would mix what they measured",
+                i + 1
+            ));
+        }
+    }
     let mut out = first.clone();
     for row in &mut out.throughput {
         let same: Vec<&ThroughputRow> = reports
@@ -76,6 +97,15 @@ pub fn medians(reports: &[Report]) -> Result<Report, String> {
     Ok(out)
 }
 
+/// What a report measured: its throughput rows and latency rows, by what they are, not by
+/// their figures.
+fn rows_of(report: &Report) -> (BTreeSet<String>, BTreeSet<String>) {
+    let throughput = report.throughput.iter();
+    let throughput = throughput.map(|r| format!("{:?} {} {:?}", r.workload, r.threads, r.system));
+    let latency = report.latency.iter().map(|r| format!("{:?}", r.system));
+    (throughput.collect(), latency.collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +138,28 @@ mod tests {
         assert_eq!(moka.vs_epochcache, Some(0.5));
         assert_eq!(moka.vs_epochcache_range, Some([0.2, 1.0]));
         assert!(medians(&[]).is_err());
+    }
+
+    #[test]
+    fn runs_of_different_comparisons_are_refused() {
+        let base = report(10.0, 5.0);
+        let mut other_sizes = report(10.0, 5.0);
+        other_sizes.config.value_size = 4096;
+        let mut other_seconds = report(10.0, 5.0);
+        other_seconds.seconds_per_measurement = 1.0;
+        let mut other_rows = report(10.0, 5.0);
+        other_rows.throughput[1].system = System::Papaya;
+        let mut fewer_rows = report(10.0, 5.0);
+        fewer_rows.throughput.pop();
+        for (other, what) in [
+            (other_sizes, "sizes"),
+            (other_seconds, "seconds"),
+            (other_rows, "systems"),
+            (fewer_rows, "systems"),
+        ] {
+            let refused = medians(&[base.clone(), other]).unwrap_err();
+            assert!(refused.contains(what), "{refused}");
+        }
+        assert!(medians(&[base.clone(), base]).is_ok());
     }
 }

@@ -53,7 +53,7 @@ pub enum Workload {
 }
 
 /// The sizes and mix of the workloads.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
     /// Keys in the data set (and the key space of the eviction workload).
     pub keys: usize,

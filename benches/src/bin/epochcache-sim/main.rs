@@ -175,8 +175,13 @@ fn run(args: &Args) -> Result<usize, String> {
             .filter(|s| args.systems.contains(s))
             .collect()
     };
+    // Checked before the replay, which takes a while, rather than after it.
     if let Some(path) = &args.chart {
         chart::check_path(path)?;
+        epochcache_bench::chart::check_folder(path)?;
+    }
+    if let Some(path) = &args.json {
+        epochcache_bench::chart::check_folder(path)?;
     }
     let specs = specs(args)?;
     let jobs = make_jobs(&specs, args.seed, systems.contains(&System::Opt))?;
