@@ -149,8 +149,12 @@ fn drain_collector() {
     }
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if args.threads.contains(&0) || !args.duration.is_finite() || args.duration <= 0.0 {
+        eprintln!("epoch-probe: thread counts must be positive and the duration above 0");
+        return std::process::ExitCode::FAILURE;
+    }
     let duration = Duration::from_secs_f64(args.duration);
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
@@ -168,4 +172,5 @@ fn main() {
             );
         }
     }
+    std::process::ExitCode::SUCCESS
 }

@@ -226,6 +226,11 @@ fn specs(args: &Args) -> Result<Vec<(Spec, Vec<usize>)>, String> {
     if args.sizes.contains(&0) {
         return Err("--sizes: a cache holds at least one entry".into());
     }
+    if args.keys == 0 || args.accesses == 0 {
+        return Err(
+            "--keys and --accesses: a synthetic workload needs at least one of each".into(),
+        );
+    }
     let mut specs = Vec::new();
     if args.all {
         for path in trace_files(&args.traces_dir)? {
