@@ -177,7 +177,7 @@
 //! the shard has entries (and 64 more): a shard that removes or expires what it inserts and never
 //! evicts pops nothing, so its inserts must drop the stale hashes.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use super::entry::Entry;
@@ -251,7 +251,8 @@ impl Hasher for IdentityHasher {
     }
 }
 
-type HashSetOfHashes = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
+/// How many times each hash occurs (the hashes are already mixed, so they key it as they are).
+type CountOfHashes = HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>;
 
 /// Keys recently dropped by one of the queues, by a 32-bit fingerprint of their hash, oldest
 /// first.
@@ -515,17 +516,28 @@ impl Policy {
         self.main.push_back(hash);
     }
 
-    /// Drops stale and duplicate hashes from both queues, keeping their order.
+    /// Drops stale hashes, and copies beyond the live entries that have each hash, from both
+    /// queues, keeping their order.
     pub(crate) fn compact<K, V>(
         &mut self,
         table: &Table<K, V>,
         hash_of: &dyn Fn(&K) -> u64,
         guard: &Guard,
     ) {
-        let mut seen = HashSetOfHashes::default();
+        // How many live entries have each hash: keys may share a full hash (a `Hash` over
+        // some of their fields), and each of them needs a queued copy, or the ones left without
+        // one could never be evicted. Keeping one copy per distinct hash lost them.
+        let mut live = CountOfHashes::default();
+        for entry in table.linked(guard) {
+            *live.entry(hash_of(&entry.key)).or_insert(0) += 1;
+        }
         for queue in [&mut self.small, &mut self.main] {
-            queue.retain(|&h| {
-                table.find_hash(h, hash_of, |_| true, guard).is_some() && seen.insert(h)
+            queue.retain(|&h| match live.get_mut(&h) {
+                Some(left) if *left > 0 => {
+                    *left -= 1;
+                    true
+                }
+                _ => false,
             });
             release_slack(queue);
         }

@@ -307,3 +307,50 @@ fn the_expiry_order_is_rebuilt_once_per_eighth_of_the_table_however_empty_it_is(
     );
     assert!(rebuilds > 0, "the stale pairs were never dropped");
 }
+
+/// Keys 2k and 2k+1 share a full 64-bit hash (legal: `Hash` need not tell unequal keys apart).
+/// A compaction that kept one queued hash per distinct hash left a pair one queue slot for two
+/// entries: once the evictor spent it on one twin, the other was in no queue and could never be
+/// evicted. Each live entry keeps a queued copy of its hash.
+#[test]
+fn compaction_keeps_a_queue_slot_for_every_entry_sharing_a_hash() {
+    fn paired(key: &u64) -> u64 {
+        hash(&(key >> 1))
+    }
+    let shard: Shard<u64, ()> = Shard::new(64, true);
+    let guard = epoch::pin();
+    let put = |key: u64| {
+        let mut state = shard.lock();
+        shard.insert(
+            &mut state,
+            paired(&key),
+            &mut Some(alloc_entry(Entry::new(key, (), 0, 0))),
+            &paired,
+            &guard,
+        );
+    };
+    for key in 0..64u64 {
+        put(key);
+    }
+    // Remove and reinsert one key until the queues are compacted (more than 2 * 64 + 64).
+    for _ in 0..200 {
+        let mut state = shard.lock();
+        assert!(shard
+            .remove(&mut state, paired(&0), |k| *k == 0, &guard)
+            .is_some());
+        drop(state);
+        put(0);
+    }
+    let mut state = shard.lock();
+    let queued = state.policy.as_ref().map_or(0, Policy::queued);
+    while Shard::<u64, ()>::live(&state) > 0 {
+        let live = Shard::<u64, ()>::live(&state);
+        // (Asked up to three times: a small queue whose hashes are all stale answers `None`
+        // once, as it drains, before the main queue is asked.)
+        let v = (0..3).find_map(|_| shard.evict(&mut state, 10_000, &paired, 0, None, &guard));
+        assert!(
+            v.is_some(),
+            "{live} entries left and none evictable ({queued} hashes queued)"
+        );
+    }
+}
