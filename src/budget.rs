@@ -209,6 +209,12 @@ impl Garbage {
         }
     }
 
+    /// The weight past which a writer flushes.
+    #[cfg(test)]
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
     /// The weight waiting to be freed.
     pub(crate) fn weight(&self) -> u64 {
         self.weight.load(Ordering::Relaxed)
@@ -249,6 +255,21 @@ impl Garbage {
 #[cfg(all(test, not(epochcache_loom)))]
 mod tests {
     use super::*;
+
+    /// The garbage limit is the heaviest entry the cache can store, not the setting: with
+    /// `max_entry_weight(u64::MAX)` over a 1 MiB budget, a limit of `u64::MAX` never flushed.
+    #[test]
+    fn the_garbage_limit_is_the_heaviest_entry_that_can_be_stored() {
+        let limit = |max_entry: u64| {
+            let cache: crate::ShardedCache<u64, u64> = crate::ShardedCache::builder()
+                .max_weight(1 << 20)
+                .max_entry_weight(max_entry)
+                .build();
+            cache.garbage.limit()
+        };
+        assert_eq!(limit(u64::MAX), 1 << 20);
+        assert_eq!(limit(1 << 10), 1 << 10);
+    }
 
     #[test]
     fn a_reservation_never_exceeds_either_bound() {

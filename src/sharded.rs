@@ -157,6 +157,7 @@ where
         } else {
             share
         };
+        let largest_stored = max_entry_weight.min(budget.largest_entry());
         ShardedCache {
             shards: (0..shards)
                 .map(|_| Shard::new(per_shard, budget.is_bounded()))
@@ -171,7 +172,9 @@ where
             expiring: AtomicBool::new(false),
             listener: None,
             flights: Flights::default(),
-            garbage: Garbage::new(max_entry_weight),
+            // The heaviest entry that can be stored, not the setting, which may be far above
+            // the budget (`u64::MAX` would never flush).
+            garbage: Garbage::new(largest_stored),
             retire_batch: crate::budget::DEFAULT_RETIRE_BATCH,
             time_to_live: None,
             engine_weigher: false,
