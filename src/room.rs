@@ -315,9 +315,20 @@ where
     ) -> Result<(), CacheError> {
         let keep = reserved.taking_over();
         let (mut still_rounds, mut last_seen) = (0, self.budget.used());
+        let mut stepped_rounds = 0;
         while !self.try_take(reserved) {
-            if self.evict_one(home, keep, guard) {
+            let eviction = self.evict_one(home, keep, guard);
+            if eviction == Eviction::Evicted {
                 still_rounds = 0;
+            } else if matches!(eviction, Eviction::Stepped { live } if stepped_rounds < live / 64 + 64)
+            {
+                // No victim yet, but the policy moved: every entry read while its shard filled
+                // takes about two steps before it can be chosen (out of the small queue, then
+                // its counter reset), so a large shard of read entries needs about live / 256
+                // rounds of these steps. Going on without waiting, up to four times that; a
+                // writer that stopped counting these as progress refused a fitting write in a
+                // shard of 310,000 read entries.
+                stepped_rounds += 1;
             } else {
                 // Nothing evictable: the budget is held by other writers' reservations whose
                 // entries are about to be linked. Let them run. Only a budget that stays still
@@ -353,13 +364,13 @@ where
 
     /// Evicts one entry: an expired one from any shard if there is one, else the victim of the
     /// writer's own shard's policy, else of the next shards in turn (so an entry that fits the
-    /// cache is admitted whichever shard it hashes to). Returns whether it evicted anything.
+    /// cache is admitted whichever shard it hashes to). Says whether it evicted anything, and if not, whether a policy stepped.
     ///
     /// The home shard goes first because its policy has just seen the key that needs the room;
     /// going round the shards from a shared cursor instead cost 5 points of hit ratio on Zipf 0.9
     /// at 10,000 entries in 8 shards (44.2% against 49.4%). `keep` is the entry a replacement
     /// is taking over, never chosen (see [`Shard::evict`](crate::raw::Shard::evict)).
-    fn evict_one(&self, home: usize, keep: Option<usize>, guard: &Guard) -> bool {
+    fn evict_one(&self, home: usize, keep: Option<usize>, guard: &Guard) -> Eviction {
         // Expired entries go first, but only a cache that ever held a deadline looks for them
         // (or reads the clock: 0 then, which no deadline is at or before).
         let now = if self.expiring.load(Ordering::Relaxed) {
@@ -368,25 +379,31 @@ where
             0
         };
         if now != 0 && self.evict_expired(now, guard) {
-            return true;
+            return Eviction::Evicted;
         }
         let n = self.shards.len();
         let start = home;
+        let mut stepped = None;
         for i in 0..2 * n {
             let shard = &self.shards[(start + i) % n];
             let mut state = shard.lock();
             let hash_of = |k: &K| self.hash(k);
             let victim = shard.evict(&mut state, EVICTION_STEPS, &hash_of, now, keep, guard);
             let Some((victim, verdict)) = victim else {
+                // Entries there besides the one a replacement keeps: its policy stepped.
+                let live = Shard::<K, V>::live(&state);
+                if live > usize::from(keep.is_some()) {
+                    stepped = Some(live.max(stepped.unwrap_or(0)));
+                }
                 continue;
             };
             let cause = cause_of(verdict);
             state.stats.count_removal(cause);
             drop(state);
             self.release_entry(victim, cause, guard);
-            return true;
+            return Eviction::Evicted;
         }
-        false
+        stepped.map_or(Eviction::Nothing, |live| Eviction::Stepped { live })
     }
 
     /// Removes one expired entry from the first shard that has one, found through the shards'
@@ -582,6 +599,18 @@ where
         let settled = self.settle([(entry, cause)], guard);
         self.finish(1, [(entry, cause)], settled, guard);
     }
+}
+
+/// What one round of [`evict_one`](ShardedCache::evict_one) did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Eviction {
+    /// It evicted an entry.
+    Evicted,
+    /// No victim, but a shard holding `live` entries (the most of those asked) stepped its
+    /// policy.
+    Stepped { live: usize },
+    /// No shard had an entry it could evict.
+    Nothing,
 }
 
 /// The removal cause of a victim the policy picked for `verdict`.

@@ -209,3 +209,25 @@ fn a_time_to_live_of_zero_or_of_forever_is_taken_as_said() {
     clock.advance(Duration::from_secs(100 * 365 * 24 * 3600));
     assert_eq!(forever.get(&1), Some(1));
 }
+
+/// A shard of entries that were all read while it filled needs about two policy steps per entry
+/// before its first victim (each leaves the small queue, then has its counter reset). A writer
+/// that counted only evictions as progress gave up after 1,200 rounds of 512 steps and refused
+/// a fitting write with `TooLarge` once a shard held about 310,000 such entries.
+#[test]
+fn an_insert_into_a_full_shard_of_entries_all_read_is_admitted() {
+    const N: u64 = 400_000;
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder().shards(1).max_entries(N).build();
+    for k in 0..N {
+        cache.insert(k, k).unwrap();
+    }
+    for k in 0..N {
+        assert_eq!(cache.get(&k), Some(k));
+    }
+    cache
+        .insert(N, N)
+        .expect("an entry fits a cache of entries");
+    assert_eq!(cache.len() as u64, N);
+    assert_eq!(cache.get(&N), Some(N));
+    cache.validate().unwrap();
+}
