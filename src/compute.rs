@@ -79,7 +79,7 @@ pub(crate) enum Replacing {
 
 impl Replacing {
     fn only<K, V>(entry: Option<&Entry<K, V>>) -> Self {
-        Replacing::Only(entry.map(address))
+        Replacing::Only(entry.map(Entry::address))
     }
 
     /// Whether the write is conditional (a lookup of the key's entry is needed to decide).
@@ -95,13 +95,9 @@ impl Replacing {
     ) -> bool {
         match self {
             Replacing::Any => true,
-            Replacing::Only(expected) => current().map(address) == expected,
+            Replacing::Only(expected) => current().map(Entry::address) == expected,
         }
     }
-}
-
-fn address<K, V>(entry: &Entry<K, V>) -> usize {
-    entry as *const Entry<K, V> as usize
 }
 
 impl<K, V, S> ShardedCache<K, V, S>

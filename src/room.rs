@@ -246,7 +246,7 @@ where
             Some(old) => {
                 let old_weight = self.weight_of(old);
                 Reserved::Replacing {
-                    old: old as *const Entry<K, V> as usize,
+                    old: old.address(),
                     old_weight,
                     extra: weight.saturating_sub(old_weight),
                 }
@@ -661,7 +661,7 @@ impl Reserved {
         current: impl FnOnce() -> Option<&'g Entry<K, V>>,
     ) -> bool {
         match self.taking_over() {
-            Some(old) => current().is_some_and(|e| e as *const Entry<K, V> as usize == old),
+            Some(old) => current().is_some_and(|e| e.address() == old),
             None => true,
         }
     }

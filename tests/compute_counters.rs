@@ -12,7 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use epochcache::{Computed, Expires, MockClock, Op, RemovalCause, ShardedCache};
-use support::{stats_add_up, unless_deadlocked, SplitMix};
+use support::{count_from_env, failing_seeds, stats_add_up, SplitMix};
 
 const TICK: Duration = Duration::from_micros(1);
 const COUNTERS: u64 = 4;
@@ -223,27 +223,9 @@ fn run(cfg: Cfg) -> Vec<String> {
 }
 
 fn sweep(base: Cfg) {
-    let seeds: u64 = std::env::var("EPOCHCACHE_MIXED_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
-    let ops: usize = std::env::var("EPOCHCACHE_MIXED_OPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5000);
-    let mut failed = Vec::new();
-    for seed in 0..seeds {
-        let cfg = Cfg { seed, ops, ..base };
-        let errors = unless_deadlocked(move || run(cfg)).unwrap_or_else(|| vec!["deadlock".into()]);
-        if !errors.is_empty() {
-            eprintln!(
-                "seed {seed}: {} errors: {:#?}",
-                errors.len(),
-                &errors[..errors.len().min(6)]
-            );
-            failed.push(seed);
-        }
-    }
+    let seeds = count_from_env("EPOCHCACHE_MIXED_SEEDS", 10) as u64;
+    let ops = count_from_env("EPOCHCACHE_MIXED_OPS", 5000);
+    let failed = failing_seeds(seeds, move |seed| run(Cfg { seed, ops, ..base }));
     assert!(failed.is_empty(), "{base:?}: failed {failed:?} of {seeds}");
 }
 

@@ -18,7 +18,7 @@ use std::thread;
 use std::time::{Duration, UNIX_EPOCH};
 
 use epochcache::{Computed, Expires, MockClock, Op, RemovalCause, ShardedCache};
-use support::{quiet, stats_add_up, unless_deadlocked, SplitMix};
+use support::{count_from_env, failing_seeds, quiet, stats_add_up, SplitMix};
 
 const TICK: Duration = Duration::from_micros(1);
 
@@ -303,28 +303,10 @@ fn run(cfg: Config) -> Vec<String> {
 }
 
 fn sweep(base: Config, seeds: u64) {
-    let mut failed = Vec::new();
-    let seeds: u64 = std::env::var("EPOCHCACHE_MIXED_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(seeds);
-    let ops: usize = std::env::var("EPOCHCACHE_MIXED_OPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(base.ops);
+    let seeds = count_from_env("EPOCHCACHE_MIXED_SEEDS", seeds as usize) as u64;
+    let ops = count_from_env("EPOCHCACHE_MIXED_OPS", base.ops);
     let base = Config { ops, ..base };
-    for seed in 0..seeds {
-        let cfg = Config { seed, ..base };
-        let errors = unless_deadlocked(move || run(cfg)).unwrap_or_else(|| vec!["deadlock".into()]);
-        if !errors.is_empty() {
-            eprintln!(
-                "seed {seed}: {} errors, first: {:#?}",
-                errors.len(),
-                &errors[..errors.len().min(5)]
-            );
-            failed.push(seed);
-        }
-    }
+    let failed = failing_seeds(seeds, move |seed| run(Config { seed, ..base }));
     assert!(
         failed.is_empty(),
         "{base:?}: failed seeds {failed:?} of {seeds}"

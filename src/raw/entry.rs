@@ -56,6 +56,13 @@ impl<K, V> Entry<K, V> {
         }
     }
 
+    /// The entry's address, compared (never read) to tell whether a slot still holds the entry
+    /// a writer saw; an equal address is the same entry while the writer stays pinned.
+    #[inline]
+    pub(crate) fn address(&self) -> usize {
+        self as *const Self as usize
+    }
+
     /// The key and the value, for a write that gives them back unlinked.
     pub(crate) fn into_parts(self) -> (K, V) {
         (self.key, self.value)

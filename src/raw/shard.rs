@@ -399,7 +399,7 @@ impl<K, V> Shard<K, V> {
         for _ in 0..2 {
             let (victim, verdict) =
                 policy.victim(table, live, max_steps, hash_of, &is_expired, guard)?;
-            if keep == Some(victim.entry as *const Entry<K, V> as usize) {
+            if keep == Some(victim.entry.address()) {
                 policy.keep(victim.hash);
                 continue;
             }

@@ -85,3 +85,36 @@ impl Drop for Counted {
         self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// A count from the environment variable `name`, else `default`: how a stress test is made
+/// longer (`EPOCHCACHE_MIXED_SEEDS`, `EPOCHCACHE_MIXED_OPS`).
+pub fn count_from_env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `run` for each seed below `seeds`, each on a thread of its own (a run that has not
+/// returned after five seconds counts as a deadlock), prints the first errors of each run that
+/// reported any, and returns the seeds of those runs.
+pub fn failing_seeds(
+    seeds: u64,
+    run: impl Fn(u64) -> Vec<String> + Clone + Send + 'static,
+) -> Vec<u64> {
+    let mut failed = Vec::new();
+    for seed in 0..seeds {
+        let run = run.clone();
+        let errors =
+            unless_deadlocked(move || run(seed)).unwrap_or_else(|| vec!["deadlock".into()]);
+        if !errors.is_empty() {
+            eprintln!(
+                "seed {seed}: {} errors, first: {:#?}",
+                errors.len(),
+                &errors[..errors.len().min(6)]
+            );
+            failed.push(seed);
+        }
+    }
+    failed
+}
