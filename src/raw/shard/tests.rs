@@ -10,13 +10,18 @@ fn hash(key: &u64) -> u64 {
 }
 
 fn insert(shard: &Shard<u64, ()>, key: u64) {
+    insert_hashed_by(shard, key, hash);
+}
+
+/// Inserts `key` with `hash_of` as the keys' hash.
+fn insert_hashed_by(shard: &Shard<u64, ()>, key: u64, hash_of: fn(&u64) -> u64) {
     let guard = epoch::pin();
     let mut state = shard.lock();
     shard.insert(
         &mut state,
-        hash(&key),
+        hash_of(&key),
         &mut Some(alloc_entry(Entry::new(key, (), 0, 0))),
-        &hash,
+        &hash_of,
         &guard,
     );
 }
@@ -319,16 +324,7 @@ fn compaction_keeps_a_queue_slot_for_every_entry_sharing_a_hash() {
     }
     let shard: Shard<u64, ()> = Shard::new(64, true);
     let guard = epoch::pin();
-    let put = |key: u64| {
-        let mut state = shard.lock();
-        shard.insert(
-            &mut state,
-            paired(&key),
-            &mut Some(alloc_entry(Entry::new(key, (), 0, 0))),
-            &paired,
-            &guard,
-        );
-    };
+    let put = |key: u64| insert_hashed_by(&shard, key, paired);
     for key in 0..64u64 {
         put(key);
     }
