@@ -162,6 +162,11 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// How much an entry weighs against [`max_weight`](Self::max_weight). Default: the sizes of
     /// the key and value types plus the engine's per-entry overhead.
     ///
+    /// Under a weight bound alone (no [`max_entries`](Self::max_entries)), an entry that weighs 0
+    /// holds no room, so it is never evicted for size, as in Caffeine and quick_cache: only its
+    /// expiry, a removal, a replacement or `clear` takes it out. Under an entry bound it is
+    /// evicted as any other.
+    ///
     /// ```
     /// # use epochcache::ShardedCache;
     /// let cache: ShardedCache<String, String> = ShardedCache::builder()

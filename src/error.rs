@@ -31,6 +31,15 @@ pub enum CacheError {
         /// The largest weight the cache accepts for one entry.
         max: usize,
     },
+    /// The entry fits the cache, but no room could be made for it: for a long while (about a
+    /// fifth of a second of waiting) nothing could be evicted and the budget did not move, as
+    /// when other writers hold the room in reservations they do not use, or the policy found
+    /// no victim it may evict. The old value of the key stays. Trying again later may succeed.
+    NoRoom {
+        /// The weight of the refused entry as the budget counts it (0 where the cache bounds
+        /// only the number of entries).
+        size: usize,
+    },
     /// An error of a backend that stores entries outside this process's memory.
     Backend(Box<dyn Error + Send + Sync + 'static>),
     /// The loader given to
@@ -47,6 +56,10 @@ impl fmt::Display for CacheError {
             CacheError::TooLarge { size, max } => write!(
                 f,
                 "the entry weighs {size} bytes, more than the {max} bytes one entry may weigh"
+            ),
+            CacheError::NoRoom { size } => write!(
+                f,
+                "no room could be made for an entry of {size} bytes: nothing could be evicted"
             ),
             CacheError::Backend(e) => write!(f, "cache backend error: {e}"),
             CacheError::Loader(e) => write!(f, "the loader failed: {e}"),
@@ -73,6 +86,8 @@ mod tests {
         assert_eq!(CacheError::Closed.to_string(), "the cache is closed");
         let too_large = CacheError::TooLarge { size: 10, max: 4 };
         assert!(too_large.to_string().contains("10 bytes"));
+        let no_room = CacheError::NoRoom { size: 7 }.to_string();
+        assert!(no_room.contains("no room") && no_room.contains("7 bytes"), "{no_room}");
         let io = std::io::Error::other("disk gone");
         let backend = CacheError::Backend(Box::new(io));
         assert!(backend.to_string().contains("disk gone"));

@@ -47,6 +47,7 @@ enum Outcome<V> {
 enum Refusal {
     Closed,
     TooLarge { size: usize, max: usize },
+    NoRoom { size: usize },
 }
 
 impl Refusal {
@@ -54,6 +55,7 @@ impl Refusal {
         match *error {
             CacheError::Closed => Some(Refusal::Closed),
             CacheError::TooLarge { size, max } => Some(Refusal::TooLarge { size, max }),
+            CacheError::NoRoom { size } => Some(Refusal::NoRoom { size }),
             _ => None,
         }
     }
@@ -62,6 +64,7 @@ impl Refusal {
         match self {
             Refusal::Closed => CacheError::Closed,
             Refusal::TooLarge { size, max } => CacheError::TooLarge { size, max },
+            Refusal::NoRoom { size } => CacheError::NoRoom { size },
         }
     }
 }

@@ -43,7 +43,7 @@ const EVICTION_STEPS: usize = 256;
 /// How many rounds a writer that finds nothing to evict waits, yielding, for the budget to move
 /// before it starts sleeping between rounds.
 const STILL_YIELDS: u32 = 1000;
-/// How many more rounds, a millisecond's sleep each, it waits before it gives up with `TooLarge`:
+/// How many more rounds, a millisecond's sleep each, it waits before it gives up with `NoRoom`:
 /// 1,000 yields alone were sometimes shorter than the time a writer holding a reservation stayed
 /// descheduled (eight writers on two cores sharing a budget of one entry, in a debug build:
 /// 5 refusals in 240,000 writes, once in many runs).
@@ -345,9 +345,8 @@ where
                     (still_rounds, last_seen) = (0, seen);
                 }
                 if still_rounds > STILL_YIELDS + STILL_SLEEPS {
-                    return Err(CacheError::TooLarge {
+                    return Err(CacheError::NoRoom {
                         size: usize::try_from(weight).unwrap_or(usize::MAX),
-                        max: usize::try_from(self.largest_entry()).unwrap_or(usize::MAX),
                     });
                 }
                 crate::sync::pause(still_rounds > STILL_YIELDS);

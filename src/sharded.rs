@@ -27,7 +27,7 @@ use crate::compute::Replacing;
 use crate::equivalent::Equivalent;
 use crate::expires::{deadline_of, has_passed, is_expired};
 use crate::loader::Flights;
-use crate::raw::{alloc_entry, stored_deadline, Entry, Shard};
+use crate::raw::{alloc_entry, alloc_entry_exempt, stored_deadline, Entry, Shard};
 use crate::room::drop_quietly;
 use crate::stats::{CacheStats, ReadCounters, RemovalCause};
 use crate::sync::epoch::{self, Guard};
@@ -201,6 +201,14 @@ where
         self.max_entry_weight.min(self.budget.largest_entry())
     }
 
+    /// Whether an entry of `weight` is exempt from eviction for size: under a weight bound
+    /// alone, an entry that weighs nothing holds no room, so evicting it would make none (as in
+    /// Caffeine and quick_cache). It still expires. Under an entry bound it holds an entry's room
+    /// and is evicted as any other.
+    fn exempts(&self, weight: u64) -> bool {
+        weight == 0 && self.budget.weight.is_some() && self.budget.entries.is_none()
+    }
+
     #[inline]
     pub(crate) fn shard_index(&self, hash: u64) -> usize {
         // `checked_shr` gives 0 for one shard (a shift by 64).
@@ -358,7 +366,9 @@ where
     /// [`time_to_live`](CacheBuilder::time_to_live)), replacing any older value.
     ///
     /// Fails with [`CacheError::TooLarge`] if the entry weighs more than one entry may (the old
-    /// value stays), and with [`CacheError::Closed`] after [`close`](Self::close).
+    /// value stays), with [`CacheError::NoRoom`] in the rare case that nothing could be evicted
+    /// for it for a long while (the old value stays), and with [`CacheError::Closed`] after
+    /// [`close`](Self::close).
     ///
     /// ```
     /// # use std::{sync::Arc, time::Duration};
@@ -436,7 +446,12 @@ where
         };
         // Allocated before the lock, and the lock taken after reading the group to probe: the
         // lock is held for the table update, not for the allocator or a cache miss.
-        let entry = alloc_entry(Entry::new(key, value, deadline, 0));
+        let entry = Entry::new(key, value, deadline, 0);
+        let entry = if self.exempts(weight) {
+            alloc_entry_exempt(entry)
+        } else {
+            alloc_entry(entry)
+        };
         // Entries evicted under the lock to make room, settled there, finished after it.
         let mut evicted = Vec::new();
         // A key's `Hash` that panics in the eviction (after which the lock is released and the

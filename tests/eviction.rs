@@ -231,3 +231,73 @@ fn an_insert_into_a_full_shard_of_entries_all_read_is_admitted() {
     assert_eq!(cache.get(&N), Some(N));
     cache.validate().unwrap();
 }
+
+/// A cache bounded by weight alone, where a value weighs what it says.
+fn weighed_by_value(
+    max_weight: u64,
+    max_entries: Option<u64>,
+    clock: &MockClock,
+) -> ShardedCache<u64, u64> {
+    let builder = ShardedCache::builder()
+        .shards(2)
+        .max_weight(max_weight)
+        .max_entry_weight(max_weight)
+        .weigher(|_k: &u64, v: &u64| *v)
+        .clock(Arc::new(clock.clone()));
+    match max_entries {
+        Some(n) => builder.max_entries(n).build(),
+        None => builder.build(),
+    }
+}
+
+#[test]
+fn entries_that_weigh_nothing_are_not_evicted_under_a_weight_bound_alone() {
+    let clock = MockClock::new();
+    let cache = weighed_by_value(100, None, &clock);
+    for k in 0..10_000 {
+        cache.insert(k, 0).unwrap();
+    }
+    for k in (0..10_000).step_by(3) {
+        cache.get(&k); // read or not, they stay
+    }
+    // Heavy entries come and go past them: each takes the room the one before it held.
+    for k in 10_000..10_050 {
+        cache.insert(k, 60).unwrap();
+        assert!(cache.weight() <= 100, "{}", cache.weight());
+        assert_eq!(cache.get(&k), Some(60), "the heavy entry {k} was admitted");
+    }
+    let kept = (0..10_000).filter(|k| cache.contains_key(k)).count();
+    assert_eq!(kept, 10_000, "entries that weigh nothing were evicted");
+    // A replacement that gives a key weight makes it evictable; one that takes it away, exempt.
+    cache.insert(10_049, 0).unwrap();
+    cache.insert(5, 50).unwrap();
+    cache.insert(20_000, 60).unwrap();
+    assert!(
+        !cache.contains_key(&5),
+        "the key that gained weight was the one to go"
+    );
+    assert!(cache.contains_key(&10_049));
+    assert_eq!(cache.stats().evicted, 50, "{:?}", cache.stats());
+    cache.validate().unwrap();
+}
+
+#[test]
+fn entries_that_weigh_nothing_still_expire_and_still_count_against_an_entry_bound() {
+    let clock = MockClock::new();
+    let cache = weighed_by_value(100, None, &clock);
+    for k in 0..100 {
+        cache
+            .insert_with_expiry(k, 0, Some(Duration::from_secs(1).into()))
+            .unwrap();
+    }
+    clock.advance(Duration::from_secs(2));
+    cache.purge_expired();
+    assert_eq!(cache.len(), 0, "weightless entries expire as any other");
+
+    let counted = weighed_by_value(100, Some(50), &clock);
+    for k in 0..1_000 {
+        counted.insert(k, 0).unwrap();
+        assert!(counted.len() <= 50, "{} entries", counted.len());
+    }
+    counted.validate().unwrap();
+}

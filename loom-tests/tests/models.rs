@@ -641,3 +641,36 @@ fn clear_racing_a_write_and_a_read() {
         counts.assert_every_value_dropped_once();
     });
 }
+
+/// Model 26: an entry that weighs nothing under a weight bound alone is never evicted for size;
+/// its slot pointer carries the exempt tag bit, which a rebuild must carry along and a reader
+/// must never follow unmasked. Key 0 weighs nothing and keys 1 to 5 weigh one each in a cache
+/// of weight 6; a reader reads key 0 while an insert of key 6 fills the group and rebuilds the
+/// table. The reader sees "v0" intact; afterwards an insert that needs room evicts a weighed
+/// key, never key 0, and `validate` finds every weighed entry queued and key 0 in no queue.
+#[test]
+fn a_weightless_entry_read_across_a_rebuild_is_never_evicted() {
+    model(|| {
+        let cache: Arc<Cache<String>> = Arc::new(
+            builder::<String>()
+                .max_weight(6)
+                .max_entry_weight(6)
+                .weigher(|k, _| u64::from(*k != 0))
+                .build(),
+        );
+        for k in 0..6 {
+            cache.insert(k, format!("v{k}")).unwrap();
+        }
+
+        let writer = on_another_thread(&cache, 2, move |cache| {
+            cache.insert(6, s("v6")).unwrap();
+        });
+        assert_eq!(cache.get(&0).as_deref(), Some("v0"), "key 0 during the rebuild");
+        writer.join().unwrap();
+
+        cache.insert(7, s("v7")).unwrap();
+        assert_eq!(cache.get(&0).as_deref(), Some("v0"), "key 0 was evicted");
+        assert_eq!((cache.len(), cache.weight()), (7, 6));
+        cache.validate().unwrap();
+    });
+}

@@ -23,4 +23,4 @@ pub(crate) mod tag;
 pub(crate) use entry::{stored_deadline, Entry};
 pub(crate) use policy::Verdict;
 pub(crate) use shard::Shard;
-pub(crate) use table::{alloc_entry, NewEntry};
+pub(crate) use table::{alloc_entry, alloc_entry_exempt, NewEntry};

@@ -381,7 +381,15 @@ impl Policy {
         self.small.len() + self.main.len()
     }
 
-    /// Pops hashes from `main` (or `small`) until one whose entry is linked.
+    /// Every hash queued, stale ones included; for `validate`.
+    pub(crate) fn queued_hashes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.small.iter().chain(&self.main).copied()
+    }
+
+    /// Pops hashes from `main` (or `small`) until one whose entry is linked and may be evicted
+    /// for size. An exempt entry's hash (see [`EXEMPT`](super::table::EXEMPT)) is dropped as a
+    /// stale one is: such an entry leaves the queues when met, and a write that makes its key
+    /// evictable again queues it anew (see [`Shard::insert`](super::Shard::insert)).
     fn pop_live<'g, K, V>(
         queue: &mut VecDeque<u64>,
         table: &Table<K, V>,
@@ -394,7 +402,7 @@ impl Policy {
             // Looked up before it is popped: `hash_of` is user code, and a hash lost to its
             // panic would leave its entry in no queue, never to be evicted.
             let hash = *queue.front()?;
-            let found = table.find_hash(hash, hash_of, |_| true, guard);
+            let found = table.find_evictable(hash, hash_of, guard);
             queue.pop_front();
             release_slack(queue);
             if let Some((at, entry)) = found {
@@ -528,7 +536,7 @@ impl Policy {
         // some of their fields), and each of them needs a queued copy, or the ones left without
         // one could never be evicted. Keeping one copy per distinct hash lost them.
         let mut live = CountOfHashes::default();
-        for entry in table.linked(guard) {
+        for entry in table.evictable(guard) {
             *live.entry(hash_of(&entry.key)).or_insert(0) += 1;
         }
         for queue in [&mut self.small, &mut self.main] {

@@ -31,7 +31,7 @@ use crossbeam_utils::CachePadded;
 use super::entry::Entry;
 use super::expiry::ExpiryOrder;
 use super::policy::{Policy, Verdict};
-use super::table::{Linked, NewEntry, Probe, SlotRef, Table};
+use super::table::{is_exempt, is_new_exempt, Linked, NewEntry, Probe, SlotRef, Table};
 use super::tag::{self, Tag, GROUP_SLOTS};
 use crate::stats::CacheStats;
 use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
@@ -240,6 +240,13 @@ impl<K, V> Shard<K, V> {
                     // SAFETY: `old` is linked in the current table and we hold the lock.
                     let old_ref = unsafe { old.deref() };
                     new.set_freq(old_ref.freq());
+                    if is_exempt(old) && !is_new_exempt(new) {
+                        // The policy dropped the key's hash when it met the exempt entry (or
+                        // never had it): the key is evictable again, so it is queued anew.
+                        if let Some(policy) = &mut state.policy {
+                            policy.admit(hash, state.live);
+                        }
+                    }
                     // The entry leaves `pending` only here and below, as it is linked.
                     let linked = pending.take().expect(NO_ENTRY).into_shared(guard);
                     table.replace(at, linked, guard);
@@ -252,10 +259,13 @@ impl<K, V> Shard<K, V> {
                     return Some(old_ref);
                 }
                 Some(Probe::Vacant(at, was)) if !self.must_rebuild(state, table, was) => {
+                    let exempt = is_new_exempt(new);
                     let linked = pending.take().expect(NO_ENTRY).into_shared(guard);
                     table.occupy(at, hash, linked);
-                    if let Some(policy) = &mut state.policy {
-                        policy.admit(hash, state.live);
+                    match &mut state.policy {
+                        // An exempt entry is never a victim for size: not queued.
+                        Some(policy) if !exempt => policy.admit(hash, state.live),
+                        _ => {}
                     }
                     state.live += 1;
                     state.tombstones -= usize::from(was == Tag::TOMBSTONE);
@@ -510,6 +520,8 @@ impl<K, V> Shard<K, V> {
         let guard = &crate::sync::epoch::pin();
         let table = self.table(guard);
         let (mut live, mut tombstones, mut deadlines, mut empty) = (0, 0, 0, 0);
+        // How many queued copies of each hash the policy must hold: one per evictable entry.
+        let mut must_queue = std::collections::HashMap::<u64, usize>::new();
         for g in 0..table.group_count() {
             let (word, ptrs) = table.group_state(g, guard);
             for (slot, ptr) in ptrs.iter().enumerate() {
@@ -522,6 +534,9 @@ impl<K, V> Shard<K, V> {
                         live += 1;
                         deadlines += usize::from(e.deadline() != 0);
                         let hash = hash_of(&e.key);
+                        if !is_exempt(*ptr) {
+                            *must_queue.entry(hash).or_default() += 1;
+                        }
                         if e.deadline() != 0 && !state.expiry.contains(e.deadline(), hash) {
                             return Err(format!(
                                 "{:?}: deadline missing from the expiry order",
@@ -559,6 +574,18 @@ impl<K, V> Shard<K, V> {
             return Err(format!(
                 "table over-full: {live} live, {tombstones} tombstones, {empty} empty"
             ));
+        }
+        if let Some(policy) = &state.policy {
+            for hash in policy.queued_hashes() {
+                must_queue
+                    .entry(hash)
+                    .and_modify(|n| *n = n.saturating_sub(1));
+            }
+            if let Some((hash, n)) = must_queue.iter().find(|(_, n)| **n > 0) {
+                return Err(format!(
+                    "{n} entries of hash {hash:#x} are in no eviction queue, never to be evicted"
+                ));
+            }
         }
         Ok(())
     }

@@ -40,6 +40,17 @@
 //! Entries are freed only through the epoch collector after they are unlinked, and a table
 //! replaced by a resize is freed the same way, so whatever a pinned reader loaded stays valid
 //! until it unpins.
+//!
+//! # The exempt bit
+//!
+//! A slot's pointer carries one tag bit in its alignment bits, [`EXEMPT`]: the entry weighs
+//! nothing under a weight bound alone, so the eviction policy never picks it for size (it still
+//! expires). The writer sets it on the allocation before linking it ([`alloc_entry_exempt`]),
+//! a resize moves it with the pointer, and only the evictor, under the lock, reads it
+//! ([`find_evictable`](Table::find_evictable), [`evictable`](Table::evictable)); readers
+//! dereference through crossbeam-epoch, which masks tag bits, and never look at it. It lives in
+//! the link rather than in the entry's metadata word because that word's bits are all taken by
+//! the deadline (to 16 ns until 2554) and the access counter.
 
 use std::fmt;
 
@@ -47,6 +58,20 @@ use super::entry::Entry;
 use super::tag::{self, Tag, GROUP_SLOTS};
 use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
 use crate::sync::{AtomicU64, Ordering};
+
+/// The tag bit of a slot's pointer that marks an entry never evicted for size (see the module
+/// docs).
+pub(crate) const EXEMPT: usize = 1;
+
+/// Whether a linked pointer carries the [`EXEMPT`] bit.
+pub(crate) fn is_exempt<K, V>(ptr: Shared<'_, Entry<K, V>>) -> bool {
+    ptr.tag() & EXEMPT != 0
+}
+
+/// Whether a new entry carries the [`EXEMPT`] bit.
+pub(crate) fn is_new_exempt<K, V>(entry: &NewEntry<K, V>) -> bool {
+    entry.tag() & EXEMPT != 0
+}
 
 /// Seven slots and their control bytes: one cache line.
 #[repr(C, align(64))]
@@ -259,6 +284,25 @@ impl<K, V> Table<K, V> {
         )
     }
 
+    /// [`find_hash`](Self::find_hash) for the eviction policy: the first entry of `hash` whose
+    /// link does not carry the [`EXEMPT`] bit. Call with the shard lock held.
+    pub(crate) fn find_evictable<'g>(
+        &self,
+        hash: u64,
+        hash_of: &dyn Fn(&K) -> u64,
+        guard: &'g Guard,
+    ) -> Option<(SlotRef, &'g Entry<K, V>)> {
+        self.probe(
+            hash,
+            Ordering::Relaxed,
+            guard,
+            |_, _| {},
+            |at, ptr, entry| {
+                (!is_exempt(ptr) && hash_of(&entry.key) == hash).then_some((at, entry))
+            },
+        )
+    }
+
     /// The writer's probe: where `eq`'s key is, or where it would go (the first empty or
     /// tombstone slot on the probe sequence). Call with the shard lock held.
     pub(crate) fn probe_for_write<'g>(
@@ -385,6 +429,20 @@ impl<K, V> Table<K, V> {
         Linked(self.full_slots(Ordering::Acquire, guard))
     }
 
+    /// Every linked entry the policy may evict for size (no [`EXEMPT`] bit). Call with the shard
+    /// lock held.
+    pub(crate) fn evictable<'g>(
+        &'g self,
+        guard: &'g Guard,
+    ) -> impl Iterator<Item = &'g Entry<K, V>> {
+        self.full_slots(Ordering::Relaxed, guard)
+            .filter(|&ptr| !is_exempt(ptr))
+            // SAFETY: as in `Linked`: the lock holder's guard was pinned before this table was
+            // loaded, entries are freed only after being unlinked, and `FullSlots` yields no
+            // null pointer.
+            .map(|ptr| unsafe { ptr.deref() })
+    }
+
     /// The slot on `hash`'s probe sequence that holds exactly `target` (compared by address,
     /// so no key's `Eq` runs), if it is still linked here. Call with the shard lock held.
     pub(crate) fn slot_of(
@@ -453,4 +511,10 @@ pub(crate) type NewEntry<K, V> = Owned<Entry<K, V>>;
 /// A new entry, allocated.
 pub(crate) fn alloc_entry<K, V>(entry: Entry<K, V>) -> NewEntry<K, V> {
     Owned::new(entry)
+}
+
+/// A new entry, allocated, that the eviction policy will never pick for size: its pointer
+/// carries the [`EXEMPT`] bit into the table.
+pub(crate) fn alloc_entry_exempt<K, V>(entry: Entry<K, V>) -> NewEntry<K, V> {
+    Owned::new(entry).with_tag(EXEMPT)
 }
