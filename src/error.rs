@@ -87,7 +87,10 @@ mod tests {
         let too_large = CacheError::TooLarge { size: 10, max: 4 };
         assert!(too_large.to_string().contains("10 bytes"));
         let no_room = CacheError::NoRoom { size: 7 }.to_string();
-        assert!(no_room.contains("no room") && no_room.contains("7 bytes"), "{no_room}");
+        assert!(
+            no_room.contains("no room") && no_room.contains("7 bytes"),
+            "{no_room}"
+        );
         let io = std::io::Error::other("disk gone");
         let backend = CacheError::Backend(Box::new(io));
         assert!(backend.to_string().contains("disk gone"));

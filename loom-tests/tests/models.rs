@@ -665,7 +665,11 @@ fn a_weightless_entry_read_across_a_rebuild_is_never_evicted() {
         let writer = on_another_thread(&cache, 2, move |cache| {
             cache.insert(6, s("v6")).unwrap();
         });
-        assert_eq!(cache.get(&0).as_deref(), Some("v0"), "key 0 during the rebuild");
+        assert_eq!(
+            cache.get(&0).as_deref(),
+            Some("v0"),
+            "key 0 during the rebuild"
+        );
         writer.join().unwrap();
 
         cache.insert(7, s("v7")).unwrap();
