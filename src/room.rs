@@ -135,10 +135,23 @@ where
             }
             // At most one lookup under the lock answers both checks, and none where neither
             // depends on the key's entry (an insert that reserved a whole entry).
-            let mut looked_up = None;
-            let mut current = || *looked_up.get_or_insert_with(current_entry);
-            let conflict = !replacing.allows(&mut current);
-            if !conflict && reserved.still_holds(&mut current) {
+            // The lookup runs the key's `Eq` under the lock: if it panics, the reservation
+            // just taken is given back before the panic goes on.
+            let checked = panic::catch_unwind(AssertUnwindSafe(|| {
+                let mut looked_up = None;
+                let mut current = || *looked_up.get_or_insert_with(current_entry);
+                let conflict = !replacing.allows(&mut current);
+                (conflict, !conflict && reserved.still_holds(&mut current))
+            }));
+            let (conflict, holds) = match checked {
+                Ok(checked) => checked,
+                Err(payload) => {
+                    drop(state);
+                    self.unreserve(&reserved);
+                    panic::resume_unwind(payload)
+                }
+            };
+            if holds {
                 return Ok(Some((state, reserved)));
             }
             // The key's entry changed meanwhile: a replacement's reservation no longer fits, or
@@ -565,10 +578,18 @@ where
         for shard in self.shards.iter() {
             let first = removed.len();
             let mut state = shard.lock();
-            take(shard, &mut state, &mut |entry| removed.push((entry, cause)));
+            // A key's `Hash` may panic in `purge_expired`'s sweep after it unlinked some of
+            // this shard's entries: those are still counted, settled and told, and the panic
+            // goes on after the last step, as a weigher's does.
+            let took = panic::catch_unwind(AssertUnwindSafe(|| {
+                take(shard, &mut state, &mut |entry| removed.push((entry, cause)))
+            }));
             state.stats.count_removals(cause, removed.len() - first);
             drop(state);
             if let Some(payload) = self.settle(removed[first..].iter().copied(), guard) {
+                first_panic.get_or_insert(payload);
+            }
+            if let Err(payload) = took {
                 first_panic.get_or_insert(payload);
             }
         }

@@ -444,13 +444,20 @@ impl<K, V> Shard<K, V> {
         if state.expiry.earliest() > now {
             return;
         }
-        for _ in 0..max {
-            let Some((at, _)) = state.expiry.pop_expired(table, now, hash_of, guard) else {
-                break;
-            };
-            on_expired(self.unlink(state, table, at, guard));
-        }
+        // A key's `Hash` may panic in a lookup after earlier pairs were popped: the earliest
+        // deadline is published on the way out all the same.
+        let swept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for _ in 0..max {
+                let Some((at, _)) = state.expiry.pop_expired(table, now, hash_of, guard) else {
+                    break;
+                };
+                on_expired(self.unlink(state, table, at, guard));
+            }
+        }));
         self.publish_earliest(state);
+        if let Err(payload) = swept {
+            std::panic::resume_unwind(payload);
+        }
     }
 
     /// The earliest deadline recorded in the shard, without its lock (`u64::MAX` if none).
