@@ -683,11 +683,12 @@ impl BaseCache for ByteCache {
 
     fn delete(&self, key: &str) -> Result<(), CacheError> {
         self.check_open()?;
-        // Two removals: a listener that panics on the first must not keep the second from
-        // happening (the body would outlive its delete), so its panic goes on after both.
-        let metadata = panic::catch_unwind(AssertUnwindSafe(|| self.inner.remove(&meta_key(key))));
-        self.inner.remove(&body_key(key));
-        if let Err(payload) = metadata {
+        // Two removals, the body's first: writers store metadata then body, so a writer that
+        // runs between the two leaves no metadata without its body. A listener that panics on
+        // the first must not keep the second from happening, so its panic goes on after both.
+        let body = panic::catch_unwind(AssertUnwindSafe(|| self.inner.remove(&body_key(key))));
+        self.inner.remove(&meta_key(key));
+        if let Err(payload) = body {
             panic::resume_unwind(payload);
         }
         Ok(())

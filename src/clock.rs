@@ -102,6 +102,21 @@ impl MockClock {
             });
     }
 
+    /// Sets the clock to `time`, earlier or later than now (a wall clock may step back; times
+    /// before the Unix epoch read as the epoch).
+    ///
+    /// ```
+    /// use std::time::UNIX_EPOCH;
+    /// use epochcache::{Clock, MockClock};
+    /// let clock = MockClock::new();
+    /// clock.set(UNIX_EPOCH);
+    /// assert_eq!(clock.now_nanos(), 0);
+    /// ```
+    pub fn set(&self, time: SystemTime) {
+        self.nanos
+            .store(system_time_to_nanos(time), Ordering::SeqCst);
+    }
+
     /// The clock's time as a [`SystemTime`].
     ///
     /// ```

@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use crate::body::BodyReader;
 use crate::clock::{default_clock, Clock};
-use crate::expires::{deadline_of, is_expired};
+use crate::expires::{deadline_of, has_passed, is_expired};
 use crate::{BaseCache, CacheError, Expires, SeparateBodyCache};
 
 /// A thread-safe dictionary cache that honours expiry: the seed's `DictCache`.
@@ -169,11 +169,19 @@ impl BaseCache for DictCache {
     }
 
     fn set(&self, key: &str, value: Bytes, expires: Option<Expires>) -> Result<(), CacheError> {
-        let deadline = deadline_of(expires, self.clock.now_nanos());
-        let old = self
-            .open_write()?
-            .values
-            .insert(key.to_owned(), (value, deadline));
+        let now = self.clock.now_nanos();
+        // Judged before the deadline is kept from 0 (see `has_passed`): to a clock at the epoch
+        // an expiry at or before it has passed, though its deadline (1) is after now (0).
+        let old = if has_passed(expires, now) {
+            // Stored as already expired: the old value goes and nothing is served.
+            drop(value);
+            self.open_write()?.values.remove(key)
+        } else {
+            let deadline = deadline_of(expires, now);
+            self.open_write()?
+                .values
+                .insert(key.to_owned(), (value, deadline))
+        };
         drop(old); // after the lock guard, a temporary of the statement above, is gone
         Ok(())
     }

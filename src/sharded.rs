@@ -410,6 +410,15 @@ where
         if self.is_closed() {
             return Err(CacheError::Closed);
         }
+        let expires = expires.or(self.time_to_live);
+        let written_at = expires.map_or(0, |_| self.clock.now_nanos());
+        let deadline = deadline_of(expires, written_at);
+        // Judged on the deadline as the entry would keep it, rounded down to 16 ns, as well as
+        // on the expiry itself: a value that no read could return is not stored,
+        // so it is not weighed either: it takes no room and is never `TooLarge`.
+        if has_passed(expires, written_at) || is_expired(stored_deadline(deadline), written_at) {
+            return self.write_expired(hash, key, value, replacing);
+        }
         let weight = if self.budget.weight.is_some() || self.max_entry_weight < u64::MAX {
             (self.weigher)(&key, &value)
         } else {
@@ -423,14 +432,6 @@ where
                 size: usize::try_from(size).unwrap_or(usize::MAX),
                 max: usize::try_from(self.largest_entry()).unwrap_or(usize::MAX),
             });
-        }
-        let expires = expires.or(self.time_to_live);
-        let written_at = expires.map_or(0, |_| self.clock.now_nanos());
-        let deadline = deadline_of(expires, written_at);
-        // Judged on the deadline as the entry would keep it, rounded down to 16 ns, as well as
-        // on the expiry itself: a value that no read could return is not stored.
-        if has_passed(expires, written_at) || is_expired(stored_deadline(deadline), written_at) {
-            return self.write_expired(hash, key, value, replacing);
         }
         if deadline != 0 && !self.expiring.load(Ordering::Relaxed) {
             self.expiring.store(true, Ordering::Relaxed);

@@ -243,3 +243,35 @@ fn a_past_expiry_is_not_served_to_a_clock_at_the_epoch() {
         assert_eq!(cache.get("k").unwrap(), None, "{expires:?}");
     }
 }
+
+/// A write whose expiry has passed stores nothing, so it is not weighed either: a value over
+/// the cache's limit for one entry does not make it `TooLarge` while the old value stays served.
+/// It replaces the old value as any past-expiry write does, in a bounded `ByteCache` as in
+/// `DictCache`.
+#[test]
+fn a_past_expiry_write_too_large_to_store_still_hides_the_old_value() {
+    let clock = MockClock::new();
+    let bounded = ByteCache::builder()
+        .clock(Arc::new(clock.clone()))
+        .max_weight(1 << 16)
+        .build();
+    let dict = epochcache::DictCache::new().with_clock(Arc::new(clock));
+    for c in [&bounded as &dyn BaseCache, &dict] {
+        c.set("k", bytes("old"), None).unwrap();
+        c.set(
+            "k",
+            Bytes::from(vec![0; 1 << 20]),
+            Some(Expires::After(Duration::ZERO)),
+        )
+        .unwrap();
+        assert_eq!(c.get("k").unwrap(), None, "the old value is replaced");
+    }
+    // A live value that large is still refused, and the old one then stays.
+    bounded.set("k", bytes("old"), None).unwrap();
+    let refused = bounded.set("k", Bytes::from(vec![0; 1 << 20]), None);
+    assert!(
+        matches!(refused, Err(epochcache::CacheError::TooLarge { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(bounded.get("k").unwrap(), Some(bytes("old")));
+}

@@ -111,6 +111,22 @@ pub fn past_expiry_replaces_and_hides<C: BaseCache>(c: &C, clock: &MockClock) {
         c.set(&key, b("new"), Some(past)).unwrap();
         assert_eq!(c.get(&key).unwrap(), None, "{past:?} is already expired");
     }
+    // To a clock at the Unix epoch, too, where an expiry at or before it keeps a deadline
+    // after now (deadlines are kept from 0, which means never).
+    clock.set(UNIX_EPOCH);
+    for past in [
+        Expires::After(Duration::ZERO),
+        Expires::At(UNIX_EPOCH - Duration::from_secs(100)),
+        Expires::UnixSeconds(0),
+    ] {
+        c.set("epoch", b("old"), None).unwrap();
+        c.set("epoch", b("new"), Some(past)).unwrap();
+        assert_eq!(
+            c.get("epoch").unwrap(),
+            None,
+            "{past:?}, clock at the epoch"
+        );
+    }
 }
 
 pub fn set_without_expiry_clears_an_expiry<C: BaseCache>(c: &C, clock: &MockClock) {
