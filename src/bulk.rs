@@ -7,7 +7,11 @@
 //! - Iteration never blocks a writer and no writer blocks it. It walks one table per shard, so a
 //!   key present for the whole walk is yielded exactly once, and one written or removed during
 //!   it may be yielded or not, with its old value or its new one (weakly consistent, as
-//!   `ConcurrentHashMap`'s iterators are). Expired entries are skipped.
+//!   `ConcurrentHashMap`'s iterators are). A key removed and written again during the walk may
+//!   be yielded twice, once with each value: a write goes to the first free slot on its probe
+//!   sequence, which may lie ahead of the walk. Removing such repeats would cost a set of the
+//!   keys seen, and `Pinned::iter`, which lends entries lazily, could not keep one. Expired
+//!   entries are skipped.
 //! - `retain` runs the caller's predicate during the walk, with no lock held (it is user code),
 //!   and only then takes the shard's lock to unlink what the predicate rejected. It finds those
 //!   entries by address, not by key: an entry replaced meanwhile is not the one the predicate
@@ -35,7 +39,8 @@ where
     /// Every live entry's key and value, cloned, shard by shard. Takes no lock.
     ///
     /// Weakly consistent: a key present for the whole iteration is yielded exactly once; one
-    /// inserted, replaced or removed during it may be yielded or not, with either value. Expired
+    /// inserted, replaced or removed during it may be yielded or not, with either value, and one
+    /// removed and written again during it may be yielded twice, once with each value. Expired
     /// entries are skipped. Each shard's entries are cloned under one short pin when the
     /// iteration reaches that shard, so holding the iterator holds back no memory reclamation.
     /// [`Pinned::iter`] lends the entries instead of cloning them.

@@ -52,6 +52,8 @@
 //! - Iteration ([`ShardedCache::iter`], [`Pinned::iter`]) is weakly consistent: it takes no
 //!   lock and blocks no writer; a key present for the whole iteration is yielded exactly once,
 //!   and one inserted, replaced or removed during it may be yielded or not, with either value.
+//!   A key removed and written again during it may even be yielded twice, once with each value:
+//!   its new entry can land in a slot the walk has not reached yet.
 //!   [`ShardedCache::retain`] judges each entry with no lock held and removes it only if it is
 //!   still the entry judged, so a value written after the verdict stays.
 //!   [`ShardedCache::clear`] clears one shard at a time.

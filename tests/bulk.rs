@@ -571,3 +571,59 @@ fn a_weigher_that_panics_in_retain_still_lets_the_listener_hear_every_removal() 
     );
     cache.validate().unwrap(); // the entry count is exact
 }
+
+/// A hasher that hashes a `u64` to itself: keys 0 to 8 all start their probe at group 0.
+#[derive(Default)]
+struct Identity(u64);
+
+impl std::hash::Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// What the docs promise a walk, in the one case where they allow a key twice: key 0, yielded
+/// first, is removed and written again during the walk; its new entry lands in the second
+/// group, ahead of the walk, since key 8 took its old slot. Keys present for the whole walk are
+/// yielded exactly once; key 0 at most once with each value; key 8 at most once.
+#[test]
+fn a_key_removed_and_written_again_during_a_walk_is_yielded_at_most_once_a_value() {
+    let cache: ShardedCache<u64, u64, std::hash::BuildHasherDefault<Identity>> =
+        ShardedCache::builder()
+            .shards(1)
+            .initial_capacity(12) // two groups of seven slots
+            .hasher(Default::default())
+            .build();
+    for k in 0..8 {
+        cache.insert(k, k).unwrap(); // 0 to 6 fill group 0, 7 goes to group 1
+    }
+    let pinned = cache.pin();
+    let mut walk = pinned.iter();
+    assert_eq!(walk.next().map(|(k, v)| (*k, *v)), Some((0, 0)));
+    assert!(cache.remove(&0));
+    cache.insert(8, 8).unwrap(); // takes key 0's old slot
+    cache.insert(0, 100).unwrap(); // the first free slot on its probe: group 1
+    let mut seen: HashMap<(u64, u64), usize> = HashMap::from([((0, 0), 1)]);
+    for (k, v) in walk {
+        *seen.entry((*k, *v)).or_default() += 1;
+    }
+    for k in 1..8 {
+        assert_eq!(seen.get(&(k, k)), Some(&1), "key {k}, present throughout");
+    }
+    assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+    let keys = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+    assert!(seen
+        .keys()
+        .all(|(k, v)| keys.contains(k) && (v == k || (*k, *v) == (0, 100))));
+    assert_eq!(
+        seen.get(&(0, 100)),
+        Some(&1),
+        "the rewrite is ahead of the walk here"
+    );
+}
