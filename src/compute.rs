@@ -68,23 +68,39 @@ pub enum Computed<V> {
     Removed(V),
 }
 
-/// Which entry a write may replace: any (`insert`), or only the one `compute` read (its address,
-/// compared and never read; `None` when the key had no entry). An expired entry counts: its
-/// address is what `compute` read, although its function saw `None`.
+/// Which entry a write may replace: any (`insert`), or only the one `compute` read (its
+/// `address`, compared and never read; `None` when the key had no entry). An expired entry
+/// counts: its address is what `compute` read, although its function saw `None`. `judged_at` is
+/// the time `compute` judged that entry's expiry by (0 if it read no clock), so that the entry
+/// it replaces leaves as what its function was told it was: replaced if live, expired if not.
 #[derive(Clone, Copy)]
 pub(crate) enum Replacing {
     Any,
-    Only(Option<usize>),
+    Only {
+        address: Option<usize>,
+        judged_at: u64,
+    },
 }
 
 impl Replacing {
-    fn only<K, V>(entry: Option<&Entry<K, V>>) -> Self {
-        Replacing::Only(entry.map(Entry::address))
+    fn only<K, V>(entry: Option<&Entry<K, V>>, judged_at: u64) -> Self {
+        Replacing::Only {
+            address: entry.map(Entry::address),
+            judged_at,
+        }
     }
 
     /// Whether the write is conditional (a lookup of the key's entry is needed to decide).
     pub(crate) fn is_conditional(self) -> bool {
-        matches!(self, Replacing::Only(_))
+        matches!(self, Replacing::Only { .. })
+    }
+
+    /// The time to judge the replaced entry's expiry by: `compute`'s, or `now` for an insert.
+    pub(crate) fn judged_at(self, now: u64) -> u64 {
+        match self {
+            Replacing::Any => now,
+            Replacing::Only { judged_at, .. } => judged_at,
+        }
     }
 
     /// Whether a write may go ahead when the key's entry, under the shard's lock, is the one
@@ -95,7 +111,7 @@ impl Replacing {
     ) -> bool {
         match self {
             Replacing::Any => true,
-            Replacing::Only(expected) => current().map(Entry::address) == expected,
+            Replacing::Only { address, .. } => current().map(Entry::address) == address,
         }
     }
 }
@@ -155,7 +171,13 @@ where
             // the lock from being reused by another entry.
             let guard = epoch::pin();
             let current = shard.get(hash, |k| *k == key, &guard);
-            let live = current.filter(|entry| !entry.is_expired(|| self.clock.now_nanos()));
+            let mut judged_at = 0;
+            let live = current.filter(|entry| {
+                !entry.is_expired(|| {
+                    judged_at = self.clock.now_nanos();
+                    judged_at
+                })
+            });
             if let Some(entry) = live {
                 entry.record_hit();
             }
@@ -189,7 +211,13 @@ where
             };
             let new = value.clone();
             let old = live.map(|entry| entry.value.clone());
-            match self.write_if(hash, key, value, expires, Replacing::only(current))? {
+            match self.write_if(
+                hash,
+                key,
+                value,
+                expires,
+                Replacing::only(current, judged_at),
+            )? {
                 Ok(()) => {
                     return Ok(match old {
                         Some(old) => Computed::Updated { old, new },

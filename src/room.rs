@@ -178,6 +178,7 @@ where
         key: K,
         value: V,
         replacing: Replacing,
+        now: u64,
     ) -> Result<Result<(), (K, V)>, CacheError> {
         let guard = &epoch::pin();
         let shard = self.shard(hash);
@@ -208,11 +209,11 @@ where
         let old = current.and_then(|entry| shard.remove_entry(&mut state, hash, entry, guard));
         state.stats.inserts += 1;
         state.stats.count_removal(RemovalCause::Expired);
-        if old.is_some() {
-            state.stats.count_removal(RemovalCause::Replaced);
+        let replaced = old.map(|old| (old, cause_met_by(old, now, RemovalCause::Replaced)));
+        if let Some((_, cause)) = replaced {
+            state.stats.count_removal(cause);
         }
         drop(state);
-        let replaced = old.map(|old| (old, RemovalCause::Replaced));
         let settled = self.settle(replaced, guard);
         let told = replaced.into_iter().chain([(&new, RemovalCause::Expired)]);
         let finished = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -561,7 +562,7 @@ where
     }
 
     /// Removes from every shard, one shard lock at a time, what `take` unlinks there (passing
-    /// each unlinked entry to its last argument), all for `cause`: each shard's removals are
+    /// each unlinked entry to its last argument), each for the cause `cause_of` gives it: each shard's removals are
     /// counted and settled before the next shard is locked, and the collector and the listener
     /// run once at the end, so a panic in user code cannot leave a shard untouched or a removal
     /// unsettled (`close`, `clear`, `purge_expired`): a shard's removals are all settled even if
@@ -569,7 +570,7 @@ where
     /// last shard.
     pub(crate) fn remove_from_every_shard<'g>(
         &self,
-        cause: RemovalCause,
+        cause_of: impl Fn(&Entry<K, V>) -> RemovalCause,
         guard: &'g Guard,
         mut take: impl FnMut(&Shard<K, V>, &mut ShardState, &mut dyn FnMut(&'g Entry<K, V>)),
     ) {
@@ -582,9 +583,13 @@ where
             // this shard's entries: those are still counted, settled and told, and the panic
             // goes on after the last step, as a weigher's does.
             let took = panic::catch_unwind(AssertUnwindSafe(|| {
-                take(shard, &mut state, &mut |entry| removed.push((entry, cause)))
+                take(shard, &mut state, &mut |entry| {
+                    removed.push((entry, cause_of(entry)))
+                })
             }));
-            state.stats.count_removals(cause, removed.len() - first);
+            for &(_, cause) in &removed[first..] {
+                state.stats.count_removal(cause);
+            }
             drop(state);
             if let Some(payload) = self.settle(removed[first..].iter().copied(), guard) {
                 first_panic.get_or_insert(payload);
@@ -601,11 +606,19 @@ where
     /// are dropped after the last lock is released. Then hands the garbage to the collector, so
     /// that the values are dropped soon.
     pub(crate) fn clear_every_shard(&self, cause: RemovalCause) {
+        // A `clear` meets expired entries as a write does: they go as expired (see
+        // `cause_met_by`). `close` removes everything as closed.
+        let now = if cause == RemovalCause::Closed || !self.expiring.load(Ordering::Relaxed) {
+            0
+        } else {
+            self.clock.now_nanos()
+        };
+        let cause_of = |entry: &Entry<K, V>| cause_met_by(entry, now, cause);
         let guard = &epoch::pin();
         let mut fresh: Vec<FreshParts<K, V>> =
             self.shards.iter().map(|_| FreshParts::new()).collect();
         let mut stale = Vec::with_capacity(fresh.len());
-        self.remove_from_every_shard(cause, guard, |shard, state, removed| {
+        self.remove_from_every_shard(cause_of, guard, |shard, state, removed| {
             if let Some(parts) = fresh.pop() {
                 stale.push(shard.clear(state, parts, guard, removed));
             }
@@ -618,6 +631,22 @@ where
     pub(crate) fn release_entry(&self, entry: &Entry<K, V>, cause: RemovalCause, guard: &Guard) {
         let settled = self.settle([(entry, cause)], guard);
         self.finish(1, [(entry, cause)], settled, guard);
+    }
+}
+
+/// Why an entry that an operation for `cause` (a replacement, a removal, a `clear`) meets at
+/// `now` leaves the cache: [`RemovalCause::Expired`] if it had expired by then, as moka and
+/// Caffeine report it, else `cause`. `now` is 0 where the caller read no clock (its shard held
+/// no deadline), and then nothing has expired.
+pub(crate) fn cause_met_by<K, V>(
+    entry: &Entry<K, V>,
+    now: u64,
+    cause: RemovalCause,
+) -> RemovalCause {
+    if entry.is_expired(|| now) {
+        RemovalCause::Expired
+    } else {
+        cause
     }
 }
 

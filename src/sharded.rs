@@ -28,7 +28,7 @@ use crate::equivalent::Equivalent;
 use crate::expires::{deadline_of, has_passed, is_expired};
 use crate::loader::Flights;
 use crate::raw::{alloc_entry, alloc_entry_exempt, stored_deadline, Entry, Shard};
-use crate::room::drop_quietly;
+use crate::room::{cause_met_by, drop_quietly};
 use crate::stats::{CacheStats, ReadCounters, RemovalCause};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{AtomicBool, Ordering};
@@ -417,7 +417,8 @@ where
         // on the expiry itself: a value that no read could return is not stored,
         // so it is not weighed either: it takes no room and is never `TooLarge`.
         if has_passed(expires, written_at) || is_expired(stored_deadline(deadline), written_at) {
-            return self.write_expired(hash, key, value, replacing);
+            let judged_at = replacing.judged_at(written_at);
+            return self.write_expired(hash, key, value, replacing, judged_at);
         }
         let weight = if self.budget.weight.is_some() || self.max_entry_weight < u64::MAX {
             (self.weigher)(&key, &value)
@@ -438,13 +439,8 @@ where
         }
         let guard = epoch::pin();
         let shard = self.shard(hash);
-        // Read before the lock (a clock is user code), and only when the shard holds a deadline
-        // (`u64::MAX` is none); a deadline published meanwhile waits for the next write's sweep.
-        let now = if shard.earliest_deadline() == u64::MAX {
-            0
-        } else {
-            self.clock.now_nanos()
-        };
+        // A deadline published meanwhile waits for the next write's sweep.
+        let now = self.now_before_locking(shard);
         // Allocated before the lock, and the lock taken after reading the group to probe: the
         // lock is held for the table update, not for the allocator or a cache miss.
         let entry = Entry::new(key, value, deadline, 0);
@@ -491,8 +487,10 @@ where
             Err(payload) => self.abandon(state, Some(&reserved), evicted, entry, payload, &guard),
         };
         state.stats.inserts += 1;
-        if replaced.is_some() {
-            state.stats.count_removal(RemovalCause::Replaced);
+        let judged_at = replacing.judged_at(now);
+        let replaced_as = replaced.map(|old| cause_met_by(old, judged_at, RemovalCause::Replaced));
+        if let Some(cause) = replaced_as {
+            state.stats.count_removal(cause);
         }
         let mut expired = Vec::new();
         let swept = panic::catch_unwind(AssertUnwindSafe(|| {
@@ -507,7 +505,7 @@ where
         let settled_replaced =
             replaced.and_then(|old| self.settle_replaced(old, &reserved, weight, &guard));
         let settled_expired = self.settle(expired.iter().copied(), &guard);
-        let removed = replaced.map(|old| (old, RemovalCause::Replaced));
+        let removed = replaced.zip(replaced_as);
         // A panic of the sweep's `Hash` or of the weigher goes on once the listener was told.
         let first_panic = swept.err().or(settled_replaced).or(settled_expired);
         self.finish(
@@ -519,7 +517,8 @@ where
         Ok(Ok(()))
     }
 
-    /// Removes the value for `key`; returns whether there was one (expired ones count).
+    /// Removes the value for `key`; returns whether there was one (expired ones count, and the
+    /// listener hears of them as [`RemovalCause::Expired`], as a write that meets one does).
     ///
     /// ```
     /// # use epochcache::ShardedCache;
@@ -535,15 +534,30 @@ where
         let hash = self.hash(key);
         let guard = epoch::pin();
         let shard = self.shard(hash);
+        let now = self.now_before_locking(shard);
         let mut state = shard.lock_for(hash, &guard);
         let removed = shard.remove(&mut state, hash, |k| key.equivalent(k), &guard);
-        if removed.is_some() {
-            state.stats.count_removal(RemovalCause::Deleted);
+        // An expired value goes as expired (as moka and Caffeine report it), a live one as
+        // deleted.
+        let removed = removed.map(|old| (old, cause_met_by(old, now, RemovalCause::Deleted)));
+        if let Some((_, cause)) = removed {
+            state.stats.count_removal(cause);
         }
         drop(state);
         removed
-            .map(|old| self.release_entry(old, RemovalCause::Deleted, &guard))
+            .map(|(old, cause)| self.release_entry(old, cause, &guard))
             .is_some()
+    }
+
+    /// The time a write or removal in `shard` judges the entries it meets by: the clock's
+    /// reading, taken before the shard's lock (a clock is user code), and only when the shard
+    /// holds a deadline; else 0, by which nothing has expired.
+    fn now_before_locking(&self, shard: &Shard<K, V>) -> u64 {
+        if shard.earliest_deadline() == u64::MAX {
+            0
+        } else {
+            self.clock.now_nanos()
+        }
     }
 
     /// Removes every entry and refuses every later write with [`CacheError::Closed`]; reads
@@ -670,9 +684,13 @@ where
         let guard = epoch::pin();
         let now = self.clock.now_nanos();
         let hash_of = |k: &K| self.hash(k);
-        self.remove_from_every_shard(RemovalCause::Expired, &guard, |shard, state, expired| {
-            shard.sweep_expired(state, usize::MAX, now, &hash_of, &guard, expired)
-        });
+        self.remove_from_every_shard(
+            |_| RemovalCause::Expired,
+            &guard,
+            |shard, state, expired| {
+                shard.sweep_expired(state, usize::MAX, now, &hash_of, &guard, expired)
+            },
+        );
     }
 
     /// Checks every internal invariant of every shard (counts, tags, reachability, fill); for

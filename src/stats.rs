@@ -27,15 +27,18 @@ use crate::sync::{thread_stripe, AtomicU64, Ordering};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum RemovalCause {
-    /// Its deadline passed and a write or [`purge_expired`](crate::ShardedCache::purge_expired)
-    /// met it.
+    /// Its deadline passed and a write, a removal, a `clear` or
+    /// [`purge_expired`](crate::ShardedCache::purge_expired) met it: an expired value that a
+    /// write replaces or a `remove` takes out is reported as expired, not as replaced or
+    /// deleted, as moka and Caffeine report it.
     Expired,
     /// The cache needed room for another entry.
     Evicted,
-    /// A write of the same key replaced it.
+    /// A write of the same key replaced it (before it expired).
     Replaced,
     /// It was removed or deleted ([`remove`](crate::ShardedCache::remove), `delete`,
-    /// [`retain`](crate::ShardedCache::retain) or [`clear`](crate::ShardedCache::clear)).
+    /// [`retain`](crate::ShardedCache::retain) or [`clear`](crate::ShardedCache::clear))
+    /// before it expired.
     Deleted,
     /// The cache was closed.
     Closed,

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use epochcache::{MockClock, RemovalCause, ShardedCache};
+use epochcache::{CacheStats, Computed, MockClock, Op, RemovalCause, ShardedCache};
 
 #[test]
 fn every_removal_is_counted_and_heard_with_its_cause() {
@@ -83,4 +83,68 @@ fn hits_and_misses_are_counted_only_when_asked() {
     // Each thread counts on its own stripe unless two share one; shared stripes may lose counts.
     assert!(stats.hits <= 10_000 && stats.misses <= 10_000, "{stats:?}");
     assert!(stats.hits >= 5_000 && stats.misses >= 5_000, "{stats:?}");
+}
+
+/// What the listener hears, sorted, and the statistics, after `op` runs on a cache holding key 1
+/// (value 1, expired a second ago) and key 9 (value 9, no expiry).
+fn heard_after(
+    op: impl FnOnce(&ShardedCache<u32, u32>),
+) -> (Vec<(u32, u32, RemovalCause)>, CacheStats) {
+    let clock = MockClock::new();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&heard);
+    let cache: ShardedCache<u32, u32> = ShardedCache::builder()
+        .shards(1)
+        .clock(Arc::new(clock.clone()))
+        .eviction_listener(move |k: &u32, v: &u32, cause| log.lock().unwrap().push((*k, *v, cause)))
+        .build();
+    cache
+        .insert_with_expiry(1, 1, Some(Duration::from_secs(1).into()))
+        .unwrap();
+    cache.insert(9, 9).unwrap();
+    clock.advance(Duration::from_secs(2));
+    op(&cache);
+    let mut heard = heard.lock().unwrap().clone();
+    heard.sort_unstable_by_key(|&(k, v, _)| (k, v));
+    (heard, cache.stats())
+}
+
+/// An expired value that a write replaces, a `remove` takes out, a `compute` overwrites or a
+/// `clear` empties is heard and counted as expired, as moka and Caffeine report it; a live one
+/// as replaced or deleted.
+#[test]
+fn an_expired_value_met_by_a_write_or_a_removal_goes_as_expired() {
+    use RemovalCause::{Deleted, Expired, Replaced};
+    let (heard, stats) = heard_after(|c| c.insert(1, 10).unwrap());
+    assert_eq!(heard, [(1, 1, Expired)], "insert");
+    assert_eq!((stats.expired, stats.replaced), (1, 0), "insert");
+
+    let (heard, stats) = heard_after(|c| assert!(c.remove(&1), "an expired entry counts"));
+    assert_eq!(heard, [(1, 1, Expired)], "remove");
+    assert_eq!((stats.expired, stats.deleted), (1, 0), "remove");
+
+    let (heard, _) = heard_after(|c| {
+        let computed = c.compute(1, |v| Op::Put(v.map_or(30, |v| v + 1))).unwrap();
+        assert_eq!(
+            computed,
+            Computed::Inserted(30),
+            "compute saw no live value"
+        );
+    });
+    assert_eq!(heard, [(1, 1, Expired)], "compute");
+
+    let (heard, stats) = heard_after(|c| c.clear());
+    assert_eq!(heard, [(1, 1, Expired), (9, 9, Deleted)], "clear");
+    assert_eq!((stats.expired, stats.deleted), (1, 1), "clear");
+
+    let (heard, _) = heard_after(|c| {
+        c.insert(9, 90).unwrap();
+        c.remove(&9);
+    });
+    // (The write's sweep takes key 1, expired, as well.)
+    assert_eq!(
+        heard,
+        [(1, 1, Expired), (9, 9, Replaced), (9, 90, Deleted)],
+        "live values"
+    );
 }
