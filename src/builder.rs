@@ -197,6 +197,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// operation removed the entry, after the shard lock is released (never under a lock), so it
     /// may use the cache; keep it short, as that operation waits for it.
     ///
+    /// Dropping the cache frees what it still holds without calling the listener (a drop is
+    /// not a removal); [`close`](ShardedCache::close) it first to hear of every entry, as
+    /// [`RemovalCause::Closed`].
+    ///
     /// ```
     /// # use std::sync::{Arc, Mutex};
     /// # use epochcache::{RemovalCause, ShardedCache};

@@ -353,8 +353,15 @@ fn close_drops_everything_while_the_cache_lives() {
 fn dropping_the_cache_drops_every_entry_once() {
     let t = Tracker::new();
     // Growth retires old tables that point at live entries: their drop must not drop those
-    // entries, and the last table's must.
-    let cache: Cache = ShardedCache::builder().shards(2).build();
+    // entries, and the last table's must. The listener hears of removals, not of the drop.
+    let heard = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&heard);
+    let cache: Cache = ShardedCache::builder()
+        .shards(2)
+        .eviction_listener(move |_, _, _| {
+            count.fetch_add(1, Ordering::SeqCst);
+        })
+        .build();
     for n in 0..2_000 {
         cache.insert(t.make(n), t.make(n)).unwrap();
     }
@@ -372,8 +379,15 @@ fn dropping_the_cache_drops_every_entry_once() {
         "rebuilds drop nothing that is still stored"
     );
     cache.validate().unwrap();
+    let removals = heard.load(Ordering::SeqCst);
+    assert_eq!(removals, 1_000 + 250, "1,000 removed, 250 replaced");
     drop(cache);
     settle(&t);
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        removals,
+        "a drop is not a removal"
+    );
 }
 
 #[test]
