@@ -278,11 +278,38 @@ fn mixed(c: &mut Criterion, suite: &Suite) {
     }
 }
 
+/// Atomic read-modify-writes of one key, Zipf over the prefilled keys: each system's own
+/// (epochcache's `compute`, moka's `and_compute_with`, papaya's `compute`, ...), for the systems
+/// that have one. Last, as in the comparison command: it leaves the values it wrote.
+fn updates(c: &mut Criterion, suite: &Suite) {
+    for size in VALUE_SIZES {
+        let cfg = suite.sized(size);
+        let data = DataSet::generate(0, cfg.keys, size);
+        let w = Workload::Update;
+        let most_threads = suite.threads.iter().copied().max().unwrap_or(1);
+        let streams = w.streams(&cfg, data.len(), most_threads);
+        let sizing = Sizing {
+            entries: data.len(),
+            bound: None,
+        };
+        let case = Case {
+            name: format!("update/{size}B"),
+            w,
+            data: &data,
+            streams: &streams,
+            sizing,
+            prefill: true,
+        };
+        group(c, case, &suite.threads);
+    }
+}
+
 fn main() {
     let suite = Suite::new();
     let mut c = suite.criterion();
     gets(&mut c, &suite);
     sets(&mut c, &suite);
     mixed(&mut c, &suite);
+    updates(&mut c, &suite);
     c.final_summary();
 }
