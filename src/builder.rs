@@ -164,8 +164,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ///
     /// Under a weight bound alone (no [`max_entries`](Self::max_entries)), an entry that weighs 0
     /// holds no room, so it is never evicted for size, as in Caffeine and quick_cache: only its
-    /// expiry, a removal, a replacement or `clear` takes it out. Under an entry bound it is
-    /// evicted as any other.
+    /// expiry, a removal, a replacement, `retain`, `clear` or `close` takes it out. Under an
+    /// entry bound it is evicted as any other.
     ///
     /// ```
     /// # use epochcache::ShardedCache;

@@ -124,7 +124,8 @@ where
             .collect()
     }
 
-    /// Removes every entry, telling the listener with [`RemovalCause::Deleted`]; the cache stays
+    /// Removes every entry, telling the listener with [`RemovalCause::Deleted`] (or
+    /// [`RemovalCause::Expired`] for an entry already expired); the cache stays
     /// open (unlike [`close`](Self::close)) and each shard starts over with the smallest table,
     /// giving back the memory of its old one as the epoch collector runs.
     ///

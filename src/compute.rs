@@ -134,12 +134,14 @@ where
     /// it short.
     ///
     /// A put is a write like [`insert`](Self::insert): it may evict, the listener hears of the
-    /// value it replaces ([`RemovalCause::Replaced`]) and it counts in `inserts`; a remove is
-    /// told as [`RemovalCause::Deleted`]. The read counts as neither a hit nor a miss, but the
+    /// value it replaces ([`RemovalCause::Replaced`], or [`RemovalCause::Expired`] for an expired
+    /// one, which `f` was told was none) and it counts in `inserts`; a remove is told as
+    /// [`RemovalCause::Deleted`]. The read counts as neither a hit nor a miss, but the
     /// eviction policy sees each run of `f` on a live value as a use of the entry.
     ///
     /// Fails with [`CacheError::Closed`] after [`close`](Self::close), and with
-    /// [`CacheError::TooLarge`] if the value to put is too heavy (the old value stays). If `f`
+    /// [`CacheError::TooLarge`] if the value to put is too heavy, or [`CacheError::NoRoom`] if no
+    /// room could be made for it (the old value stays either way). If `f`
     /// panics, nothing changes and the panic goes on.
     ///
     /// ```

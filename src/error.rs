@@ -36,8 +36,8 @@ pub enum CacheError {
     /// when other writers hold the room in reservations they do not use, or the policy found
     /// no victim it may evict. The old value of the key stays. Trying again later may succeed.
     NoRoom {
-        /// The weight of the refused entry as the budget counts it (0 where the cache bounds
-        /// only the number of entries).
+        /// The weight of the refused entry as the weigher gives it (0 where the cache weighs
+        /// nothing: no weight bound and no limit for one entry).
         size: usize,
     },
     /// An error of a backend that stores entries outside this process's memory.
@@ -59,7 +59,7 @@ impl fmt::Display for CacheError {
             ),
             CacheError::NoRoom { size } => write!(
                 f,
-                "no room could be made for an entry of {size} bytes: nothing could be evicted"
+                "no room could be made for an entry of weight {size}: nothing could be evicted"
             ),
             CacheError::Backend(e) => write!(f, "cache backend error: {e}"),
             CacheError::Loader(e) => write!(f, "the loader failed: {e}"),
@@ -88,7 +88,7 @@ mod tests {
         assert!(too_large.to_string().contains("10 bytes"));
         let no_room = CacheError::NoRoom { size: 7 }.to_string();
         assert!(
-            no_room.contains("no room") && no_room.contains("7 bytes"),
+            no_room.contains("no room") && no_room.contains("weight 7"),
             "{no_room}"
         );
         let io = std::io::Error::other("disk gone");

@@ -96,7 +96,10 @@
 //! entry's weight before linking it and evicts until the reservation fits, so
 //! [`ShardedCache::weight`] never exceeds the bound, whichever shard the entry hashes to. An
 //! entry heavier than [`CacheBuilder::max_entry_weight`] (default: 1/8 of the budget) is refused
-//! with [`CacheError::TooLarge`] and the key keeps its old value.
+//! with [`CacheError::TooLarge`] and the key keeps its old value (as it does in the rare case that
+//! nothing could be evicted for a fitting entry for a long while: [`CacheError::NoRoom`]). Under a
+//! weight bound alone an entry that weighs nothing holds no room and is never evicted for size, as
+//! in Caffeine and quick_cache.
 //!
 //! Eviction takes expired entries first, then asks the writer's own shard's policy: new keys wait
 //! in a small probationary queue; a key read there moves to a main CLOCK queue; one not read must

@@ -168,8 +168,8 @@ where
     /// it could never be read, so it is not stored and takes no room, which would otherwise
     /// evict a live entry for it. The key's old value is removed, as the write would have
     /// replaced it. The statistics and the listener hear what they would have heard had the
-    /// value been stored and then swept: one insert, the old value `Replaced`, the new one
-    /// `Expired`. A conditional write (`compute`) whose key's entry is not the one it read
+    /// value been stored and then swept: one insert, the old value `Replaced` (`Expired` if it
+    /// had expired already), the new one `Expired`. A conditional write (`compute`) whose key's entry is not the one it read
     /// changes nothing and gives back the key and the value, as in
     /// [`write_if`](Self::write_if).
     pub(crate) fn write_expired(
@@ -403,8 +403,9 @@ where
             let hash_of = |k: &K| self.hash(k);
             let victim = shard.evict(&mut state, EVICTION_STEPS, &hash_of, now, keep, guard);
             let Some((victim, verdict)) = victim else {
-                // Entries there besides the one a replacement keeps: its policy stepped.
-                let live = Shard::<K, V>::live(&state);
+                // Evictable entries there besides the one a replacement keeps: its policy
+                // stepped.
+                let live = Shard::<K, V>::evictable(&state);
                 if live > usize::from(keep.is_some()) {
                     stepped = Some(live.max(stepped.unwrap_or(0)));
                 }

@@ -301,3 +301,54 @@ fn entries_that_weigh_nothing_still_expire_and_still_count_against_an_entry_boun
     }
     counted.validate().unwrap();
 }
+
+/// How many of 50 hot keys, read between writes, survive a scan of 5,000 one-time keys in one
+/// shard bounded at weight 100 that also holds `weightless` entries of weight 0 (fixed hash
+/// seeds, so the run is the same every time).
+fn hot_keys_kept_through_a_scan(weightless: u64) -> usize {
+    let cache: ShardedCache<u64, u64, ahash::RandomState> = ShardedCache::builder()
+        .shards(1)
+        .max_weight(100)
+        .max_entry_weight(100)
+        .weigher(|_k: &u64, v: &u64| *v)
+        .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
+        .build();
+    for k in 0..weightless {
+        cache.insert(1_000_000 + k, 0).unwrap();
+    }
+    for round in 0..20 {
+        for k in 0..50 {
+            if cache.get(&k).is_none() {
+                cache.insert(k, 1).unwrap();
+            }
+        }
+        for j in 0..100 {
+            cache.insert(10_000 + round * 100 + j, 1).unwrap();
+        }
+    }
+    for k in 0..50 {
+        cache.get(&k);
+    }
+    for k in 100_000..105_000 {
+        cache.insert(k, 1).unwrap(); // each scanned key once
+    }
+    cache.validate().unwrap();
+    (0..50).filter(|k| cache.contains_key(k)).count()
+}
+
+/// Entries that weigh nothing do not blunt the policy: it sizes its queues by the entries it
+/// may evict, so a scan flushes no more of a hot set from a shard that also holds thousands of
+/// exempt entries than from one without. (Counted among the evictable, 500 of them already let
+/// every new key into the main queue, and the scan flushed all 50 hot keys.)
+#[test]
+fn a_scan_does_not_flush_the_hot_set_of_a_shard_full_of_weightless_entries() {
+    let alone = hot_keys_kept_through_a_scan(0);
+    assert!(alone >= 25, "{alone} of 50 hot keys survived the scan");
+    for weightless in [500, 5_000] {
+        let kept = hot_keys_kept_through_a_scan(weightless);
+        assert!(
+            kept + 5 >= alone,
+            "{kept} of 50 hot keys survived beside {weightless} weightless entries, {alone} alone"
+        );
+    }
+}

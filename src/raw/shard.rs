@@ -45,6 +45,8 @@ const NO_ENTRY: &str = "Shard::insert is given an entry to link";
 pub(crate) struct ShardState {
     /// Linked entries.
     live: usize,
+    /// Linked entries whose pointer carries the EXEMPT bit.
+    exempt: usize,
     /// Tombstone slots in the current table.
     tombstones: usize,
     /// Linked entries that have a deadline.
@@ -240,11 +242,14 @@ impl<K, V> Shard<K, V> {
                     // SAFETY: `old` is linked in the current table and we hold the lock.
                     let old_ref = unsafe { old.deref() };
                     new.set_freq(old_ref.freq());
+                    state.exempt += usize::from(is_new_exempt(new));
+                    state.exempt -= usize::from(is_exempt(old));
                     if is_exempt(old) && !is_new_exempt(new) {
                         // The policy dropped the key's hash when it met the exempt entry (or
                         // never had it): the key is evictable again, so it is queued anew.
+                        let evictable = Self::evictable(state);
                         if let Some(policy) = &mut state.policy {
-                            policy.admit(hash, state.live);
+                            policy.admit(hash, evictable);
                         }
                     }
                     // The entry leaves `pending` only here and below, as it is linked.
@@ -262,12 +267,14 @@ impl<K, V> Shard<K, V> {
                     let exempt = is_new_exempt(new);
                     let linked = pending.take().expect(NO_ENTRY).into_shared(guard);
                     table.occupy(at, hash, linked);
+                    let evictable = Self::evictable(state);
                     match &mut state.policy {
                         // An exempt entry is never a victim for size: not queued.
-                        Some(policy) if !exempt => policy.admit(hash, state.live),
+                        Some(policy) if !exempt => policy.admit(hash, evictable),
                         _ => {}
                     }
                     state.live += 1;
+                    state.exempt += usize::from(exempt);
                     state.tombstones -= usize::from(was == Tag::TOMBSTONE);
                     state.with_deadline += usize::from(has_deadline);
                     return None;
@@ -278,7 +285,7 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Drops the eviction queues' stale hashes once they hold twice as many as the shard has
-    /// entries (and 64 more): every new key queues its hash, and only the evictor pops them, so a
+    /// evictable entries (and 64 more): every new key queues its hash, and only the evictor pops them, so a
     /// bounded shard that removes or expires what it inserts, and never has to evict, would
     /// otherwise queue a hash a key for good. Amortised O(1) a write.
     fn compact_policy_if_stale(
@@ -288,9 +295,9 @@ impl<K, V> Shard<K, V> {
         hash_of: &dyn Fn(&K) -> u64,
         guard: &Guard,
     ) {
-        let live = state.live;
+        let evictable = Self::evictable(state);
         if let Some(policy) = &mut state.policy {
-            if policy.queued() > 2 * live + 64 {
+            if policy.queued() > 2 * evictable + 64 {
                 policy.compact(table, hash_of, guard);
             }
         }
@@ -378,6 +385,7 @@ impl<K, V> Shard<K, V> {
         // live entry, and it has just been unlinked from the current table.
         let old_ref = unsafe { old.deref() };
         state.live -= 1;
+        state.exempt -= usize::from(is_exempt(old));
         state.tombstones += usize::from(freed == Tag::TOMBSTONE);
         state.with_deadline -= usize::from(old_ref.deadline() != 0);
         // SAFETY: unlinked just above, retired once.
@@ -402,7 +410,9 @@ impl<K, V> Shard<K, V> {
         guard: &'g Guard,
     ) -> Option<(Unlinked<'g, K, V>, Verdict)> {
         let table = self.table(guard);
-        let live = state.live;
+        // The policy sizes its queues by what it may evict: exempt entries counted there would
+        // let every candidate into the main queue, and a scan flush the hot set.
+        let live = Self::evictable(state);
         self.compact_policy_if_stale(state, table, hash_of, guard);
         let policy = state.policy.as_mut()?;
         let is_expired = |e: &Entry<K, V>| e.is_expired(|| now);
@@ -505,6 +515,7 @@ impl<K, V> Shard<K, V> {
             _expiry: std::mem::replace(&mut state.expiry, fresh.expiry),
         };
         state.live = 0;
+        state.exempt = 0;
         state.tombstones = 0;
         state.with_deadline = 0;
         self.publish_earliest(state);
@@ -518,6 +529,11 @@ impl<K, V> Shard<K, V> {
         state.live
     }
 
+    /// The number of linked entries the policy may evict for size: all but the exempt ones.
+    pub(crate) fn evictable(state: &ShardState) -> usize {
+        state.live - state.exempt
+    }
+
     /// Checks every invariant of the shard; for tests. `hash_of` hashes a stored key.
     pub(crate) fn validate(&self, hash_of: &dyn Fn(&K) -> u64) -> Result<(), String>
     where
@@ -526,7 +542,7 @@ impl<K, V> Shard<K, V> {
         let state = self.lock();
         let guard = &crate::sync::epoch::pin();
         let table = self.table(guard);
-        let (mut live, mut tombstones, mut deadlines, mut empty) = (0, 0, 0, 0);
+        let (mut live, mut tombstones, mut deadlines, mut empty, mut exempt) = (0, 0, 0, 0, 0);
         // How many queued copies of each hash the policy must hold: one per evictable entry.
         let mut must_queue = std::collections::HashMap::<u64, usize>::new();
         for g in 0..table.group_count() {
@@ -541,7 +557,9 @@ impl<K, V> Shard<K, V> {
                         live += 1;
                         deadlines += usize::from(e.deadline() != 0);
                         let hash = hash_of(&e.key);
-                        if !is_exempt(*ptr) {
+                        if is_exempt(*ptr) {
+                            exempt += 1;
+                        } else {
                             *must_queue.entry(hash).or_default() += 1;
                         }
                         if e.deadline() != 0 && !state.expiry.contains(e.deadline(), hash) {
@@ -570,11 +588,16 @@ impl<K, V> Shard<K, V> {
         if self.earliest_deadline() != state.expiry.earliest() {
             return Err("the published earliest deadline is stale".to_string());
         }
-        let counted = (state.live, state.tombstones, state.with_deadline);
-        if counted != (live, tombstones, deadlines) {
+        let counted = (
+            state.live,
+            state.tombstones,
+            state.with_deadline,
+            state.exempt,
+        );
+        if counted != (live, tombstones, deadlines, exempt) {
             return Err(format!(
-                "counted (live, tombstones, deadlines) {counted:?}, found {:?}",
-                (live, tombstones, deadlines)
+                "counted (live, tombstones, deadlines, exempt) {counted:?}, found {:?}",
+                (live, tombstones, deadlines, exempt)
             ));
         }
         if empty == 0 || (live + tombstones) * 8 > table.slots() * 7 {
