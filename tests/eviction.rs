@@ -352,3 +352,26 @@ fn a_scan_does_not_flush_the_hot_set_of_a_shard_full_of_weightless_entries() {
         );
     }
 }
+
+/// A replacement inherits its entry's access counter: a new key read and then rewritten while
+/// probationary has been read, and enters the main queue, where keys never read are turned away.
+#[test]
+fn a_probationary_entry_read_then_rewritten_keeps_its_read() {
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder().shards(1).max_entries(100).build();
+    for k in 0..1_100 {
+        cache.insert(k, k).unwrap(); // fills the cache, then churns it: never read
+    }
+    for k in 5_000..5_010 {
+        cache.insert(k, 0).unwrap();
+        cache.get(&k);
+        cache.insert(k, 1).unwrap(); // a replacement of a read entry
+    }
+    for k in 10_000..10_200 {
+        cache.insert(k, k).unwrap(); // more churn, never read
+    }
+    let kept = (5_000..5_010).filter(|k| cache.peek(k).is_some()).count();
+    assert_eq!(
+        kept, 10,
+        "read and rewritten keys turned away as if never read"
+    );
+}
