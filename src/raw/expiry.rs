@@ -58,7 +58,7 @@ impl ExpiryOrder {
             }
             // Looked up before it is popped, so that a panic in `hash_of` (user code) loses
             // no pair; any entry with this hash and deadline will do (hashes can collide).
-            let found = table.find_hash(hash, hash_of, |e| e.deadline() == deadline, guard);
+            let found = table.find_hash(hash, hash_of, |e, _| e.deadline() == deadline, guard);
             self.heap.pop();
             if found.is_some() {
                 return found;

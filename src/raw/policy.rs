@@ -402,7 +402,7 @@ impl Policy {
             // Looked up before it is popped: `hash_of` is user code, and a hash lost to its
             // panic would leave its entry in no queue, never to be evicted.
             let hash = *queue.front()?;
-            let found = table.find_evictable(hash, hash_of, guard);
+            let found = table.find_hash(hash, hash_of, |_, exempt| !exempt, guard);
             queue.pop_front();
             release_slack(queue);
             if let Some((at, entry)) = found {

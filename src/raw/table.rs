@@ -47,7 +47,7 @@
 //! nothing under a weight bound alone, so the eviction policy never picks it for size (it still
 //! expires). The writer sets it on the allocation before linking it ([`alloc_entry_exempt`]),
 //! a resize moves it with the pointer, and only the evictor, under the lock, reads it
-//! ([`find_evictable`](Table::find_evictable), [`evictable`](Table::evictable)); readers
+//! ([`find_hash`](Table::find_hash), [`evictable`](Table::evictable)); readers
 //! dereference through crossbeam-epoch, which masks tag bits, and never look at it. It lives in
 //! the link rather than in the entry's metadata word because that word's bits are all taken by
 //! the deadline (to 16 ns until 2554) and the access counter.
@@ -265,31 +265,15 @@ impl<K, V> Table<K, V> {
         )
     }
 
-    /// The first entry whose key hashes to exactly `hash` and that `wanted` accepts, and its
-    /// slot: how the eviction policy and the expiry order find the entry of a queued hash (two
-    /// keys may share a full hash). Call with the shard lock held.
+    /// The first entry whose key hashes to exactly `hash` and that `wanted` accepts (given the
+    /// entry and whether its link carries the [`EXEMPT`] bit), and its slot: how the eviction
+    /// policy and the expiry order find the entry of a queued hash (two keys may share a full
+    /// hash). Call with the shard lock held.
     pub(crate) fn find_hash<'g>(
         &self,
         hash: u64,
         hash_of: &dyn Fn(&K) -> u64,
-        wanted: impl Fn(&Entry<K, V>) -> bool,
-        guard: &'g Guard,
-    ) -> Option<(SlotRef, &'g Entry<K, V>)> {
-        self.probe(
-            hash,
-            Ordering::Relaxed,
-            guard,
-            |_, _| {},
-            |at, _, entry| (wanted(entry) && hash_of(&entry.key) == hash).then_some((at, entry)),
-        )
-    }
-
-    /// [`find_hash`](Self::find_hash) for the eviction policy: the first entry of `hash` whose
-    /// link does not carry the [`EXEMPT`] bit. Call with the shard lock held.
-    pub(crate) fn find_evictable<'g>(
-        &self,
-        hash: u64,
-        hash_of: &dyn Fn(&K) -> u64,
+        wanted: impl Fn(&Entry<K, V>, bool) -> bool,
         guard: &'g Guard,
     ) -> Option<(SlotRef, &'g Entry<K, V>)> {
         self.probe(
@@ -298,7 +282,8 @@ impl<K, V> Table<K, V> {
             guard,
             |_, _| {},
             |at, ptr, entry| {
-                (!is_exempt(ptr) && hash_of(&entry.key) == hash).then_some((at, entry))
+                (wanted(entry, is_exempt(ptr)) && hash_of(&entry.key) == hash)
+                    .then_some((at, entry))
             },
         )
     }
