@@ -551,6 +551,11 @@ where
         attempt(&mut || {
             crate::budget::pace_reclamation(guard, retired, self.retire_batch);
             self.garbage.flush_if_over(guard);
+            // A value's `Drop` that panicked in a collection (this one, or an earlier one of
+            // this thread's) goes on here.
+            if let Some(payload) = crate::raw::shard::take_drop_panic() {
+                panic::resume_unwind(payload);
+            }
         });
         if let Some(listener) = &self.listener {
             for (entry, cause) in removed {

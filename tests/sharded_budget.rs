@@ -499,3 +499,45 @@ fn bounds_that_can_never_fit_refuse_at_once() {
         "the old value stays"
     );
 }
+
+/// A hasher that gives every key the same full hash: legal (`Hash` need not tell unequal keys
+/// apart), and the worst case of the engine's lookups by hash.
+#[derive(Default)]
+struct OneHash;
+
+impl std::hash::Hasher for OneHash {
+    fn finish(&self) -> u64 {
+        0x1234_5678_9abc_def0
+    }
+    fn write(&mut self, _: &[u8]) {}
+}
+
+/// Keys 1 and 2 share a full hash. Growing key 1 past the room left needs key 2 evicted, but
+/// the policy's lookup of the shared hash finds key 1 first, the entry the replacement keeps:
+/// the writer spun for a fifth of a second and gave up with `NoRoom`. The twin is evicted now,
+/// under a weight bound alone and under both bounds.
+#[test]
+fn a_growing_replacement_evicts_the_twin_that_shares_its_hash() {
+    for max_entries in [None, Some(2)] {
+        let builder = ShardedCache::builder()
+            .shards(1)
+            .max_weight(100)
+            .max_entry_weight(100)
+            .weigher(|_k: &u32, v: &Vec<u8>| v.len() as u64)
+            .hasher(std::hash::BuildHasherDefault::<OneHash>::default());
+        let cache = match max_entries {
+            Some(n) => builder.max_entries(n).build(),
+            None => builder.build(),
+        };
+        cache.insert(1, vec![0; 40]).unwrap();
+        cache.insert(2, vec![0; 40]).unwrap();
+        cache.insert(1, vec![0; 70]).unwrap();
+        assert_eq!(cache.get(&1).map(|v| v.len()), Some(70));
+        assert_eq!(cache.get(&2), None, "{max_entries:?}");
+        // And the other way round, the twin growing over key 1.
+        cache.insert(2, vec![0; 30]).unwrap();
+        cache.insert(2, vec![0; 70]).unwrap();
+        assert_eq!((cache.get(&1), cache.weight()), (None, 70));
+        cache.validate().unwrap();
+    }
+}

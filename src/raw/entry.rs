@@ -12,7 +12,7 @@
 //! [ deadline in units of 16 ns, 0 = never | freq ]
 //! ```
 //!
-//! The deadline bits are written once, before the entry is published. The two `freq` bits are
+//! The deadline bits are written once, before the entry is published. The four `freq` bits are
 //! raised by readers with a plain relaxed store (never a read-modify-write) and only when the
 //! counter is below its maximum, so a hot entry's line stops being written once it is hot; the
 //! evictor lowers them under the shard lock. A reader's store may race with the evictor's and undo
@@ -28,7 +28,7 @@ const FREQ_MASK: u64 = 0b1111;
 const FREQ_BITS: u32 = 4;
 /// Nanoseconds in one deadline unit.
 const UNIT: u64 = 1 << FREQ_BITS;
-/// The largest deadline unit that survives the shift left by two.
+/// The largest deadline unit that survives the shift left past the counter bits.
 const MAX_UNITS: u64 = (1 << (64 - FREQ_BITS)) - 1;
 
 /// A key, its value and its metadata word.

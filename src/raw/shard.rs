@@ -115,6 +115,48 @@ impl<'g, K: 'g, V: 'g, F: FnMut() -> u64> Iterator for Walk<'g, K, V, F> {
     }
 }
 
+std::thread_local! {
+    /// The first panic of a retired entry's `Drop` that this thread's collections caught, not
+    /// yet resumed (see [`retire_entry`]).
+    static DROP_PANIC: std::cell::RefCell<Option<Box<dyn std::any::Any + Send>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Retires an unlinked entry: the collector frees it once no pinned reader can hold it. Its
+/// key's or value's `Drop` is user code and may panic there, inside crossbeam-epoch's bag: a
+/// panic unwinding out of the bag would skip every function deferred after it (other entries,
+/// never dropped, and the garbage count's decrements, lost for good). So the panic is caught
+/// and kept, for the thread's next write to resume ([`take_drop_panic`]).
+///
+/// # Safety
+///
+/// As for `Guard::defer_destroy`: `entry` is unlinked, unreachable by threads pinned later, and
+/// retired once.
+pub(crate) unsafe fn retire_entry<K, V>(guard: &Guard, entry: Shared<'_, Entry<K, V>>) {
+    // SAFETY: the caller's promise, as for `defer_destroy`, which this mirrors.
+    unsafe {
+        guard.defer_unchecked(move || {
+            let owned = entry.into_owned();
+            let dropped =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(owned)));
+            if let Err(payload) = dropped {
+                let _ = DROP_PANIC.try_with(|slot| {
+                    slot.borrow_mut().get_or_insert(payload);
+                });
+            }
+        })
+    }
+}
+
+/// The panic a retired entry's `Drop` raised in this thread's collections, if any (see
+/// [`retire_entry`]).
+pub(crate) fn take_drop_panic() -> Option<Box<dyn std::any::Any + Send>> {
+    DROP_PANIC
+        .try_with(|slot| slot.borrow_mut().take())
+        .ok()
+        .flatten()
+}
+
 /// What [`Shard::clear`] starts a shard over with, allocated before the shard's lock is taken.
 pub(crate) struct FreshParts<K, V> {
     table: Owned<Table<K, V>>,
@@ -260,7 +302,7 @@ impl<K, V> Shard<K, V> {
                     // SAFETY: `old` was just unlinked from the current table (older tables were
                     // retired before it and readers of them are pinned), so retiring it once is
                     // sound.
-                    unsafe { guard.defer_destroy(old) };
+                    unsafe { retire_entry(guard, old) };
                     return Some(old_ref);
                 }
                 Some(Probe::Vacant(at, was)) if !self.must_rebuild(state, table, was) => {
@@ -389,7 +431,7 @@ impl<K, V> Shard<K, V> {
         state.tombstones += usize::from(freed == Tag::TOMBSTONE);
         state.with_deadline -= usize::from(old_ref.deadline() != 0);
         // SAFETY: unlinked just above, retired once.
-        unsafe { guard.defer_destroy(old) };
+        unsafe { retire_entry(guard, old) };
         old_ref
     }
 
@@ -420,7 +462,26 @@ impl<K, V> Shard<K, V> {
             let (victim, verdict) =
                 policy.victim(table, live, max_steps, hash_of, &is_expired, guard)?;
             if keep == Some(victim.entry.address()) {
+                // Requeued before the twin lookup below runs keys' `Hash`, so a panic there
+                // loses no queued hash.
                 policy.keep(victim.hash);
+                // The copy popped may be a twin's (another key with the same full hash): a
+                // lookup by hash finds the kept entry first every time, so the twin is taken
+                // here, or it could never make room for this replacement.
+                let twin = table.find_hash(
+                    victim.hash,
+                    hash_of,
+                    |e, exempt| !exempt && keep != Some(e.address()),
+                    guard,
+                );
+                if let Some((at, entry)) = twin {
+                    let verdict = if is_expired(entry) {
+                        Verdict::Expired
+                    } else {
+                        Verdict::Evicted
+                    };
+                    return Some((self.unlink(state, table, at, guard), verdict));
+                }
                 continue;
             }
             return Some((self.unlink(state, table, victim.at, guard), verdict));
@@ -504,7 +565,7 @@ impl<K, V> Shard<K, V> {
             // SAFETY: linked in the table we just unpublished, under the lock; retired once.
             on_removed(unsafe { entry.deref() });
             // SAFETY: the entry is no longer reachable from the shard.
-            unsafe { guard.defer_destroy(entry) };
+            unsafe { retire_entry(guard, entry) };
         }
         let stale = StaleParts {
             // The policy replaced, or the fresh one itself if the shard keeps none (unbounded).
