@@ -84,11 +84,11 @@
 //!
 //! A value's `Drop` runs when the epoch collector frees it: inside whichever operation, of any
 //! cache on any thread, next runs a collection (crossbeam-epoch collects on pins and flushes). A
-//! `Drop` that panics there is caught, so that the rest of the collection still runs (crossbeam-epoch
-//! would not go on with a batch after a panic: the other values freed with it would never be
-//! dropped, and the count of unfreed weight would stay up for good). The panic goes on at that
-//! thread's next write or removal of an epochcache cache that removes an entry; a thread that
-//! never makes one never sees it. The engine settles every removal's budget, and `close` clears
+//! `Drop` that panics there is caught, so that the rest of the collection still runs
+//! (crossbeam-epoch would not go on with a batch after a panic: the other values freed with it
+//! would never be dropped, and the count of unfreed weight would stay up for good). The panic
+//! goes on at that thread's next write or removal of an epochcache cache that removes an entry;
+//! a thread that never makes one never sees it. The engine settles every removal's budget, and `close` clears
 //! every shard, before it lets the collector run, so such a panic loses nothing stored and no
 //! budget.
 //!

@@ -169,7 +169,8 @@ where
     /// evict a live entry for it. The key's old value is removed, as the write would have
     /// replaced it. The statistics and the listener hear what they would have heard had the
     /// value been stored and then swept: one insert, the old value `Replaced` (`Expired` if it
-    /// had expired already), the new one `Expired`. A conditional write (`compute`) whose key's entry is not the one it read
+    /// had expired already), the new one `Expired`. A conditional write (`compute`) whose key's
+    /// entry is not the one it read
     /// changes nothing and gives back the key and the value, as in
     /// [`write_if`](Self::write_if).
     pub(crate) fn write_expired(
@@ -568,12 +569,12 @@ where
     }
 
     /// Removes from every shard, one shard lock at a time, what `take` unlinks there (passing
-    /// each unlinked entry to its last argument), each for the cause `cause_of` gives it: each shard's removals are
-    /// counted and settled before the next shard is locked, and the collector and the listener
-    /// run once at the end, so a panic in user code cannot leave a shard untouched or a removal
-    /// unsettled (`close`, `clear`, `purge_expired`): a shard's removals are all settled even if
-    /// a caller's weigher panics (see [`settle`](Self::settle)), and the panic goes on after the
-    /// last shard.
+    /// each unlinked entry to its last argument), each for the cause `cause_of` gives it. Each
+    /// shard's removals are counted and settled before the next shard is locked, and the
+    /// collector and the listener run once at the end, so a panic in user code cannot leave a
+    /// shard untouched or a removal unsettled (`close`, `clear`, `purge_expired`): a shard's
+    /// removals are all settled even if a caller's weigher or a key's `Hash` panics (see
+    /// [`settle`](Self::settle)), and the panic goes on after the last shard.
     pub(crate) fn remove_from_every_shard<'g>(
         &self,
         cause_of: impl Fn(&Entry<K, V>) -> RemovalCause,

@@ -327,9 +327,9 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Drops the eviction queues' stale hashes once they hold twice as many as the shard has
-    /// evictable entries (and 64 more): every new key queues its hash, and only the evictor pops them, so a
-    /// bounded shard that removes or expires what it inserts, and never has to evict, would
-    /// otherwise queue a hash a key for good. Amortised O(1) a write.
+    /// evictable entries (and 64 more): every new key queues its hash, and only the evictor
+    /// pops them, so a bounded shard that removes or expires what it inserts, and never has to
+    /// evict, would otherwise queue a hash a key for good. Amortised O(1) a write.
     fn compact_policy_if_stale(
         &self,
         state: &mut ShardState,
