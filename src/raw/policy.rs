@@ -307,6 +307,17 @@ pub(crate) enum Verdict {
     Evicted,
 }
 
+impl Verdict {
+    /// The verdict on a victim that has (`expired`) or has not expired.
+    pub(crate) fn of(expired: bool) -> Self {
+        if expired {
+            Verdict::Expired
+        } else {
+            Verdict::Evicted
+        }
+    }
+}
+
 /// The state of one shard's policy.
 pub(crate) struct Policy {
     small: VecDeque<u64>,
@@ -449,13 +460,7 @@ impl Policy {
             // The first eviction: everything queued so far came in while the shard filled.
             self.prefill = Some(self.small.len());
         }
-        let verdict = |entry: &Entry<K, V>| {
-            if is_expired(entry) {
-                Verdict::Expired
-            } else {
-                Verdict::Evicted
-            }
-        };
+        let verdict = |entry: &Entry<K, V>| Verdict::of(is_expired(entry));
         loop {
             let small_full = self.small.len() >= self.small_target;
             if !small_full && !self.main.is_empty() {

@@ -475,11 +475,7 @@ impl<K, V> Shard<K, V> {
                     guard,
                 );
                 if let Some((at, entry)) = twin {
-                    let verdict = if is_expired(entry) {
-                        Verdict::Expired
-                    } else {
-                        Verdict::Evicted
-                    };
+                    let verdict = Verdict::of(is_expired(entry));
                     return Some((self.unlink(state, table, at, guard), verdict));
                 }
                 continue;
