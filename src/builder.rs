@@ -309,14 +309,17 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     }
 
     /// The hasher. The default is ahash seeded randomly per cache, which resists HashDoS; a fixed
-    /// seed makes runs repeatable (the loom models use one).
+    /// seed makes runs repeatable (the loom models use one). A hasher need not mix its output:
+    /// the cache spreads every hash over all 64 bits before choosing a shard, a group and a tag,
+    /// so an identity hash of integer keys (as `nohash-hasher` gives) spreads them too.
     ///
     /// ```
     /// # use epochcache::ShardedCache;
     /// let cache: ShardedCache<u64, u64, _> = ShardedCache::builder()
     ///     .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
     ///     .build();
-    /// # drop(cache);
+    /// cache.insert(7, 49).unwrap();
+    /// assert_eq!(cache.get(&7), Some(49));
     /// ```
     pub fn hasher<S2>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
         CacheBuilder {

@@ -1,8 +1,9 @@
 //! `ShardedCache`: the engine, generic over key and value.
 //!
 //! A cache is a power-of-two array of [`Shard`]s, a hasher, a clock and a budget. An operation
-//! hashes its key once: the top bits choose the shard, the low bits the group in the shard's
-//! table and bits 32..39 the tag, so the three choices are independent.
+//! hashes its key once and spreads the hash over all 64 bits (a fold and a multiply, so that a weak
+//! hasher still spreads keys): the top bits choose the shard, the low 32 bits the group in the
+//! shard's table and bits 32..38 the tag, so the three choices are independent.
 //!
 //! - `get` pins the epoch once, loads the shard's table, probes, and on a hit raises the entry's
 //!   access counter with a relaxed store when it is not yet at its maximum. It takes no lock and
@@ -27,7 +28,7 @@ use crate::compute::Replacing;
 use crate::equivalent::Equivalent;
 use crate::expires::{deadline_of, has_passed, is_expired};
 use crate::loader::Flights;
-use crate::raw::{alloc_entry, alloc_entry_exempt, stored_deadline, Entry, Shard};
+use crate::raw::{alloc_entry, alloc_entry_exempt, spread, stored_deadline, Entry, Shard};
 use crate::room::{cause_met_by, drop_quietly};
 use crate::stats::{CacheStats, ReadCounters, RemovalCause};
 use crate::sync::epoch::{self, Guard};
@@ -211,8 +212,10 @@ where
 
     #[inline]
     pub(crate) fn shard_index(&self, hash: u64) -> usize {
-        // `checked_shr` gives 0 for one shard (a shift by 64).
-        hash.checked_shr(self.shard_shift).unwrap_or(0) as usize
+        // The top bits of the spread hash, which depend on every bit of the caller's: its own top
+        // bits may all be alike (small integers hashed to themselves). `checked_shr` gives 0 for
+        // one shard (a shift by 64).
+        spread(hash).checked_shr(self.shard_shift).unwrap_or(0) as usize
     }
 
     /// The number of shards.

@@ -24,3 +24,4 @@ pub(crate) use entry::{stored_deadline, Entry};
 pub(crate) use policy::Verdict;
 pub(crate) use shard::Shard;
 pub(crate) use table::{alloc_entry, alloc_entry_exempt, NewEntry};
+pub(crate) use tag::spread;

@@ -15,11 +15,11 @@
 //!
 //! # Probing
 //!
-//! A key's home group is the low 32 bits of its hash scaled onto the group count (a multiply and
-//! a shift, not a mask), so the count need not be a power of two: a shard grows by half rather
-//! than doubling, and a presized table is as large as asked, which keeps a table between 58% and
-//! 7/8 full instead of between 44% and 7/8. (The shard index takes the hash's top bits and the tag
-//! bits 32..39, so the three are independent.)
+//! A key's home group is the low 32 bits of its spread hash ([`tag::spread`]) scaled onto the
+//! group count (a multiply and a shift, not a mask), so the count need not be a power of two: a
+//! shard grows by half rather than doubling, and a presized table is as large as asked, which keeps
+//! a table between 58% and 7/8 full instead of between 44% and 7/8. (The shard index takes the
+//! spread hash's top bits and the tag bits 32..38, so the three are independent.)
 //!
 //! From the home group, groups are visited in order, wrapping at the end (linear probing over
 //! whole groups: seven slots a step, and the next group is the next cache line). The first `n`
@@ -55,7 +55,7 @@
 use std::fmt;
 
 use super::entry::Entry;
-use super::tag::{self, Tag, GROUP_SLOTS};
+use super::tag::{self, spread, Tag, GROUP_SLOTS};
 use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
 use crate::sync::{AtomicU64, Ordering};
 
@@ -176,10 +176,11 @@ impl<K, V> Table<K, V> {
     }
 
     /// The group a probe for `hash` starts at: Lemire's multiply-shift range reduction of the
-    /// hash's low 32 bits, below the group count and uniform when the bits are.
+    /// low 32 bits of its [`spread`](tag::spread), below the group count and uniform when the bits
+    /// are.
     #[inline]
     fn home(&self, hash: u64) -> usize {
-        ((u64::from(hash as u32) * self.groups.len() as u64) >> 32) as usize
+        ((u64::from(spread(hash) as u32) * self.groups.len() as u64) >> 32) as usize
     }
 
     /// Reads the home group of `hash` and discards what it read: a writer calls it before taking
@@ -502,4 +503,54 @@ pub(crate) fn alloc_entry<K, V>(entry: Entry<K, V>) -> NewEntry<K, V> {
 /// carries the [`EXEMPT`] bit into the table.
 pub(crate) fn alloc_entry_exempt<K, V>(entry: Entry<K, V>) -> NewEntry<K, V> {
     Owned::new(entry).with_tag(EXEMPT)
+}
+
+#[cfg(all(test, not(epochcache_loom)))]
+mod tests {
+    use super::*;
+
+    /// Hashes a weak hasher gives: small integers as themselves, and the same shifted into the
+    /// high half (or to the very top), where the raw low or high bits are all alike.
+    type Family = (&'static str, fn(u64) -> u64);
+
+    fn weak_hash_families() -> [Family; 3] {
+        [
+            ("identity", |k| k),
+            ("shifted by 32", |k| k << 32),
+            ("shifted by 50", |k| k << 50),
+        ]
+    }
+
+    /// Each family spreads over the home groups, the tags and the shards (the spread hash's top
+    /// three bits, as `shard_index` takes them for eight shards). Unspread, the identity family
+    /// put all 12,000 keys in group 0 with one tag and in shard 0, and probes grew with the
+    /// table: quadratic inserts.
+    #[test]
+    fn weak_hashes_spread_over_groups_tags_and_shards() {
+        let table: Table<u64, ()> = Table::with_groups(2048);
+        let keys = 12_000;
+        for (family, hash_of) in weak_hash_families() {
+            let mut per_group = vec![0u32; table.group_count()];
+            let mut tags = [false; 128];
+            let mut per_shard = [0u32; 8];
+            for k in 0..keys {
+                let hash = hash_of(k);
+                per_group[table.home(hash)] += 1;
+                tags[usize::from(Tag::full(hash).0 & 0x7f)] = true;
+                per_shard[(spread(hash) >> 61) as usize] += 1;
+            }
+            let mean = keys as u32 / table.group_count() as u32;
+            let fullest = per_group.iter().copied().max().unwrap_or(0);
+            assert!(
+                fullest <= 4 * mean,
+                "{family}: a home group of {fullest} keys"
+            );
+            let tag_values = tags.iter().filter(|&&seen| seen).count();
+            assert!(tag_values >= 100, "{family}: {tag_values} tag values");
+            assert!(
+                per_shard.iter().all(|&n| n >= keys as u32 / 16),
+                "{family}: shards {per_shard:?}"
+            );
+        }
+    }
 }
