@@ -71,7 +71,8 @@
 //! # User code
 //!
 //! Listeners, loaders, the clock and values' `Drop` run with no lock of the cache held, and may
-//! use the cache. A listener that panics loses nothing: the budget is settled before listeners
+//! use the cache; a thread loading a key that asks for a key another thread is loading loads it
+//! itself rather than wait, so loads never wait on each other in a cycle. A listener that panics loses nothing: the budget is settled before listeners
 //! run, every other removal is still told, and the first panic is resumed afterwards. Two kinds
 //! of user code do run under a shard's lock, as they do in every hash table: the key's `Hash` and
 //! `Eq` (and the weigher, outside it, but trusted the same way). They must not call into the
@@ -129,9 +130,11 @@
 //! # Performance
 //!
 //! `get` pins the epoch once, hashes once, reads one group line and one entry, and writes
-//! nothing shared except, for [`ShardedCache::get`] and [`BaseCache::get`], the returned value's
-//! reference count. [`ShardedCache::get_with`] and [`ByteCache::get_with`] lend the value
-//! instead and write no shared line at all; [`ShardedCache::pin`] shares one pin across a batch
+//! nothing shared but the entry's own 4-bit access counter (only until it reaches 15, so a hot
+//! entry's line is no longer written), the calling thread's stripe of the hit and miss counters
+//! when [`CacheBuilder::record_stats`] is on, and, for [`ShardedCache::get`] and
+//! [`BaseCache::get`], the returned value's reference count. [`ShardedCache::get_with`] and
+//! [`ByteCache::get_with`] lend the value instead and do not write its reference count; [`ShardedCache::pin`] shares one pin across a batch
 //! of reads. Writes take one shard's lock. `BENCHMARKS.md` has the measured ratios against the
 //! peers.
 //!

@@ -17,10 +17,18 @@
 //! that asks for its own key finds its own thread leading that key's flight and gets
 //! [`CacheError::LoaderReentered`] instead of waiting for itself forever.
 //!
+//! A thread that leads a flight never waits for another: if its loader, or a listener or a
+//! value's `Drop` that its store runs, asks for a key another thread is loading, it loads that
+//! key itself and stores it only if still missing. Only threads that lead nothing wait, and a
+//! leader waits for no one, so loads cannot wait on each other in a cycle (two leaders whose
+//! listeners each asked for the other's key did, before). The price is a second load of a key
+//! in that case only.
+//!
 //! Flights live in one small map per cache, touched only on misses that load; hits never see it.
 //! Of user code only the key's `Eq` runs under the map's lock: the key is cloned for a new
 //! flight before the lock is taken, so a `Clone` that calls back into the cache cannot deadlock.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::error::Error;
 use std::hash::{BuildHasher, Hash};
@@ -116,7 +124,20 @@ impl<K: Hash + Eq, V, S> Drop for Leading<'_, K, V, S> {
         };
         *lock(&self.flight.outcome) = outcome;
         self.flight.done.notify_all();
+        LEADING.with(|n| n.set(n.get() - 1));
     }
+}
+
+// How many flights the calling thread leads now: more than one while a leader's loader, or
+// what its store runs (a listener, a value's `Drop`), loads other keys. loom's thread-locals
+// start afresh in every execution of a model.
+#[cfg(epochcache_loom)]
+loom::thread_local! {
+    static LEADING: Cell<usize> = Cell::new(0);
+}
+#[cfg(not(epochcache_loom))]
+std::thread_local! {
+    static LEADING: Cell<usize> = const { Cell::new(0) };
 }
 
 impl<K, V, S> ShardedCache<K, V, S>
@@ -134,7 +155,10 @@ where
     ///
     /// If `init` panics, the panic goes on in its thread and the waiting threads start over
     /// (one of them runs its own `init`). If `init` asks the cache for its own key through this
-    /// method, that inner call fails with [`CacheError::LoaderReentered`].
+    /// method, that inner call fails with [`CacheError::LoaderReentered`]. If `init` (or a
+    /// listener or a value's `Drop` that storing its value runs) asks for a key that another
+    /// thread is loading, it does not wait for that thread but loads the key itself, so that two
+    /// loads never wait on each other.
     ///
     /// ```
     /// # use epochcache::ShardedCache;
@@ -185,6 +209,16 @@ where
                 if flight.leader == current_thread().id() {
                     return Err(CacheError::LoaderReentered);
                 }
+                if LEADING.with(Cell::get) > 0 {
+                    // This thread leads a flight of its own (its loader, a listener or a
+                    // value's `Drop` run by its store asks): waiting here could close a cycle
+                    // of loads waiting on each other, so it loads the key itself instead.
+                    let Some(init) = init.take() else {
+                        return Err(CacheError::LoaderReentered);
+                    };
+                    let value = init().map_err(|e| CacheError::Loader(e.into()))?;
+                    return self.store_loaded(key, value);
+                }
                 // Read after this call's miss: if the leader had not begun to settle the value
                 // then, it settles it after the miss, within this call, and the value is this
                 // call's to return. Otherwise the value may have been stored before the miss
@@ -200,6 +234,7 @@ where
                     None => continue, // the leader failed: start over
                 }
             }
+            LEADING.with(|n| n.set(n.get() + 1));
             let mut leading = Leading {
                 cache: self,
                 flight,
@@ -221,15 +256,8 @@ where
             };
             let value = init().map_err(|e| CacheError::Loader(e.into()))?;
             settling.store(true, Ordering::SeqCst);
-            // Stored only if the key is still missing: a value another thread wrote while
-            // `init` ran stays, and is the one returned.
-            let stored = self.compute(key, |current| match current {
-                Some(_) => Op::Nop,
-                None => Op::Put(value.clone()),
-            });
-            let value = match stored {
-                Ok(Computed::Inserted(v) | Computed::Unchanged(v)) => v,
-                Ok(_) => unreachable!("the function puts on a miss and does nothing on a hit"),
+            let value = match self.store_loaded(key, value) {
+                Ok(v) => v,
                 Err(error) => {
                     leading.outcome = Refusal::of(&error).map(Err);
                     return Err(error);
@@ -237,6 +265,19 @@ where
             };
             leading.outcome = Some(Ok(value.clone()));
             return Ok(value);
+        }
+    }
+
+    /// Stores a loaded value only if the key is still missing: a value another thread wrote
+    /// while the loader ran stays, and is the one returned.
+    fn store_loaded(&self, key: K, value: V) -> Result<V, CacheError> {
+        let stored = self.compute(key, |current| match current {
+            Some(_) => Op::Nop,
+            None => Op::Put(value.clone()),
+        })?;
+        match stored {
+            Computed::Inserted(v) | Computed::Unchanged(v) => Ok(v),
+            _ => unreachable!("the function puts on a miss and does nothing on a hit"),
         }
     }
 

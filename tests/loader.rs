@@ -196,3 +196,65 @@ fn a_value_written_while_the_loader_runs_is_kept_and_returned() {
         Some(Bytes::from_static(b"written"))
     );
 }
+
+/// Two loads can never wait on each other. A leads key 1; its store evicts key 0, and the
+/// listener, running in A, asks for key 2, which B is loading, while B's loader waits for A's
+/// listener to be done. Had A waited for B's flight, each would wait for the other for ever
+/// (found by a bug hunt, with the listeners of two leaders asking for each other's keys). A
+/// thread that leads a load does not wait for another thread's: it loads key 2 itself, stores
+/// it since it is missing, and B, its loader done, finds it stored and returns it.
+#[test]
+fn a_loading_thread_asking_for_a_key_another_thread_loads_loads_it_itself() {
+    let done = unless_deadlocked(|| {
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let go_tx = Mutex::new(Some(go_tx));
+        let asked: Arc<Mutex<Option<Result<u64, CacheError>>>> = Arc::default();
+        let me: Arc<std::sync::OnceLock<std::sync::Weak<ShardedCache<u64, u64>>>> = Arc::default();
+        let cache = Arc::new({
+            let (me, asked) = (Arc::clone(&me), Arc::clone(&asked));
+            ShardedCache::builder()
+                .shards(1)
+                .max_entries(1)
+                .eviction_listener(move |k: &u64, _: &u64, _| {
+                    let Some(cache) = me.get().and_then(std::sync::Weak::upgrade) else {
+                        return;
+                    };
+                    if *k == 0 {
+                        *asked.lock().unwrap() = Some(cache.get_or_insert_with(2, || 22));
+                        if let Some(go) = go_tx.lock().unwrap().take() {
+                            go.send(()).unwrap();
+                        }
+                    }
+                })
+                .build()
+        });
+        me.set(Arc::downgrade(&cache)).unwrap();
+        cache.insert(0, 0).unwrap();
+        let b = {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || {
+                cache.get_or_insert_with(2, || {
+                    started_tx.send(()).unwrap();
+                    go_rx.recv().unwrap();
+                    20
+                })
+            })
+        };
+        started_rx.recv().unwrap(); // B's flight for key 2 is open
+        let a = cache
+            .get_or_insert_with(1, || 10)
+            .map_err(|e| e.to_string());
+        let b = b.join().unwrap().map_err(|e| e.to_string());
+        let asked = asked
+            .lock()
+            .unwrap()
+            .take()
+            .map(|r| r.map_err(|e| e.to_string()));
+        (a, b, asked)
+    });
+    let (a, b, asked) = done.expect("two loads waited on each other");
+    assert_eq!(a, Ok(10));
+    assert_eq!(asked, Some(Ok(22)), "A loaded key 2 itself");
+    assert_eq!(b, Ok(22), "B found A's value stored and returned it");
+}
