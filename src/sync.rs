@@ -3,7 +3,9 @@
 //! Under `--cfg epochcache_loom` (set together with crossbeam-epoch's `crossbeam_loom` cfg and its
 //! `loom` feature, see `loom-tests/`), every atomic and lock the engine uses is loom's, so the loom
 //! models in `loom-tests/` explore the interleavings of the real table code. Nothing else in the
-//! crate imports `std::sync::atomic`, `std::sync::Mutex` or thread ids for the engine.
+//! engine imports `std::sync::atomic`, `std::sync::Mutex` or thread ids; the engine's
+//! thread-locals switch to loom's under the same cfg where they are declared. `DictCache`'s
+//! `RwLock` and `MockClock`'s atomic are `std`'s: no model explores them.
 
 #[cfg(epochcache_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};

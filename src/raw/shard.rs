@@ -115,11 +115,19 @@ impl<'g, K: 'g, V: 'g, F: FnMut() -> u64> Iterator for Walk<'g, K, V, F> {
     }
 }
 
+/// A panic a value's `Drop` raised, caught.
+type Caught = std::cell::RefCell<Option<Box<dyn std::any::Any + Send>>>;
+
+// The first panic of a retired entry's `Drop` that this thread's collections caught, not yet
+// resumed (see [`retire_entry`]). loom's model threads share one OS thread, so under loom the
+// slot is loom's thread-local: a panic caught in one model thread must not surface in another.
+#[cfg(not(epochcache_loom))]
 std::thread_local! {
-    /// The first panic of a retired entry's `Drop` that this thread's collections caught, not
-    /// yet resumed (see [`retire_entry`]).
-    static DROP_PANIC: std::cell::RefCell<Option<Box<dyn std::any::Any + Send>>> =
-        const { std::cell::RefCell::new(None) };
+    static DROP_PANIC: Caught = const { std::cell::RefCell::new(None) };
+}
+#[cfg(epochcache_loom)]
+loom::thread_local! {
+    static DROP_PANIC: Caught = std::cell::RefCell::new(None);
 }
 
 /// Retires an unlinked entry: the collector frees it once no pinned reader can hold it. Its
@@ -596,8 +604,31 @@ impl<K, V> Shard<K, V> {
     where
         K: Eq + fmt::Debug,
     {
-        let state = self.lock();
+        // Pinned before the lock: a pin may run a collection, and values' `Drop` must not run
+        // under the lock. A key's `Debug` is user code too: a broken invariant names its key
+        // only once the lock is released.
         let guard = &crate::sync::epoch::pin();
+        let state = self.lock();
+        let found = self.check(&state, hash_of, guard);
+        drop(state);
+        found.map_err(|(key, what)| match key {
+            Some(key) => format!("{key:?}: {what}"),
+            None => what,
+        })
+    }
+
+    /// [`validate`](Self::validate)'s checks, under the lock: what is wrong, and the key it is
+    /// about if any.
+    fn check<'g>(
+        &self,
+        state: &ShardState,
+        hash_of: &dyn Fn(&K) -> u64,
+        guard: &'g Guard,
+    ) -> Result<(), (Option<&'g K>, String)>
+    where
+        K: Eq + 'g,
+        V: 'g,
+    {
         let table = self.table(guard);
         let (mut live, mut tombstones, mut deadlines, mut empty, mut exempt) = (0, 0, 0, 0, 0);
         // How many queued copies of each hash the policy must hold: one per evictable entry.
@@ -620,30 +651,30 @@ impl<K, V> Shard<K, V> {
                             *must_queue.entry(hash).or_default() += 1;
                         }
                         if e.deadline() != 0 && !state.expiry.contains(e.deadline(), hash) {
-                            return Err(format!(
-                                "{:?}: deadline missing from the expiry order",
-                                e.key
-                            ));
+                            let what = "deadline missing from the expiry order";
+                            return Err((Some(&e.key), what.to_string()));
                         }
                         if Tag::full(hash) != t {
-                            return Err(format!("{:?}: tag {t:?} is not its hash's", e.key));
+                            return Err((Some(&e.key), format!("tag {t:?} is not its hash's")));
                         }
                         let found = table.find(hash, |k| *k == e.key, guard);
                         if !found.is_some_and(|f| std::ptr::eq(f, e)) {
-                            return Err(format!("{:?} is not found by its own probe", e.key));
+                            let what = "not found by its own probe";
+                            return Err((Some(&e.key), what.to_string()));
                         }
                     }
                     (t, p) => {
                         let null = p.is_none();
-                        return Err(format!(
-                            "group {g} slot {slot}: tag {t:?}, null pointer: {null}"
+                        return Err((
+                            None,
+                            format!("group {g} slot {slot}: tag {t:?}, null pointer: {null}"),
                         ));
                     }
                 }
             }
         }
         if self.earliest_deadline() != state.expiry.earliest() {
-            return Err("the published earliest deadline is stale".to_string());
+            return Err((None, "the published earliest deadline is stale".to_string()));
         }
         let counted = (
             state.live,
@@ -652,14 +683,18 @@ impl<K, V> Shard<K, V> {
             state.exempt,
         );
         if counted != (live, tombstones, deadlines, exempt) {
-            return Err(format!(
-                "counted (live, tombstones, deadlines, exempt) {counted:?}, found {:?}",
-                (live, tombstones, deadlines, exempt)
+            return Err((
+                None,
+                format!(
+                    "counted (live, tombstones, deadlines, exempt) {counted:?}, found {:?}",
+                    (live, tombstones, deadlines, exempt)
+                ),
             ));
         }
         if empty == 0 || (live + tombstones) * 8 > table.slots() * 7 {
-            return Err(format!(
-                "table over-full: {live} live, {tombstones} tombstones, {empty} empty"
+            return Err((
+                None,
+                format!("table over-full: {live} live, {tombstones} tombstones, {empty} empty"),
             ));
         }
         if let Some(policy) = &state.policy {
@@ -669,8 +704,11 @@ impl<K, V> Shard<K, V> {
                     .and_modify(|n| *n = n.saturating_sub(1));
             }
             if let Some((hash, n)) = must_queue.iter().find(|(_, n)| **n > 0) {
-                return Err(format!(
-                    "{n} entries of hash {hash:#x} are in no eviction queue, never to be evicted"
+                return Err((
+                    None,
+                    format!(
+                        "{n} entries of hash {hash:#x} are in no eviction queue, never evicted"
+                    ),
                 ));
             }
         }
