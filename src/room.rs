@@ -24,6 +24,7 @@
 
 use std::hash::{BuildHasher, Hash};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 
 use crate::compute::Replacing;
 use crate::raw::shard::{FreshParts, ShardState};
@@ -31,7 +32,7 @@ use crate::raw::{Entry, NewEntry, Shard, Verdict};
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
 use crate::sync::epoch::{self, Guard};
-use crate::sync::{MutexGuard, Ordering};
+use crate::sync::{AtomicBool, MutexGuard, Ordering};
 use crate::CacheError;
 
 /// A caught panic's payload, resumed later.
@@ -580,7 +581,7 @@ where
         cause_of: impl Fn(&Entry<K, V>) -> RemovalCause,
         guard: &'g Guard,
         mut take: impl FnMut(&Shard<K, V>, &mut ShardState, &mut dyn FnMut(&'g Entry<K, V>)),
-    ) {
+    ) -> usize {
         let mut removed = Vec::new();
         let mut first_panic = None;
         for shard in self.shards.iter() {
@@ -605,13 +606,15 @@ where
                 first_panic.get_or_insert(payload);
             }
         }
-        self.finish(removed.len(), removed, first_panic, guard);
+        let count = removed.len();
+        self.finish(count, removed, first_panic, guard);
+        count
     }
 
     /// Empties every shard, one lock at a time, for `cause` (`close`, `clear`): each shard
     /// starts over with parts allocated before the locks are taken, and the parts they replace
-    /// are dropped after the last lock is released. Then hands the garbage to the collector, so
-    /// that the values are dropped soon.
+    /// are dropped after the last lock is released. Then has the collector free what it
+    /// removed (see [`drain_retired`]) before it returns.
     pub(crate) fn clear_every_shard(&self, cause: RemovalCause) {
         // A `clear` meets expired entries as a write does: they go as expired (see
         // `cause_met_by`). `close` removes everything as closed.
@@ -621,17 +624,20 @@ where
             self.clock.now_nanos()
         };
         let cause_of = |entry: &Entry<K, V>| cause_met_by(entry, now, cause);
-        let guard = &epoch::pin();
-        let mut fresh: Vec<FreshParts<K, V>> =
-            self.shards.iter().map(|_| FreshParts::new()).collect();
-        let mut stale = Vec::with_capacity(fresh.len());
-        self.remove_from_every_shard(cause_of, guard, |shard, state, removed| {
-            if let Some(parts) = fresh.pop() {
-                stale.push(shard.clear(state, parts, guard, removed));
-            }
-        });
-        drop(stale);
-        guard.flush();
+        let (retired, freed) = {
+            let guard = &epoch::pin();
+            let mut fresh: Vec<FreshParts<K, V>> =
+                self.shards.iter().map(|_| FreshParts::new()).collect();
+            let mut stale = Vec::with_capacity(fresh.len());
+            let retired = self.remove_from_every_shard(cause_of, guard, |shard, state, removed| {
+                if let Some(parts) = fresh.pop() {
+                    stale.push(shard.clear(state, parts, guard, removed));
+                }
+            });
+            drop(stale);
+            (retired, mark_retired(guard))
+        };
+        drain_retired(&freed, retired);
     }
 
     /// As [`settle`](Self::settle) then [`finish`](Self::finish), for one entry.
@@ -639,6 +645,45 @@ where
         let settled = self.settle([(entry, cause)], guard);
         self.finish(1, [(entry, cause)], settled, guard);
     }
+}
+
+/// Defers, after everything this thread retired so far, a marker that the collector sets when
+/// it runs it, and hands the thread's garbage to the collector.
+pub(crate) fn mark_retired(guard: &Guard) -> Arc<AtomicBool> {
+    let freed = Arc::new(AtomicBool::new(false));
+    let marker = Arc::clone(&freed);
+    guard.defer(move || marker.store(true, Ordering::Release));
+    guard.flush();
+    freed
+}
+
+/// Runs the collector, with no pin held between rounds, until the marker of [`mark_retired`]
+/// has run: the collector frees the queued bags first in, first out, so then every entry this
+/// thread retired before the marker has been freed (and its value dropped), or is being freed
+/// by another thread's collection. A cache that is closed, or cleared, and then left alone
+/// would otherwise keep its values until some later pin of some thread collects them.
+///
+/// Bounded: each round frees up to eight bags of 64, so about `retired / 512` rounds suffice,
+/// plus a few to advance the epoch twice; another thread that stays pinned can hold the
+/// collector back, and then the rounds run out (yielding, so it may move) and the rest is freed
+/// by later collections, as before. Skipped under loom, whose models free garbage promptly
+/// (`crossbeam_sanitize`) and explore every operation of each round.
+pub(crate) fn drain_retired(freed: &AtomicBool, retired: usize) {
+    #[cfg(not(epochcache_loom))]
+    {
+        let rounds = retired.div_ceil(512).saturating_mul(2).saturating_add(64);
+        for round in 0..rounds {
+            if freed.load(Ordering::Acquire) {
+                return;
+            }
+            epoch::pin().flush();
+            if round >= 8 {
+                crate::sync::pause(false);
+            }
+        }
+    }
+    #[cfg(epochcache_loom)]
+    let _ = (freed, retired);
 }
 
 /// Why an entry that an operation for `cause` (a replacement, a removal, a `clear`) meets at

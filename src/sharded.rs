@@ -29,7 +29,7 @@ use crate::equivalent::Equivalent;
 use crate::expires::{deadline_of, has_passed, is_expired};
 use crate::loader::Flights;
 use crate::raw::{alloc_entry, alloc_entry_exempt, spread, stored_deadline, Entry, Shard};
-use crate::room::{cause_met_by, drop_quietly};
+use crate::room::{cause_met_by, drain_retired, drop_quietly, mark_retired};
 use crate::stats::{CacheStats, ReadCounters, RemovalCause};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{AtomicBool, Ordering};
@@ -564,7 +564,10 @@ where
     }
 
     /// Removes every entry and refuses every later write with [`CacheError::Closed`]; reads
-    /// return `None`. Closing twice is fine. Memory is freed as the epoch collector runs.
+    /// return `None`. Closing twice is fine. Every entry is told to the listener as
+    /// [`RemovalCause::Closed`], expired ones included. The values are dropped before `close`
+    /// returns, unless another thread stays pinned meanwhile (a read in progress, a
+    /// [`Pinned`] handle held): then the epoch collector drops them later, as it runs.
     ///
     /// ```
     /// # use epochcache::ShardedCache;
@@ -684,16 +687,22 @@ where
     /// assert_eq!(cache.len(), 0);
     /// ```
     pub fn purge_expired(&self) {
-        let guard = epoch::pin();
         let now = self.clock.now_nanos();
         let hash_of = |k: &K| self.hash(k);
-        self.remove_from_every_shard(
-            |_| RemovalCause::Expired,
-            &guard,
-            |shard, state, expired| {
-                shard.sweep_expired(state, usize::MAX, now, &hash_of, &guard, expired)
-            },
-        );
+        let (retired, freed) = {
+            let guard = epoch::pin();
+            let retired = self.remove_from_every_shard(
+                |_| RemovalCause::Expired,
+                &guard,
+                |shard, state, expired| {
+                    shard.sweep_expired(state, usize::MAX, now, &hash_of, &guard, expired)
+                },
+            );
+            (retired, mark_retired(&guard))
+        };
+        // An idle cache has no writes to run the collector: the expired values are dropped
+        // before this returns.
+        drain_retired(&freed, retired);
     }
 
     /// Checks every internal invariant of every shard (counts, tags, reachability, fill); for
