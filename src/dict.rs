@@ -2,7 +2,7 @@
 //! against.
 //!
 //! It is a `HashMap` behind one `RwLock`, simple on purpose: every behaviour of the API is easy to
-//! read off it, so the property tests of [`ShardedCache` compare against it.
+//! read off it, so the property tests of [`ShardedCache`](crate::ShardedCache) compare against it.
 //! Unlike the seed it honours `expires` (with an injectable [`Clock`]), and like every cache here
 //! it never drops a value while holding its lock: replaced values are dropped after the lock is
 //! released, so a value's `Drop` never runs under the lock.

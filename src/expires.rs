@@ -25,10 +25,10 @@ use crate::clock::system_time_to_nanos;
 /// use epochcache::Expires;
 ///
 /// let in_a_minute: Expires = Duration::from_secs(60).into();
-/// let at_noon: Expires = SystemTime::UNIX_EPOCH.into();
+/// let at_the_epoch: Expires = SystemTime::UNIX_EPOCH.into();
 /// let timestamp = Expires::UnixSeconds(1_900_000_000);
 /// assert_eq!(in_a_minute, Expires::After(Duration::from_secs(60)));
-/// # let _ = (at_noon, timestamp);
+/// # let _ = (at_the_epoch, timestamp);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Expires {

@@ -37,9 +37,10 @@ RUSTFLAGS="$loom_cfg" CARGO_TARGET_DIR=target/loom \
 # checks ASan cannot see: the growing replacement checks the budget (its eviction's frees are the
 # ones the replacement model races under ASan) and takes 200 s under ASan against 2 s without;
 # the two loader models check who loads and who waits, in safe code that retires nothing.
+host=$(rustc -vV | sed -n 's/^host: //p') # x86_64-unknown-linux-gnu here; aarch64 Linux works too
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address $loom_cfg" \
   ASAN_OPTIONS="detect_leaks=0" CARGO_TARGET_DIR=target/asan \
-  step cargo test --release -p epochcache-loom-tests --target x86_64-unknown-linux-gnu \
+  step cargo test --release -p epochcache-loom-tests --target "$host" \
   -- --skip a_growing_replacement_racing_the_eviction_of_its_key \
   --skip two_threads_missing_one_key_load_it_once --skip a_loader_that_panics_leaves_no_waiter_stuck
 

@@ -285,7 +285,15 @@ pub fn memory_table(report: &Report) -> String {
                 si(f.bytes as f64),
                 per_entry(&f)
             ),
-            None => format!("  {:<24} {:>10}", row.system.name(), "n/a"),
+            // Only the engine's variants have no row of their own.
+            None => {
+                let why = if row.system == System::EpochcacheBytes {
+                    "(str keys only: no u64 -> u64 figure)"
+                } else {
+                    "(stores what epochcache stores: its row)"
+                };
+                format!("  {:<24} {:>10}  {why}", row.system.name(), "n/a")
+            }
         };
         if let Some(f) = row.steady {
             line += &format!(" {:>12} {:>16}", f.entries, per_entry(&f));

@@ -5,11 +5,14 @@
 //! functions that take a pinned [`Guard`](crossbeam_epoch::Guard) and return references bounded
 //! by it.
 //!
-//! - [`tag`]: control bytes and the eight-at-a-time compare.
+//! - [`tag`]: control bytes, the one-word compare of a group's seven tags, and the spread
+//!   of a hash into shard, group and tag bits.
 //! - [`entry`]: the immutable entry and its metadata word (deadline and access counter).
 //! - [`table`]: groups, probing, and the store orderings readers rely on.
 //! - [`expiry`]: each shard's deadlines, earliest first.
-//! - [`policy`]: S3-FIFO eviction over queues of hashes, with a ghost history.
+//! - [`policy`]: eviction over queues of hashes: a probationary FIFO, a main CLOCK queue,
+//!   TinyLFU admission and two ghost histories that size the probationary queue.
+//! - [`sketch`]: the policy's frequency sketch.
 //! - [`shard`]: the lock, insert/remove/rebuild, eviction and expiry hands, retirement.
 
 pub(crate) mod entry;
