@@ -555,7 +555,8 @@ impl ByteCache {
     /// The value for `key`; on a miss, the loader's value, stored with no expiry of its own (the
     /// builder's time to live, if it has one). One thread
     /// per key runs the loader when many miss at once (see
-    /// [`ShardedCache::try_get_or_insert_with`]).
+    /// [`ShardedCache::try_get_or_insert_with`]). A value too heavy to store is returned all
+    /// the same, unstored.
     ///
     /// ```
     /// # use bytes::Bytes;

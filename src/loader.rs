@@ -12,8 +12,10 @@
 //! the value is gone, so that no call returns a value removed before it began. A
 //! leader whose loader fails or panics marks the flight failed on its way out (a drop guard, so a
 //! panic cannot skip it); its waiters then start over, and one of them leads a new load. If the
-//! cache refuses the loaded value (too large, or closed meanwhile), every waiter gets the same
-//! error instead of loading it again only to be refused in turn. A loader
+//! cache cannot keep the loaded value (heavier than an entry may be, or no room could be made),
+//! it is returned all the same, to the leader and every waiter, without being stored, as moka,
+//! Caffeine and quick_cache return it. If the cache was closed meanwhile, every waiter gets
+//! `Closed` instead of loading again only to be refused in turn. A loader
 //! that asks for its own key finds its own thread leading that key's flight and gets
 //! [`CacheError::LoaderReentered`] instead of waiting for itself forever.
 //!
@@ -43,38 +45,10 @@ use crate::{Computed, Op};
 enum Outcome<V> {
     Running,
     Loaded(V),
-    /// The value was loaded but the cache refused it; every waiter gets the same error rather
-    /// than loading it again, one after another, only to be refused in turn.
-    Refused(Refusal),
-    Failed,
-}
-
-/// Why the cache refused a loaded value: the errors of `insert`, kept without their payload so
-/// that every waiter can have its own.
-#[derive(Clone, Copy)]
-enum Refusal {
+    /// The value was loaded but the cache was closed meanwhile; every waiter gets the same
+    /// error rather than loading it again, one after another, only to be refused in turn.
     Closed,
-    TooLarge { size: usize, max: usize },
-    NoRoom { size: usize },
-}
-
-impl Refusal {
-    fn of(error: &CacheError) -> Option<Self> {
-        match *error {
-            CacheError::Closed => Some(Refusal::Closed),
-            CacheError::TooLarge { size, max } => Some(Refusal::TooLarge { size, max }),
-            CacheError::NoRoom { size } => Some(Refusal::NoRoom { size }),
-            _ => None,
-        }
-    }
-
-    fn error(self) -> CacheError {
-        match self {
-            Refusal::Closed => CacheError::Closed,
-            Refusal::TooLarge { size, max } => CacheError::TooLarge { size, max },
-            Refusal::NoRoom { size } => CacheError::NoRoom { size },
-        }
-    }
+    Failed,
 }
 
 /// A load in progress.
@@ -101,7 +75,9 @@ where
     cache: &'c ShardedCache<K, V, S>,
     flight: Arc<Flight<K, V>>,
     hash: u64,
-    outcome: Option<Result<V, Refusal>>,
+    /// How the flight ended, once the leader knows; `None` (the loader failed or panicked)
+    /// tells the waiters to start over.
+    outcome: Option<Outcome<V>>,
 }
 
 impl<K: Hash + Eq, V, S> Drop for Leading<'_, K, V, S> {
@@ -117,12 +93,7 @@ impl<K: Hash + Eq, V, S> Drop for Leading<'_, K, V, S> {
                 }
             }
         }
-        let outcome = match self.outcome.take() {
-            Some(Ok(v)) => Outcome::Loaded(v),
-            Some(Err(refusal)) => Outcome::Refused(refusal),
-            None => Outcome::Failed,
-        };
-        *lock(&self.flight.outcome) = outcome;
+        *lock(&self.flight.outcome) = self.outcome.take().unwrap_or(Outcome::Failed);
         self.flight.done.notify_all();
         LEADING.with(|n| n.set(n.get() - 1));
     }
@@ -151,7 +122,11 @@ where
     ///
     /// `init`'s value is stored only if the key is still missing when it is ready: a value
     /// written by another thread while `init` ran is kept, and returned, instead (as if this
-    /// call had come after that write), so no write is lost to a load.
+    /// call had come after that write), so no write is lost to a load. A value the cache cannot
+    /// keep (heavier than [`max_entry_weight`](crate::CacheBuilder::max_entry_weight) or the
+    /// whole budget, or one for which no room could be made) is returned all the same, to every
+    /// waiting thread, without being stored, as moka, Caffeine and quick_cache return it; only a
+    /// closed cache makes the call fail ([`CacheError::Closed`]).
     ///
     /// If `init` panics, the panic goes on in its thread and the waiting threads start over
     /// (one of them runs its own `init`). If `init` asks the cache for its own key through this
@@ -225,13 +200,14 @@ where
                 // and be gone since: this call reads the cache itself once the flight ends.
                 let late = flight.settling.load(Ordering::SeqCst);
                 match wait(&flight) {
-                    Some(Ok(v)) if !late => return Ok(v),
-                    Some(Ok(_)) => match self.peek(&key) {
+                    Outcome::Loaded(v) if !late => return Ok(v),
+                    Outcome::Loaded(_) => match self.peek(&key) {
                         Some(v) => return Ok(v),
                         None => continue, // gone again: start over
                     },
-                    Some(Err(refusal)) => return Err(refusal.error()),
-                    None => continue, // the leader failed: start over
+                    Outcome::Closed => return Err(CacheError::Closed),
+                    // The leader failed: start over.
+                    Outcome::Failed | Outcome::Running => continue,
                 }
             }
             LEADING.with(|n| n.set(n.get() + 1));
@@ -246,7 +222,7 @@ where
             let settling = &leading.flight.settling;
             settling.store(true, Ordering::SeqCst);
             if let Some(v) = self.peek(&key) {
-                leading.outcome = Some(Ok(v.clone()));
+                leading.outcome = Some(Outcome::Loaded(v.clone()));
                 return Ok(v);
             }
             settling.store(false, Ordering::SeqCst);
@@ -259,25 +235,30 @@ where
             let value = match self.store_loaded(key, value) {
                 Ok(v) => v,
                 Err(error) => {
-                    leading.outcome = Refusal::of(&error).map(Err);
+                    if matches!(error, CacheError::Closed) {
+                        leading.outcome = Some(Outcome::Closed);
+                    }
                     return Err(error);
                 }
             };
-            leading.outcome = Some(Ok(value.clone()));
+            leading.outcome = Some(Outcome::Loaded(value.clone()));
             return Ok(value);
         }
     }
 
     /// Stores a loaded value only if the key is still missing: a value another thread wrote
-    /// while the loader ran stays, and is the one returned.
+    /// while the loader ran stays, and is the one returned. A value the cache cannot keep
+    /// (`TooLarge`, `NoRoom`) is returned unstored; only `Closed` is an error.
     fn store_loaded(&self, key: K, value: V) -> Result<V, CacheError> {
         let stored = self.compute(key, |current| match current {
             Some(_) => Op::Nop,
             None => Op::Put(value.clone()),
-        })?;
+        });
         match stored {
-            Computed::Inserted(v) | Computed::Unchanged(v) => Ok(v),
-            _ => unreachable!("the function puts on a miss and does nothing on a hit"),
+            Ok(Computed::Inserted(v) | Computed::Unchanged(v)) => Ok(v),
+            Ok(_) => unreachable!("the function puts on a miss and does nothing on a hit"),
+            Err(CacheError::TooLarge { .. } | CacheError::NoRoom { .. }) => Ok(value),
+            Err(error) => Err(error),
         }
     }
 
@@ -308,8 +289,8 @@ where
     }
 }
 
-/// Waits for a flight to end: its value or the cache's refusal of it, or `None` if it failed.
-fn wait<K, V: Clone>(flight: &Flight<K, V>) -> Option<Result<V, Refusal>> {
+/// Waits for a flight to end, and says how it ended (never `Running`).
+fn wait<K, V: Clone>(flight: &Flight<K, V>) -> Outcome<V> {
     let mut outcome = lock(&flight.outcome);
     loop {
         match &*outcome {
@@ -319,9 +300,9 @@ fn wait<K, V: Clone>(flight: &Flight<K, V>) -> Option<Result<V, Refusal>> {
                     Err(poisoned) => poisoned.into_inner(),
                 }
             }
-            Outcome::Loaded(v) => return Some(Ok(v.clone())),
-            Outcome::Refused(refusal) => return Some(Err(*refusal)),
-            Outcome::Failed => return None,
+            Outcome::Loaded(v) => return Outcome::Loaded(v.clone()),
+            Outcome::Closed => return Outcome::Closed,
+            Outcome::Failed => return Outcome::Failed,
         }
     }
 }

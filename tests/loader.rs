@@ -258,3 +258,37 @@ fn a_loading_thread_asking_for_a_key_another_thread_loads_loads_it_itself() {
     assert_eq!(asked, Some(Ok(22)), "A loaded key 2 itself");
     assert_eq!(b, Ok(22), "B found A's value stored and returned it");
 }
+
+/// A loaded value the cache cannot keep is still the caller's, as moka, Caffeine and quick_cache
+/// return it: it used to come back as `TooLarge`, the loaded value thrown away. Nothing is
+/// stored, and the next call loads again.
+#[test]
+fn a_loaded_value_too_heavy_to_store_is_returned_unstored() {
+    let cache: ShardedCache<u64, Vec<u8>> = ShardedCache::builder()
+        .max_weight(1_000)
+        .weigher(|_, v: &Vec<u8>| v.len() as u64)
+        .build();
+    let loads = AtomicUsize::new(0);
+    let load = || {
+        loads.fetch_add(1, Ordering::SeqCst);
+        vec![7; 4_000]
+    };
+    assert_eq!(cache.get_or_insert_with(1, load).unwrap().len(), 4_000);
+    assert_eq!(cache.get(&1), None, "not stored");
+    assert_eq!(cache.get_or_insert_with(1, load).unwrap().len(), 4_000);
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        2,
+        "loaded again, since nothing was stored"
+    );
+    let bytes = ByteCache::builder().max_weight(4_096).build();
+    let big = Bytes::from(vec![1; 10_000]);
+    let got = bytes.get_or_set_with("k", || Ok::<_, std::io::Error>(big.clone()));
+    assert_eq!(got.unwrap(), big);
+    assert_eq!(bytes.get("k").unwrap(), None);
+    cache.close();
+    assert!(matches!(
+        cache.get_or_insert_with(2, || vec![1]),
+        Err(CacheError::Closed)
+    ));
+}
