@@ -112,7 +112,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// Bounds the number of entries; the cache evicts to stay within it.
+    /// Bounds the number of entries; the cache evicts to stay within it. A bound of 0 holds
+    /// nothing: every write is refused with [`CacheError::TooLarge`](crate::CacheError::TooLarge)
+    /// with `max: 0` (moka would accept it and keep nothing).
     ///
     /// ```
     /// # use epochcache::ShardedCache;
@@ -126,7 +128,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     }
 
     /// Bounds the total weight (see [`weigher`](Self::weigher)); the cache evicts to stay within
-    /// it.
+    /// it. An entry heavier than the bound, or than [`max_entry_weight`](Self::max_entry_weight)
+    /// (an eighth of the bound unless set), is refused with
+    /// [`CacheError::TooLarge`](crate::CacheError::TooLarge), so a small bound refuses most
+    /// writes.
     ///
     /// ```
     /// # use epochcache::ShardedCache;

@@ -304,7 +304,10 @@ impl ByteCacheBuilder {
         self
     }
 
-    /// Bounds the total bytes: keys, values and per-entry overhead.
+    /// Bounds the total bytes: keys, values and per-entry overhead (112 bytes an entry). One
+    /// entry may take at most an eighth of the bound unless
+    /// [`max_entry_weight`](Self::max_entry_weight) says otherwise, so a bound below about
+    /// 900 bytes refuses every write with [`CacheError::TooLarge`].
     ///
     /// ```
     /// # use epochcache::ByteCache;
@@ -378,6 +381,7 @@ impl ByteCacheBuilder {
     }
 
     /// Counts hits and misses in [`ByteCache::stats`] (see [`CacheBuilder::record_stats`]).
+    /// Metadata reads (`get`) and body reads (`get_body`) are counted together.
     ///
     /// ```
     /// # use epochcache::{BaseCache, ByteCache};

@@ -14,7 +14,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// A source of wall-clock time for expiry decisions.
 ///
 /// Expiry follows the wall clock, because an absolute expiry ([`Expires::At`](crate::Expires::At))
-/// is itself a wall-clock instant.
+/// is itself a wall-clock instant. So when the clock steps back, an entry that had expired but was
+/// not yet removed (no read, write or sweep had met it) is live again until its deadline comes
+/// round once more; moka and Caffeine, which read a monotonic clock, never see that.
 ///
 /// ```
 /// use epochcache::{Clock, SystemClock};

@@ -55,9 +55,12 @@ pub enum Computed<V> {
     StillNone,
     /// The key keeps its value.
     Unchanged(V),
-    /// The key had no live value; it now holds this one.
+    /// The key had no live value; this one was written. A value whose expiry had already passed
+    /// when it was written is not kept (as with [`insert_with_expiry`](ShardedCache::insert_with_expiry)):
+    /// the key then has none.
     Inserted(V),
-    /// The key's value `old` was replaced by `new`.
+    /// The key's value `old` was replaced by `new` (which, if it had already expired when
+    /// written, is not kept).
     Updated {
         /// The value the function saw.
         old: V,
