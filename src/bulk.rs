@@ -127,8 +127,9 @@ where
     /// Removes every entry, telling the listener with [`RemovalCause::Deleted`] (or
     /// [`RemovalCause::Expired`] for an entry already expired); the cache stays
     /// open (unlike [`close`](Self::close)) and each shard starts over with the smallest table.
-    /// The removed values, and the old tables, are freed before `clear` returns unless another
-    /// thread stays pinned meanwhile; then the epoch collector frees them later, as it runs.
+    /// The removed values, and the old tables, are freed before `clear` returns unless a thread
+    /// stays pinned meanwhile (the caller too, if it clears from a listener or a `get_with`
+    /// closure); then the epoch collector frees them later, as it runs.
     ///
     /// Shards are cleared one at a time: a write to a shard already cleared stays, so `clear`
     /// is not atomic across the cache, but every entry present before the call and not written

@@ -666,11 +666,17 @@ pub(crate) fn mark_retired(guard: &Guard) -> Arc<AtomicBool> {
 /// Bounded: each round frees up to eight bags of 64, so about `retired / 512` rounds suffice,
 /// plus a few to advance the epoch twice; another thread that stays pinned can hold the
 /// collector back, and then the rounds run out (yielding, so it may move) and the rest is freed
-/// by later collections, as before. Skipped under loom, whose models free garbage promptly
+/// by later collections, as before. Skipped when nothing was retired, and when the calling
+/// thread is itself pinned (a listener, a `get_with` closure, a [`Pinned`](crate::Pinned)
+/// handle, a value's `Drop`): its own pin keeps the epoch from advancing twice, so no round
+/// could free anything. Skipped under loom, whose models free garbage promptly
 /// (`crossbeam_sanitize`) and explore every operation of each round.
 pub(crate) fn drain_retired(freed: &AtomicBool, retired: usize) {
     #[cfg(not(epochcache_loom))]
     {
+        if retired == 0 || epoch::is_pinned() {
+            return;
+        }
         let rounds = retired.div_ceil(512).saturating_mul(2).saturating_add(64);
         for round in 0..rounds {
             if freed.load(Ordering::Acquire) {

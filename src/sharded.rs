@@ -1,7 +1,7 @@
 //! `ShardedCache`: the engine, generic over key and value.
 //!
 //! A cache is a power-of-two array of [`Shard`]s, a hasher, a clock and a budget. An operation
-//! hashes its key once and spreads the hash over all 64 bits (a fold and a multiply, so that a weak
+//! hashes its key once and spreads the hash over all 64 bits (folds and a multiply, so that a weak
 //! hasher still spreads keys): the top bits choose the shard, the low 32 bits the group in the
 //! shard's table and bits 32..38 the tag, so the three choices are independent.
 //!
@@ -566,8 +566,9 @@ where
     /// Removes every entry and refuses every later write with [`CacheError::Closed`]; reads
     /// return `None`. Closing twice is fine. Every entry is told to the listener as
     /// [`RemovalCause::Closed`], expired ones included. The values are dropped before `close`
-    /// returns, unless another thread stays pinned meanwhile (a read in progress, a
-    /// [`Pinned`] handle held): then the epoch collector drops them later, as it runs.
+    /// returns, unless a thread stays pinned meanwhile (another thread's read in progress or
+    /// [`Pinned`] handle, or the caller's own: `close` called from a listener, a `get_with`
+    /// closure or a value's `Drop`): then the epoch collector drops them later, as it runs.
     ///
     /// ```
     /// # use epochcache::ShardedCache;

@@ -572,17 +572,17 @@ fn a_weigher_that_panics_in_retain_still_lets_the_listener_hear_every_removal() 
     cache.validate().unwrap(); // the entry count is exact
 }
 
-/// A hasher that places a `u64` key by its value: the engine spreads every hash (a fold, then
-/// a multiply by `0x9E37_79B9_7F4A_7C15`) before taking the home group from the low 32 bits, so
-/// this hasher undoes that spread and key `k`'s spread hash is `k` itself. Keys 0 to 8 then all
-/// start their probe at group 0, with one tag.
+/// A hasher that places a `u64` key by its value: the engine spreads every hash (a fold, a
+/// multiply by `0x9E37_79B9_7F4A_7C15`, a fold) before taking the home group from the low 32
+/// bits, so this hasher undoes that spread and key `k`'s spread hash is `k` itself. Keys 0 to 8
+/// then all start their probe at group 0, with one tag.
 #[derive(Default)]
 struct Identity(u64);
 
 impl std::hash::Hasher for Identity {
     fn finish(&self) -> u64 {
-        // The multiplier's inverse modulo 2^64, then the fold, which is its own inverse.
-        let x = self.0.wrapping_mul(0xF1DE_83E1_9937_733D);
+        // Each fold is its own inverse; then the multiplier's inverse modulo 2^64.
+        let x = (self.0 ^ (self.0 >> 32)).wrapping_mul(0xF1DE_83E1_9937_733D);
         x ^ (x >> 32)
     }
     fn write(&mut self, _: &[u8]) {

@@ -365,16 +365,16 @@ fn a_growing_replacement_racing_the_eviction_of_its_key() {
 
 /// Places a key by its parity: the top bit of the spread hash picks one of two shards (odd keys
 /// in the second), the rest is the key mixed, so that a model knows which shard each key lives
-/// in. The engine spreads every hash (a fold, then a multiply by `0x9E37_79B9_7F4A_7C15`) before
-/// taking the shard from its top bits, so `finish` undoes that spread.
+/// in. The engine spreads every hash (a fold, a multiply by `0x9E37_79B9_7F4A_7C15`, a fold)
+/// before taking the shard from its top bits, so `finish` undoes that spread.
 #[derive(Default)]
 struct ShardByParity(u64);
 
 impl std::hash::Hasher for ShardByParity {
     fn finish(&self) -> u64 {
         let spread = (self.0 & 1) << 63 | (self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 1);
-        // The multiplier's inverse modulo 2^64, then the fold, which is its own inverse.
-        let x = spread.wrapping_mul(0xF1DE_83E1_9937_733D);
+        // Each fold is its own inverse; then the multiplier's inverse modulo 2^64.
+        let x = (spread ^ (spread >> 32)).wrapping_mul(0xF1DE_83E1_9937_733D);
         x ^ (x >> 32)
     }
     fn write(&mut self, bytes: &[u8]) {

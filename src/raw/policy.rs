@@ -102,7 +102,9 @@ fn release_slack(queue: &mut VecDeque<u64>) {
     }
 }
 
-/// Hashes are already uniformly random; hashing them again would only cost time.
+/// Hashes of keys need only their bits spread (a caller's hasher may leave them alike: an
+/// identity hash of integers shifted into the high half put every hash in one bucket, and a
+/// queue compaction of 60,000 entries took 1.8 s), not a second full hash.
 #[derive(Default)]
 pub(crate) struct IdentityHasher(u64);
 
@@ -116,7 +118,7 @@ impl Hasher for IdentityHasher {
         }
     }
     fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+        self.0 = super::tag::spread(n);
     }
     /// A 32-bit fingerprint is uniform in its own bits only: the multiply carries them up to the
     /// high bits, where the hash set takes its control byte.
@@ -125,7 +127,7 @@ impl Hasher for IdentityHasher {
     }
 }
 
-/// How many times each hash occurs (the hashes are already mixed, so they key it as they are).
+/// How many times each hash occurs (keyed by the hash, spread).
 type CountOfHashes = HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>;
 
 /// Keys recently dropped by one of the queues, by a 32-bit fingerprint of their hash, oldest
@@ -447,6 +449,22 @@ mod tests {
     use super::*;
     use crate::raw::table::Probe;
     use crate::sync::epoch::{self, Owned};
+
+    /// The hash maps keyed by hashes (the compaction's counts) see them spread: a std
+    /// `HashMap` takes its bucket from the low bits and its control byte from the top seven,
+    /// which a weak hasher's hashes of integers shifted into the high half left all alike, so
+    /// a compaction of 60,000 entries probed one cluster (1.8 s against 1.5 ms with ahash).
+    #[test]
+    fn hashes_keying_the_counts_are_spread_over_buckets_and_control_bytes() {
+        use std::collections::HashSet;
+        use std::hash::BuildHasher;
+        let hasher = BuildHasherDefault::<IdentityHasher>::default();
+        let hashed: Vec<u64> = (0..60_000u64).map(|k| hasher.hash_one(k << 32)).collect();
+        let buckets: HashSet<u64> = hashed.iter().map(|h| h & 0xffff).collect();
+        let control: HashSet<u64> = hashed.iter().map(|h| h >> 57).collect();
+        assert!(buckets.len() > 30_000, "{} low-bit buckets", buckets.len());
+        assert_eq!(control.len(), 128, "control bytes");
+    }
 
     fn hash_of(key: &u64) -> u64 {
         key.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15)

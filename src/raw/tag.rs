@@ -37,14 +37,17 @@ impl Tag {
 }
 
 /// The hash as the table reads it: every bit of the caller's hash moved into the bits the home
-/// group and the tag take (a fold and a multiply, a bijection, so keys that collide here collided
-/// in full). Without it a hasher that leaves its high bits or its low bits alike (an identity
-/// hash of small integers, as `nohash-hasher` gives, or keys shifted left) put every key in one
-/// home group with one tag, and the table's probes grew with its length: 16,000 sequential
-/// integers took 450 ms to insert and read against 5 ms with ahash.
+/// group, the tag and the shard take (a fold, a multiply and a fold again: a bijection, so keys
+/// that collide here collided in full). Without it a hasher that leaves its high bits or its low
+/// bits alike (an identity hash of small integers, as `nohash-hasher` gives, or keys shifted
+/// left) put every key in one home group with one tag, and the table's probes grew with its
+/// length: 16,000 sequential integers took 450 ms to insert and read against 5 ms with ahash. The
+/// second fold brings the product's high bits down, without which a hash whose two halves are
+/// equal folded to a low half of 0 and one home group.
 #[inline]
 pub(crate) fn spread(hash: u64) -> u64 {
-    (hash ^ (hash >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    let x = (hash ^ (hash >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^ (x >> 32)
 }
 
 /// Slots in a group: seven control bytes and seven pointers make one 64-byte line.
