@@ -71,8 +71,9 @@
 //! # User code
 //!
 //! Listeners, loaders, the clock and values' `Drop` run with no lock of the cache held, and may
-//! use the cache; a thread loading a key that asks for a key another thread is loading loads it
-//! itself rather than wait, so loads never wait on each other in a cycle. A listener that panics loses nothing: the budget is settled before listeners
+//! use the cache; a load that asks for a key whose load waits, directly or along a chain of
+//! loads, for its own, loads that key itself rather than wait, so loads never wait on each other
+//! in a cycle. A listener that panics loses nothing: the budget is settled before listeners
 //! run, every other removal is still told, and the first panic is resumed afterwards. Two kinds
 //! of user code do run under a shard's lock, as they do in every hash table: the key's `Hash` and
 //! `Eq` (and the weigher, outside it, but trusted the same way). They must not call into the

@@ -19,18 +19,29 @@
 //! that asks for its own key finds its own thread leading that key's flight and gets
 //! [`CacheError::LoaderReentered`] instead of waiting for itself forever.
 //!
-//! A thread that leads a flight never waits for another: if its loader, or a listener or a
-//! value's `Drop` that its store runs, asks for a key another thread is loading, it loads that
-//! key itself and stores it only if still missing. Only threads that lead nothing wait, and a
-//! leader waits for no one, so loads cannot wait on each other in a cycle (two leaders whose
-//! listeners each asked for the other's key did, before). The price is a second load of a key
-//! in that case only.
+//! # No cycle of waits
+//!
+//! A leader may itself ask for other keys while its flight is open: its loader may (a user's
+//! loader that fetches the user's organisation through the cache), and so may a listener or a
+//! value's `Drop` that storing its value runs. Two leaders that each wait for the other's
+//! flight would wait for ever (two listeners asking for each other's keys did, once). So the
+//! map of flights also records which flight each waiting thread waits for, and a thread about
+//! to wait follows that chain from the flight's leader (the flight its leader waits for, that
+//! flight's leader, ...): if it comes back to the thread itself, waiting would close a cycle,
+//! and the thread loads the key itself instead, outside any flight, storing the value only if
+//! the key is still missing. The check and the record are made under the map's lock, so
+//! whichever thread would close a cycle sees the rest of it. Every other wait stays a wait,
+//! so nested loads of a shared key still load it once. A wait the cache cannot see (a loader
+//! that joins a thread it spawned, which waits for a flight) can still deadlock.
+//!
+//! A thread loading a key outside a flight is recorded too, so that its loader asking for the
+//! same key gets [`CacheError::LoaderReentered`] as a leader's would, instead of recursing.
 //!
 //! Flights live in one small map per cache, touched only on misses that load; hits never see it.
 //! Of user code only the key's `Eq` runs under the map's lock: the key is cloned for a new
-//! flight before the lock is taken, so a `Clone` that calls back into the cache cannot deadlock.
+//! flight before the lock is taken, and a flight record is dropped (with its key) only after
+//! the lock is released, so a `Clone` or `Drop` that calls back into the cache cannot deadlock.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::error::Error;
 use std::hash::{BuildHasher, Hash};
@@ -45,6 +56,9 @@ use crate::{Computed, Op};
 enum Outcome<V> {
     Running,
     Loaded(V),
+    /// The value was loaded but the cache could not keep it (`TooLarge`, `NoRoom`): every
+    /// waiter takes it, however late it joined, since it was never in the cache to be removed.
+    Unstored(V),
     /// The value was loaded but the cache was closed meanwhile; every waiter gets the same
     /// error rather than loading it again, one after another, only to be refused in turn.
     Closed,
@@ -64,8 +78,72 @@ pub(crate) struct Flight<K, V> {
     done: Condvar,
 }
 
-/// The flights of one cache, by key hash.
-pub(crate) type Flights<K, V> = Mutex<HashMap<u64, Vec<Arc<Flight<K, V>>>>>;
+/// The flights of one cache, and who waits for which (see the module docs).
+pub(crate) type Flights<K, V> = Mutex<FlightMap<K, V>>;
+
+/// What [`Flights`] guards.
+pub(crate) struct FlightMap<K, V> {
+    /// The flights in progress, by key hash.
+    by_hash: HashMap<u64, Vec<Arc<Flight<K, V>>>>,
+    /// The flight each waiting thread waits for.
+    waiting: HashMap<ThreadId, Arc<Flight<K, V>>>,
+    /// Loads outside any flight, each as a record (never waited for) of its key and thread.
+    unshared: Vec<Arc<Flight<K, V>>>,
+}
+
+impl<K, V> Default for FlightMap<K, V> {
+    fn default() -> Self {
+        FlightMap {
+            by_hash: HashMap::new(),
+            waiting: HashMap::new(),
+            unshared: Vec::new(),
+        }
+    }
+}
+
+impl<K, V> FlightMap<K, V> {
+    /// Whether `me` waiting for `flight` would close a cycle of waits: the chain from its leader
+    /// through the flights each leader waits for comes back to `me`. Each waiting thread waits
+    /// for one flight, and no cycle exists yet (each wait was checked when recorded), so the
+    /// chain is at most as long as the record.
+    fn closes_cycle(&self, me: ThreadId, flight: &Flight<K, V>) -> bool {
+        let mut leader = flight.leader;
+        for _ in 0..=self.waiting.len() {
+            if leader == me {
+                return true;
+            }
+            match self.waiting.get(&leader) {
+                Some(next) => leader = next.leader,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Unlists `flight` from wherever it is recorded, and gives it back to be dropped once the
+    /// lock is released.
+    fn unlist(&mut self, hash: u64, flight: &Arc<Flight<K, V>>) {
+        if let Some(list) = self.by_hash.get_mut(&hash) {
+            list.retain(|f| !Arc::ptr_eq(f, flight));
+            if list.is_empty() {
+                self.by_hash.remove(&hash);
+            }
+        }
+        self.unshared.retain(|f| !Arc::ptr_eq(f, flight));
+    }
+}
+
+/// What a thread that missed does about a key (see [`ShardedCache::join_or_lead`]).
+enum Role<K, V> {
+    /// Load it, leading this new flight.
+    Lead(Arc<Flight<K, V>>),
+    /// Wait for this flight, recorded as waiting for it.
+    Wait(Arc<Flight<K, V>>),
+    /// Load it outside any flight (waiting would close a cycle), recorded as this.
+    Unshared(Arc<Flight<K, V>>),
+    /// The thread is loading this key already.
+    Reentered,
+}
 
 /// Ends a flight when the leader leaves, by success, error or panic.
 struct Leading<'c, K, V, S>
@@ -84,31 +162,43 @@ impl<K: Hash + Eq, V, S> Drop for Leading<'_, K, V, S> {
     fn drop(&mut self) {
         // Unlisted first, so that a caller arriving from now on (after a `remove` of the key,
         // say) starts a flight of its own instead of joining one that already ended.
-        {
-            let mut flights = lock(&self.cache.flights);
-            if let Some(list) = flights.get_mut(&self.hash) {
-                list.retain(|f| !Arc::ptr_eq(f, &self.flight));
-                if list.is_empty() {
-                    flights.remove(&self.hash);
-                }
-            }
-        }
+        lock(&self.cache.flights).unlist(self.hash, &self.flight);
         *lock(&self.flight.outcome) = self.outcome.take().unwrap_or(Outcome::Failed);
         self.flight.done.notify_all();
-        LEADING.with(|n| n.set(n.get() - 1));
     }
 }
 
-// How many flights the calling thread leads now: more than one while a leader's loader, or
-// what its store runs (a listener, a value's `Drop`), loads other keys. loom's thread-locals
-// start afresh in every execution of a model.
-#[cfg(epochcache_loom)]
-loom::thread_local! {
-    static LEADING: Cell<usize> = Cell::new(0);
+/// Removes a thread's record (of a wait, or of a load outside any flight) when it is done, by
+/// success, error or panic. The record's `Arc` is dropped after the lock is released.
+struct Recorded<'c, K, V, S>
+where
+    K: Hash + Eq,
+{
+    cache: &'c ShardedCache<K, V, S>,
+    hash: u64,
+    /// The flight waited for (`waiting`), or the record of an unshared load (`unshared`).
+    flight: Arc<Flight<K, V>>,
+    waiting: bool,
 }
-#[cfg(not(epochcache_loom))]
-std::thread_local! {
-    static LEADING: Cell<usize> = const { Cell::new(0) };
+
+impl<K: Hash + Eq, V, S> Drop for Recorded<'_, K, V, S> {
+    fn drop(&mut self) {
+        let mut flights = lock(&self.cache.flights);
+        let mine = if self.waiting {
+            let me = current_thread().id();
+            let is_this = |f: &Arc<Flight<K, V>>| Arc::ptr_eq(f, &self.flight);
+            if flights.waiting.get(&me).is_some_and(is_this) {
+                flights.waiting.remove(&me)
+            } else {
+                None
+            }
+        } else {
+            flights.unlist(self.hash, &self.flight);
+            None
+        };
+        drop(flights);
+        drop(mine);
+    }
 }
 
 impl<K, V, S> ShardedCache<K, V, S>
@@ -132,8 +222,9 @@ where
     /// (one of them runs its own `init`). If `init` asks the cache for its own key through this
     /// method, that inner call fails with [`CacheError::LoaderReentered`]. If `init` (or a
     /// listener or a value's `Drop` that storing its value runs) asks for a key that another
-    /// thread is loading, it does not wait for that thread but loads the key itself, so that two
-    /// loads never wait on each other.
+    /// thread is loading, it waits for that load as any caller does, unless the other thread is
+    /// itself waiting, directly or along a chain of loads, for this one: then it loads the key
+    /// itself instead, so that loads never wait on each other in a cycle.
     ///
     /// ```
     /// # use epochcache::ShardedCache;
@@ -179,38 +270,55 @@ where
             if self.is_closed() {
                 return Err(CacheError::Closed);
             }
-            let (flight, leading) = self.join_or_lead(&key, hash);
-            if !leading {
-                if flight.leader == current_thread().id() {
-                    return Err(CacheError::LoaderReentered);
-                }
-                if LEADING.with(Cell::get) > 0 {
-                    // This thread leads a flight of its own (its loader, a listener or a
-                    // value's `Drop` run by its store asks): waiting here could close a cycle
-                    // of loads waiting on each other, so it loads the key itself instead.
+            let flight = match self.join_or_lead(&key, hash) {
+                Role::Lead(flight) => flight,
+                Role::Reentered => return Err(CacheError::LoaderReentered),
+                Role::Unshared(record) => {
+                    // Waiting would close a cycle of waits: loaded here, outside any flight,
+                    // recorded until done so that `init` asking for this key is refused.
+                    let _recorded = Recorded {
+                        cache: self,
+                        hash,
+                        flight: record,
+                        waiting: false,
+                    };
+                    if let Some(v) = self.peek(&key) {
+                        return Ok(v);
+                    }
                     let Some(init) = init.take() else {
                         return Err(CacheError::LoaderReentered);
                     };
                     let value = init().map_err(|e| CacheError::Loader(e.into()))?;
-                    return self.store_loaded(key, value);
+                    return self.store_loaded(key, value).map(|(v, _)| v);
                 }
-                // Read after this call's miss: if the leader had not begun to settle the value
-                // then, it settles it after the miss, within this call, and the value is this
-                // call's to return. Otherwise the value may have been stored before the miss
-                // and be gone since: this call reads the cache itself once the flight ends.
-                let late = flight.settling.load(Ordering::SeqCst);
-                match wait(&flight) {
-                    Outcome::Loaded(v) if !late => return Ok(v),
-                    Outcome::Loaded(_) => match self.peek(&key) {
-                        Some(v) => return Ok(v),
-                        None => continue, // gone again: start over
-                    },
-                    Outcome::Closed => return Err(CacheError::Closed),
-                    // The leader failed: start over.
-                    Outcome::Failed | Outcome::Running => continue,
+                Role::Wait(flight) => {
+                    let recorded = Recorded {
+                        cache: self,
+                        hash,
+                        flight,
+                        waiting: true,
+                    };
+                    // Read after this call's miss: if the leader had not begun to settle the
+                    // value then, it settles it after the miss, within this call, and the value
+                    // is this call's to return. Otherwise the value may have been stored before
+                    // the miss and be gone since: this call reads the cache itself once the
+                    // flight ends.
+                    let late = recorded.flight.settling.load(Ordering::SeqCst);
+                    let outcome = wait(&recorded.flight);
+                    drop(recorded);
+                    match outcome {
+                        Outcome::Loaded(v) if !late => return Ok(v),
+                        Outcome::Loaded(_) => match self.peek(&key) {
+                            Some(v) => return Ok(v),
+                            None => continue, // gone again: start over
+                        },
+                        Outcome::Unstored(v) => return Ok(v),
+                        Outcome::Closed => return Err(CacheError::Closed),
+                        // The leader failed: start over.
+                        Outcome::Failed | Outcome::Running => continue,
+                    }
                 }
-            }
-            LEADING.with(|n| n.set(n.get() + 1));
+            };
             let mut leading = Leading {
                 cache: self,
                 flight,
@@ -232,8 +340,8 @@ where
             };
             let value = init().map_err(|e| CacheError::Loader(e.into()))?;
             settling.store(true, Ordering::SeqCst);
-            let value = match self.store_loaded(key, value) {
-                Ok(v) => v,
+            let (value, stored) = match self.store_loaded(key, value) {
+                Ok(loaded) => loaded,
                 Err(error) => {
                     if matches!(error, CacheError::Closed) {
                         leading.outcome = Some(Outcome::Closed);
@@ -241,51 +349,67 @@ where
                     return Err(error);
                 }
             };
-            leading.outcome = Some(Outcome::Loaded(value.clone()));
+            leading.outcome = Some(if stored {
+                Outcome::Loaded(value.clone())
+            } else {
+                Outcome::Unstored(value.clone())
+            });
             return Ok(value);
         }
     }
 
     /// Stores a loaded value only if the key is still missing: a value another thread wrote
     /// while the loader ran stays, and is the one returned. A value the cache cannot keep
-    /// (`TooLarge`, `NoRoom`) is returned unstored; only `Closed` is an error.
-    fn store_loaded(&self, key: K, value: V) -> Result<V, CacheError> {
+    /// (`TooLarge`, `NoRoom`) is returned unstored (`false`); only `Closed` is an error.
+    fn store_loaded(&self, key: K, value: V) -> Result<(V, bool), CacheError> {
         let stored = self.compute(key, |current| match current {
             Some(_) => Op::Nop,
             None => Op::Put(value.clone()),
         });
         match stored {
-            Ok(Computed::Inserted(v) | Computed::Unchanged(v)) => Ok(v),
+            Ok(Computed::Inserted(v) | Computed::Unchanged(v)) => Ok((v, true)),
             Ok(_) => unreachable!("the function puts on a miss and does nothing on a hit"),
-            Err(CacheError::TooLarge { .. } | CacheError::NoRoom { .. }) => Ok(value),
+            Err(CacheError::TooLarge { .. } | CacheError::NoRoom { .. }) => Ok((value, false)),
             Err(error) => Err(error),
         }
     }
 
-    /// The flight of `key`, and whether the caller leads it (it did not exist).
-    fn join_or_lead(&self, key: &K, hash: u64) -> (Arc<Flight<K, V>>, bool) {
+    /// What the calling thread does about `key`, which it missed: lead a new flight, wait for
+    /// the running one, load it outside any flight (if waiting would close a cycle), or refuse
+    /// (it is loading the key already). Decided, and recorded, under the flights lock.
+    fn join_or_lead(&self, key: &K, hash: u64) -> Role<K, V> {
+        let me = current_thread().id();
         // Made before the lock, since the key's `Clone` is user code: only its `Eq` runs under
         // the flights lock. A thread that joins a flight drops its own, unused, after the lock.
         let mine = Arc::new(Flight {
             key: key.clone(),
-            leader: current_thread().id(),
+            leader: me,
             settling: AtomicBool::new(false),
             outcome: Mutex::new(Outcome::Running),
             done: Condvar::new(),
         });
-        let running = {
-            let mut flights = lock(&self.flights);
-            let list = flights.entry(hash).or_default();
-            let running = list.iter().find(|f| f.key == *key).map(Arc::clone);
-            if running.is_none() {
-                list.push(Arc::clone(&mine));
-            }
-            running
-        };
-        match running {
-            Some(flight) => (flight, false),
-            None => (mine, true),
+        let mut flights = lock(&self.flights);
+        let loading_unshared = flights
+            .unshared
+            .iter()
+            .any(|f| f.leader == me && f.key == *key);
+        if loading_unshared {
+            return Role::Reentered;
         }
+        let list = flights.by_hash.entry(hash).or_default();
+        let Some(running) = list.iter().find(|f| f.key == *key).map(Arc::clone) else {
+            list.push(Arc::clone(&mine));
+            return Role::Lead(mine);
+        };
+        if running.leader == me {
+            return Role::Reentered;
+        }
+        if flights.closes_cycle(me, &running) {
+            flights.unshared.push(Arc::clone(&mine));
+            return Role::Unshared(mine);
+        }
+        flights.waiting.insert(me, Arc::clone(&running));
+        Role::Wait(running)
     }
 }
 
@@ -301,6 +425,7 @@ fn wait<K, V: Clone>(flight: &Flight<K, V>) -> Outcome<V> {
                 }
             }
             Outcome::Loaded(v) => return Outcome::Loaded(v.clone()),
+            Outcome::Unstored(v) => return Outcome::Unstored(v.clone()),
             Outcome::Closed => return Outcome::Closed,
             Outcome::Failed => return Outcome::Failed,
         }

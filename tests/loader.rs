@@ -197,66 +197,85 @@ fn a_value_written_while_the_loader_runs_is_kept_and_returned() {
     );
 }
 
-/// Two loads can never wait on each other. A leads key 1; its store evicts key 0, and the
-/// listener, running in A, asks for key 2, which B is loading, while B's loader waits for A's
-/// listener to be done. Had A waited for B's flight, each would wait for the other for ever
-/// (found by a bug hunt, with the listeners of two leaders asking for each other's keys). A
-/// thread that leads a load does not wait for another thread's: it loads key 2 itself, stores
-/// it since it is missing, and B, its loader done, finds it stored and returns it.
+/// Two loads never wait on each other in a cycle. A leads key 1 and B key 2; once both are in
+/// their loaders, each asks for the other's key. Before, each waited for the other's flight for
+/// ever (a bug hunt found it with two listeners asking for each other's keys). Now the thread
+/// whose wait would close the cycle loads the key itself, outside any flight, and stores it
+/// only if still missing; the other waits as usual. That outside load asks for its own key
+/// again and is refused with `LoaderReentered`, as a leader's would be, instead of loading it
+/// again and again.
 #[test]
-fn a_loading_thread_asking_for_a_key_another_thread_loads_loads_it_itself() {
+fn two_leaders_asking_for_each_others_keys_do_not_wait_for_each_other() {
     let done = unless_deadlocked(|| {
-        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
-        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-        let go_tx = Mutex::new(Some(go_tx));
-        let asked: Arc<Mutex<Option<Result<u64, CacheError>>>> = Arc::default();
-        let me: Arc<std::sync::OnceLock<std::sync::Weak<ShardedCache<u64, u64>>>> = Arc::default();
-        let cache = Arc::new({
-            let (me, asked) = (Arc::clone(&me), Arc::clone(&asked));
-            ShardedCache::builder()
-                .shards(1)
-                .max_entries(1)
-                .eviction_listener(move |k: &u64, _: &u64, _| {
-                    let Some(cache) = me.get().and_then(std::sync::Weak::upgrade) else {
-                        return;
-                    };
-                    if *k == 0 {
-                        *asked.lock().unwrap() = Some(cache.get_or_insert_with(2, || 22));
-                        if let Some(go) = go_tx.lock().unwrap().take() {
-                            go.send(()).unwrap();
-                        }
-                    }
-                })
-                .build()
-        });
-        me.set(Arc::downgrade(&cache)).unwrap();
-        cache.insert(0, 0).unwrap();
-        let b = {
+        let cache: Arc<ShardedCache<u64, u64>> = Arc::new(ShardedCache::new());
+        let barrier = Arc::new(Barrier::new(2));
+        let outside_loads = Arc::new(AtomicUsize::new(0));
+        let asked_again: Arc<Mutex<Vec<String>>> = Arc::default();
+        let lead = |mine: u64, theirs: u64| {
             let cache = Arc::clone(&cache);
+            let barrier = Arc::clone(&barrier);
+            let outside_loads = Arc::clone(&outside_loads);
+            let asked_again = Arc::clone(&asked_again);
             thread::spawn(move || {
-                cache.get_or_insert_with(2, || {
-                    started_tx.send(()).unwrap();
-                    go_rx.recv().unwrap();
-                    20
+                cache.get_or_insert_with(mine, || {
+                    barrier.wait(); // both flights are open
+                    let theirs_value = cache.get_or_insert_with(theirs, || {
+                        outside_loads.fetch_add(1, Ordering::SeqCst);
+                        let again = cache.get_or_insert_with(theirs, || 0);
+                        asked_again.lock().unwrap().push(format!("{again:?}"));
+                        theirs * 100
+                    });
+                    mine * 10 + theirs_value.map_or(0, |v| v % 10)
                 })
             })
         };
-        started_rx.recv().unwrap(); // B's flight for key 2 is open
-        let a = cache
-            .get_or_insert_with(1, || 10)
-            .map_err(|e| e.to_string());
-        let b = b.join().unwrap().map_err(|e| e.to_string());
-        let asked = asked
-            .lock()
-            .unwrap()
-            .take()
-            .map(|r| r.map_err(|e| e.to_string()));
-        (a, b, asked)
+        let (a, b) = (lead(1, 2), lead(2, 1));
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        let outside = outside_loads.load(Ordering::SeqCst);
+        let again = asked_again.lock().unwrap().clone();
+        (a.is_ok() && b.is_ok(), outside, again)
     });
-    let (a, b, asked) = done.expect("two loads waited on each other");
-    assert_eq!(a, Ok(10));
-    assert_eq!(asked, Some(Ok(22)), "A loaded key 2 itself");
-    assert_eq!(b, Ok(22), "B found A's value stored and returned it");
+    let (both_ok, outside, again) = done.expect("two loads waited on each other");
+    assert!(both_ok);
+    assert_eq!(
+        outside, 1,
+        "exactly one thread loaded the other's key itself"
+    );
+    assert_eq!(again, ["Err(LoaderReentered)"]);
+}
+
+/// Nested loads of one shared key still load it once: eight leaders, each loading its own key,
+/// all ask for one shared key from their loaders; none of their waits closes a cycle, so they
+/// wait for one flight (a first version of the cycle rule, "a leader never waits", loaded it
+/// once per leader).
+#[test]
+fn nested_loads_of_one_shared_key_load_it_once() {
+    let cache: Arc<ShardedCache<u64, u64>> = Arc::new(ShardedCache::new());
+    let shared_loads = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8u64)
+        .map(|user| {
+            let (cache, loads, barrier) = (
+                Arc::clone(&cache),
+                Arc::clone(&shared_loads),
+                Arc::clone(&barrier),
+            );
+            thread::spawn(move || {
+                cache.get_or_insert_with(user, || {
+                    barrier.wait(); // every leader is in its loader
+                    let shared = cache.get_or_insert_with(1_000, || {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        7
+                    });
+                    shared.unwrap() * 100 + user
+                })
+            })
+        })
+        .collect();
+    for (user, t) in threads.into_iter().enumerate() {
+        assert_eq!(t.join().unwrap().unwrap(), 700 + user as u64);
+    }
+    assert_eq!(shared_loads.load(Ordering::SeqCst), 1);
 }
 
 /// A loaded value the cache cannot keep is still the caller's, as moka, Caffeine and quick_cache

@@ -104,6 +104,43 @@ fn a_call_after_a_loaded_value_was_removed_does_not_get_it() {
     });
 }
 
+/// Model 27: two leaders whose loaders each ask for the other's key. In every interleaving
+/// in which both flights are open when they ask, one thread's wait would close a cycle: it
+/// loads the other's key itself, outside any flight, and the other waits for it as usual, so
+/// no thread waits forever (loom fails a model whose threads all block; before the wait-for
+/// record, both waited). Each gets its own key's value or, where the other's outside load
+/// stored first, that one; each key ends with one value, read back.
+#[test]
+fn two_leaders_asking_for_each_others_keys_never_wait_for_each_other() {
+    model(|| {
+        let cache = Arc::new(cache::<String>(None));
+        let load = |cache: &Cache<String>, mine: u64, theirs: u64| {
+            cache
+                .get_or_insert_with(mine, || {
+                    let other = cache.get_or_insert_with(theirs, || s("outside")).unwrap();
+                    s(&format!("{mine} saw {other}"))
+                })
+                .unwrap()
+        };
+        let other = {
+            let cache = Arc::clone(&cache);
+            thread::spawn(move || load(&cache, 2, 1))
+        };
+        let one = load(&cache, 1, 2);
+        let two = other.join().unwrap();
+        assert!(
+            one.starts_with("1 saw") || one == "outside",
+            "key 1 gave {one:?}"
+        );
+        assert!(
+            two.starts_with("2 saw") || two == "outside",
+            "key 2 gave {two:?}"
+        );
+        assert_eq!(cache.get(&1).as_deref(), Some(one.as_str()));
+        assert_eq!(cache.get(&2).as_deref(), Some(two.as_str()));
+    });
+}
+
 /// Model 16: the separate-body cache (`ByteCache`, one shard, fixed hash seeds). A reader of a
 /// body racing the body's replacement and then the key's delete keeps a valid stream: the
 /// body it got reads to its end, intact, the old one or the new one, whatever happens to the
