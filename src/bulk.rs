@@ -25,6 +25,7 @@ use std::hash::{BuildHasher, Hash};
 
 use crate::raw::shard::Walk;
 use crate::raw::{Entry, Shard};
+use crate::room::{drain_retired, mark_retired};
 use crate::sharded::{Pinned, ShardedCache};
 use crate::stats::RemovalCause;
 use crate::sync::epoch::{self, Guard};
@@ -86,7 +87,13 @@ where
     /// assert_eq!(cache.get(&3), None);
     /// assert_eq!(cache.get(&4), Some(4));
     /// ```
-    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+    pub fn retain(&self, keep: impl FnMut(&K, &V) -> bool) {
+        self.retain_counting(keep);
+    }
+
+    /// [`retain`](Self::retain), saying how many entries it removed.
+    pub(crate) fn retain_counting(&self, mut keep: impl FnMut(&K, &V) -> bool) -> usize {
+        let mut retired = 0;
         for shard in self.shards.iter() {
             let guard = epoch::pin();
             let rejected = self.walk_rejecting(shard, &mut keep, &guard);
@@ -105,8 +112,17 @@ where
                 .count_removals(RemovalCause::Deleted, removed.len());
             drop(state);
             let settled = self.settle(removed.iter().copied(), &guard);
+            retired += removed.len();
             self.finish(removed.len(), removed, settled, &guard);
         }
+        retired
+    }
+
+    /// Has the collector free the `retired` entries this thread removed so far before
+    /// returning, as [`clear`](Self::clear) does (see `drain_retired`).
+    pub(crate) fn free_retired(&self, retired: usize) {
+        let freed = mark_retired(&epoch::pin());
+        drain_retired(&freed, retired);
     }
 
     /// The entries of `shard` that `keep` rejects, with their keys' hashes, read under `guard`

@@ -152,6 +152,15 @@ impl ByteKey {
         }
     }
 
+    /// The namespace byte: [`METADATA`] or [`BODY`].
+    fn namespace(&self) -> u8 {
+        match self {
+            // The header byte, the key's first, holds the namespace in its low bit, plus one.
+            ByteKey::Inline(first, _) => (first.get() as u8 - 1) & 1,
+            ByteKey::Heap(bytes) => bytes[0],
+        }
+    }
+
     /// The bytes the budget counts for this key.
     fn weight(&self) -> usize {
         match self {
@@ -597,8 +606,16 @@ impl ByteCache {
         self.inner.stats()
     }
 
-    /// Removes every key's metadata and body; the cache stays open (see
-    /// [`ShardedCache::clear`]). Fails with [`CacheError::Closed`] after `close`.
+    /// Removes every key's metadata and body; the cache stays open. Fails with
+    /// [`CacheError::Closed`] after `close`.
+    ///
+    /// Bodies go first, in a sweep of every shard, then metadata, in a second: a writer that
+    /// stores metadata then body (the seed's `set` then `set_body`) while it runs leaves both,
+    /// or its body alone, never metadata without its body, as with [`delete`](BaseCache::delete).
+    /// (A key's metadata and body live in different shards, so clearing shard by shard, as
+    /// [`ShardedCache::clear`] does, could keep the one and drop the other.) Unlike that
+    /// `clear`, the tables keep their size. Expired entries go too, told as
+    /// [`RemovalCause::Expired`]. The values are dropped before it returns, as there.
     ///
     /// ```
     /// # use bytes::Bytes;
@@ -613,7 +630,11 @@ impl ByteCache {
     /// ```
     pub fn clear(&self) -> Result<(), CacheError> {
         self.check_open()?;
-        self.inner.clear();
+        let bodies = self.inner.retain_counting(|k, _| k.namespace() != BODY);
+        let metadata = self.inner.retain_counting(|k, _| k.namespace() == BODY);
+        self.inner.free_retired(bodies + metadata);
+        // The sweeps pass over expired entries (no read returns them): they go as expired.
+        self.inner.purge_expired();
         Ok(())
     }
 
