@@ -313,7 +313,10 @@ impl ByteCacheBuilder {
         self
     }
 
-    /// Bounds the total bytes: keys, values and per-entry overhead (112 bytes an entry). One
+    /// Bounds the total bytes: keys, values and per-entry overhead (112 bytes an entry, which
+    /// covers a key of up to 39 bytes kept in the entry; a longer key counts its length). A
+    /// value counts its length, not the allocation it shares: a `Bytes` sliced from a larger
+    /// buffer keeps that whole buffer alive, which the bound does not see. One
     /// entry may take at most an eighth of the bound unless
     /// [`max_entry_weight`](Self::max_entry_weight) says otherwise, so a bound below about
     /// 900 bytes refuses every write with [`CacheError::TooLarge`].
@@ -515,8 +518,8 @@ impl ByteCache {
         Ok(self.inner.get_with(&meta_key(key), |v| f(v)))
     }
 
-    /// The number of stored entries (metadata and bodies each count); approximate under
-    /// concurrent writes.
+    /// The number of stored entries (metadata and bodies each count), expired ones not yet
+    /// removed included; approximate under concurrent writes.
     ///
     /// ```
     /// # use bytes::Bytes;

@@ -26,7 +26,9 @@ pub enum CacheError {
     Closed,
     /// The entry is larger than the cache accepts for one entry.
     TooLarge {
-        /// The weight of the refused entry, in bytes (key, value and per-entry overhead).
+        /// The weight of the refused entry as the cache's weigher gives it (for `ByteCache`, in
+        /// bytes: the value, the per-entry overhead, and the key when it is longer than the 39
+        /// bytes the overhead already covers).
         size: usize,
         /// The largest weight the cache accepts for one entry.
         max: usize,

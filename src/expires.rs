@@ -36,7 +36,8 @@ pub enum Expires {
     After(Duration),
     /// At this wall-clock instant.
     At(SystemTime),
-    /// At this Unix timestamp, in whole seconds.
+    /// At this Unix timestamp, in whole seconds (absolute, as the seed's "integer timestamps":
+    /// 0 is long past, so an entry given it is already expired; no expiry is `None`).
     UnixSeconds(u64),
 }
 
