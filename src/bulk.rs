@@ -22,10 +22,11 @@
 //!   [`Pinned::iter`] is the exception: it lends references, which live as long as its pin.
 
 use std::hash::{BuildHasher, Hash};
+use std::panic::{self, AssertUnwindSafe};
 
 use crate::raw::shard::Walk;
 use crate::raw::{Entry, Shard};
-use crate::room::{drain_retired, mark_retired};
+use crate::room::{drain_retired, mark_retired, Panic};
 use crate::sharded::{Pinned, ShardedCache};
 use crate::stats::RemovalCause;
 use crate::sync::epoch::{self, Guard};
@@ -73,8 +74,9 @@ where
     /// `keep` sees each live entry once, shard by shard, with no lock held (it may use the
     /// cache). An entry replaced or removed after `keep` saw it is left alone: the verdict was
     /// on a value the key no longer holds. Entries written during the call may or may not be
-    /// seen. If `keep` (or the listener) panics, the panic goes on after the removals already
-    /// made are settled and told; the shards not yet reached are untouched.
+    /// seen. If `keep` panics, the panic goes on after the removals already made are settled
+    /// and told; the shards not yet reached are untouched. If the listener panics, every shard
+    /// is still swept, and the first such panic goes on at the end.
     ///
     /// ```
     /// # use epochcache::ShardedCache;
@@ -88,12 +90,19 @@ where
     /// assert_eq!(cache.get(&4), Some(4));
     /// ```
     pub fn retain(&self, keep: impl FnMut(&K, &V) -> bool) {
-        self.retain_counting(keep);
+        if let (_, Some(payload)) = self.retain_counting(keep) {
+            panic::resume_unwind(payload);
+        }
     }
 
-    /// [`retain`](Self::retain), saying how many entries it removed.
-    pub(crate) fn retain_counting(&self, mut keep: impl FnMut(&K, &V) -> bool) -> usize {
+    /// [`retain`](Self::retain), saying how many entries it removed, and handing back the
+    /// first panic of a listener instead of resuming it (every shard is swept all the same).
+    pub(crate) fn retain_counting(
+        &self,
+        mut keep: impl FnMut(&K, &V) -> bool,
+    ) -> (usize, Option<Panic>) {
         let mut retired = 0;
+        let mut first_panic = None;
         for shard in self.shards.iter() {
             let guard = epoch::pin();
             let rejected = self.walk_rejecting(shard, &mut keep, &guard);
@@ -113,9 +122,14 @@ where
             drop(state);
             let settled = self.settle(removed.iter().copied(), &guard);
             retired += removed.len();
-            self.finish(removed.len(), removed, settled, &guard);
+            let finished = panic::catch_unwind(AssertUnwindSafe(|| {
+                self.finish(removed.len(), removed, settled, &guard)
+            }));
+            if let Err(payload) = finished {
+                first_panic.get_or_insert(payload);
+            }
         }
-        retired
+        (retired, first_panic)
     }
 
     /// Has the collector free the `retired` entries this thread removed so far before

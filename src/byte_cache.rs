@@ -633,11 +633,16 @@ impl ByteCache {
     /// ```
     pub fn clear(&self) -> Result<(), CacheError> {
         self.check_open()?;
-        let bodies = self.inner.retain_counting(|k, _| k.namespace() != BODY);
-        let metadata = self.inner.retain_counting(|k, _| k.namespace() == BODY);
+        // A listener's panic (the first) goes on once both sweeps and the purge are done, so
+        // that it cannot leave metadata without its body.
+        let (bodies, panicked) = self.inner.retain_counting(|k, _| k.namespace() != BODY);
+        let (metadata, then) = self.inner.retain_counting(|k, _| k.namespace() == BODY);
         self.inner.free_retired(bodies + metadata);
         // The sweeps pass over expired entries (no read returns them): they go as expired.
-        self.inner.purge_expired();
+        let purged = panic::catch_unwind(AssertUnwindSafe(|| self.inner.purge_expired()));
+        if let Some(payload) = panicked.or(then).or(purged.err()) {
+            panic::resume_unwind(payload);
+        }
         Ok(())
     }
 

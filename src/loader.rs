@@ -41,6 +41,8 @@
 //! Of user code only the key's `Eq` runs under the map's lock: the key is cloned for a new
 //! flight before the lock is taken, and a flight record is dropped (with its key) only after
 //! the lock is released, so a `Clone` or `Drop` that calls back into the cache cannot deadlock.
+//! No user code runs under a flight's own lock either: its value is shared behind an `Arc`, and
+//! each waiter clones it after letting go of the lock.
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -53,12 +55,17 @@ use crate::CacheError;
 use crate::{Computed, Op};
 
 /// How a flight ended, as its waiters see it.
+///
+/// A value is kept behind an `Arc`, so that a waiter takes its own clone (user code) after
+/// releasing the outcome's lock: a `Clone` that asks the cache for a key whose load waits for
+/// another waiter of this flight would otherwise hold that waiter at the lock, in a wait the
+/// record of waits cannot see.
 enum Outcome<V> {
     Running,
-    Loaded(V),
+    Loaded(Arc<V>),
     /// The value was loaded but the cache could not keep it (`TooLarge`, `NoRoom`): every
     /// waiter takes it, however late it joined, since it was never in the cache to be removed.
-    Unstored(V),
+    Unstored(Arc<V>),
     /// The value was loaded but the cache was closed meanwhile; every waiter gets the same
     /// error rather than loading it again, one after another, only to be refused in turn.
     Closed,
@@ -74,6 +81,9 @@ pub(crate) struct Flight<K, V> {
     /// was stored (and then removed, evicted or expired), so it does not take the value but
     /// reads the cache itself once the flight ends (see [`ShardedCache::try_get_or_insert_with`]).
     settling: AtomicBool,
+    /// Set, under the flights lock, when the flight is unlisted: a thread recorded as waiting
+    /// for it has been woken, or is about to be, and waits for no one through it.
+    ended: AtomicBool,
     outcome: Mutex<Outcome<V>>,
     done: Condvar,
 }
@@ -113,8 +123,10 @@ impl<K, V> FlightMap<K, V> {
                 return true;
             }
             match self.waiting.get(&leader) {
-                Some(next) => leader = next.leader,
-                None => return false,
+                // A waiter's record outlives its wait by a moment (it is removed once the
+                // waiter runs again): an ended flight links to no one.
+                Some(next) if !next.ended.load(Ordering::Relaxed) => leader = next.leader,
+                _ => return false,
             }
         }
         false
@@ -162,7 +174,11 @@ impl<K: Hash + Eq, V, S> Drop for Leading<'_, K, V, S> {
     fn drop(&mut self) {
         // Unlisted first, so that a caller arriving from now on (after a `remove` of the key,
         // say) starts a flight of its own instead of joining one that already ended.
-        lock(&self.cache.flights).unlist(self.hash, &self.flight);
+        {
+            let mut flights = lock(&self.cache.flights);
+            flights.unlist(self.hash, &self.flight);
+            self.flight.ended.store(true, Ordering::Relaxed);
+        }
         *lock(&self.flight.outcome) = self.outcome.take().unwrap_or(Outcome::Failed);
         self.flight.done.notify_all();
     }
@@ -307,12 +323,12 @@ where
                     let outcome = wait(&recorded.flight);
                     drop(recorded);
                     match outcome {
-                        Outcome::Loaded(v) if !late => return Ok(v),
+                        Outcome::Loaded(v) if !late => return Ok(V::clone(&v)),
                         Outcome::Loaded(_) => match self.peek(&key) {
                             Some(v) => return Ok(v),
                             None => continue, // gone again: start over
                         },
-                        Outcome::Unstored(v) => return Ok(v),
+                        Outcome::Unstored(v) => return Ok(V::clone(&v)),
                         Outcome::Closed => return Err(CacheError::Closed),
                         // The leader failed: start over.
                         Outcome::Failed | Outcome::Running => continue,
@@ -330,7 +346,7 @@ where
             let settling = &leading.flight.settling;
             settling.store(true, Ordering::SeqCst);
             if let Some(v) = self.peek(&key) {
-                leading.outcome = Some(Outcome::Loaded(v.clone()));
+                leading.outcome = Some(Outcome::Loaded(Arc::new(v.clone())));
                 return Ok(v);
             }
             settling.store(false, Ordering::SeqCst);
@@ -350,9 +366,9 @@ where
                 }
             };
             leading.outcome = Some(if stored {
-                Outcome::Loaded(value.clone())
+                Outcome::Loaded(Arc::new(value.clone()))
             } else {
-                Outcome::Unstored(value.clone())
+                Outcome::Unstored(Arc::new(value.clone()))
             });
             return Ok(value);
         }
@@ -385,6 +401,7 @@ where
             key: key.clone(),
             leader: me,
             settling: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             outcome: Mutex::new(Outcome::Running),
             done: Condvar::new(),
         });
@@ -413,8 +430,9 @@ where
     }
 }
 
-/// Waits for a flight to end, and says how it ended (never `Running`).
-fn wait<K, V: Clone>(flight: &Flight<K, V>) -> Outcome<V> {
+/// Waits for a flight to end, and says how it ended (never `Running`). Runs no user code: the
+/// value is shared, for the caller to clone with the lock released.
+fn wait<K, V>(flight: &Flight<K, V>) -> Outcome<V> {
     let mut outcome = lock(&flight.outcome);
     loop {
         match &*outcome {
@@ -424,8 +442,8 @@ fn wait<K, V: Clone>(flight: &Flight<K, V>) -> Outcome<V> {
                     Err(poisoned) => poisoned.into_inner(),
                 }
             }
-            Outcome::Loaded(v) => return Outcome::Loaded(v.clone()),
-            Outcome::Unstored(v) => return Outcome::Unstored(v.clone()),
+            Outcome::Loaded(v) => return Outcome::Loaded(Arc::clone(v)),
+            Outcome::Unstored(v) => return Outcome::Unstored(Arc::clone(v)),
             Outcome::Closed => return Outcome::Closed,
             Outcome::Failed => return Outcome::Failed,
         }

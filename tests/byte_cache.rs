@@ -152,3 +152,35 @@ fn clear_removes_expired_entries_too() {
     heard.sort_by_key(|c| format!("{c:?}"));
     assert_eq!(heard, [RemovalCause::Deleted, RemovalCause::Expired]);
 }
+
+/// A listener that panics while `clear` sweeps bodies does not stop the sweeps: both run to the
+/// end and the panic goes on after (a review found the first two-sweep `clear` stopping at the
+/// panicking shard, leaving metadata without bodies).
+#[test]
+fn clear_with_a_panicking_listener_still_leaves_no_metadata_without_its_body() {
+    let armed = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let a = Arc::clone(&armed);
+    let cache = ByteCache::builder()
+        .eviction_listener(move |_k: &str, _v: &Bytes, is_body, _cause| {
+            if is_body && a.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                panic!("listener fails once");
+            }
+        })
+        .build();
+    for i in 0..4 {
+        let key = format!("k{i}");
+        cache.set(&key, Bytes::from_static(b"meta"), None).unwrap();
+        cache.set_body(&key, Bytes::from_static(b"body")).unwrap();
+    }
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cache.clear()));
+    assert!(r.is_err(), "the listener's panic goes on");
+    let orphans: Vec<String> = (0..4)
+        .map(|i| format!("k{i}"))
+        .filter(|k| cache.get(k).unwrap().is_some() && cache.get_body(k).unwrap().is_none())
+        .collect();
+    assert!(
+        orphans.is_empty(),
+        "metadata left without its body: {orphans:?}"
+    );
+    assert_eq!(cache.len(), 0, "clear left entries behind");
+}
