@@ -35,7 +35,10 @@
 //! that joins a thread it spawned, which waits for a flight) can still deadlock.
 //!
 //! A thread loading a key outside a flight is recorded too, so that its loader asking for the
-//! same key gets [`CacheError::LoaderReentered`] as a leader's would, instead of recursing.
+//! same key gets [`CacheError::LoaderReentered`] as a leader's would, instead of recursing. A
+//! leader's own key asked for while it settles the value (by a listener or a value's `Drop`
+//! that storing it runs, not by its loader) is loaded outside the flight the same way, since
+//! the leader's loader is done.
 //!
 //! Flights live in one small map per cache, touched only on misses that load; hits never see it.
 //! Of user code only the key's `Eq` runs under the map's lock: the key is cloned for a new
@@ -146,14 +149,18 @@ impl<K, V> FlightMap<K, V> {
 }
 
 /// What a thread that missed does about a key (see [`ShardedCache::join_or_lead`]).
-enum Role<K, V> {
+enum Role<'c, K, V, S>
+where
+    K: Hash + Eq,
+{
     /// Load it, leading this new flight.
     Lead(Arc<Flight<K, V>>),
-    /// Wait for this flight, recorded as waiting for it.
-    Wait(Arc<Flight<K, V>>),
-    /// Load it outside any flight (waiting would close a cycle), recorded as this.
-    Unshared(Arc<Flight<K, V>>),
-    /// The thread is loading this key already.
+    /// Wait for the recorded flight.
+    Wait(Recorded<'c, K, V, S>),
+    /// Load it outside any flight (waiting would close a cycle, or the thread is settling
+    /// its own load of the key), as recorded.
+    Unshared(Recorded<'c, K, V, S>),
+    /// The thread's loader asked for the key it is loading.
     Reentered,
 }
 
@@ -289,15 +296,9 @@ where
             let flight = match self.join_or_lead(&key, hash) {
                 Role::Lead(flight) => flight,
                 Role::Reentered => return Err(CacheError::LoaderReentered),
-                Role::Unshared(record) => {
+                Role::Unshared(_recorded) => {
                     // Waiting would close a cycle of waits: loaded here, outside any flight,
                     // recorded until done so that `init` asking for this key is refused.
-                    let _recorded = Recorded {
-                        cache: self,
-                        hash,
-                        flight: record,
-                        waiting: false,
-                    };
                     if let Some(v) = self.peek(&key) {
                         return Ok(v);
                     }
@@ -307,13 +308,7 @@ where
                     let value = init().map_err(|e| CacheError::Loader(e.into()))?;
                     return self.store_loaded(key, value).map(|(v, _)| v);
                 }
-                Role::Wait(flight) => {
-                    let recorded = Recorded {
-                        cache: self,
-                        hash,
-                        flight,
-                        waiting: true,
-                    };
+                Role::Wait(recorded) => {
                     // Read after this call's miss: if the leader had not begun to settle the
                     // value then, it settles it after the miss, within this call, and the value
                     // is this call's to return. Otherwise the value may have been stored before
@@ -391,9 +386,11 @@ where
     }
 
     /// What the calling thread does about `key`, which it missed: lead a new flight, wait for
-    /// the running one, load it outside any flight (if waiting would close a cycle), or refuse
-    /// (it is loading the key already). Decided, and recorded, under the flights lock.
-    fn join_or_lead(&self, key: &K, hash: u64) -> Role<K, V> {
+    /// the running one, load it outside any flight (if waiting would close a cycle, or if it is
+    /// settling its own load of the key: a listener or a value's `Drop` that storing it runs),
+    /// or refuse (its loader asked for the key it is loading). Decided, and recorded, under the
+    /// flights lock; the record's guard exists before anything of the caller's is dropped.
+    fn join_or_lead(&self, key: &K, hash: u64) -> Role<'_, K, V, S> {
         let me = current_thread().id();
         // Made before the lock, since the key's `Clone` is user code: only its `Eq` runs under
         // the flights lock. A thread that joins a flight drops its own, unused, after the lock.
@@ -418,15 +415,32 @@ where
             list.push(Arc::clone(&mine));
             return Role::Lead(mine);
         };
-        if running.leader == me {
+        let settling_its_own = running.leader == me && running.settling.load(Ordering::SeqCst);
+        if running.leader == me && !settling_its_own {
             return Role::Reentered;
         }
-        if flights.closes_cycle(me, &running) {
+        if settling_its_own || flights.closes_cycle(me, &running) {
             flights.unshared.push(Arc::clone(&mine));
-            return Role::Unshared(mine);
+            return Role::Unshared(Recorded {
+                cache: self,
+                hash,
+                flight: mine,
+                waiting: false,
+            });
         }
-        flights.waiting.insert(me, Arc::clone(&running));
-        Role::Wait(running)
+        let stale = flights.waiting.insert(me, Arc::clone(&running));
+        let recorded = Recorded {
+            cache: self,
+            hash,
+            flight: running,
+            waiting: true,
+        };
+        // Dropped with the lock released, and with the guard in place: the key's `Drop` is
+        // user code, and if it panics the guard still removes the record as it unwinds.
+        drop(flights);
+        drop(stale);
+        drop(mine);
+        Role::Wait(recorded)
     }
 }
 
