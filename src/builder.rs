@@ -315,8 +315,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
 
     /// The hasher. The default is ahash seeded randomly per cache, which resists HashDoS; a fixed
     /// seed makes runs repeatable (the loom models use one). A hasher need not mix its output:
-    /// the cache spreads every hash over all 64 bits before choosing a shard, a group and a tag,
-    /// so an identity hash of integer keys (as `nohash-hasher` gives) spreads them too.
+    /// the cache spreads the hashes of any hasher but ahash over all 64 bits (a multiply and two
+    /// shifts) before choosing a shard, a group and a tag, so an identity hash of integer keys
+    /// (as `nohash-hasher` gives) spreads them too.
     ///
     /// ```
     /// # use epochcache::ShardedCache;

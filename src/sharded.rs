@@ -1,9 +1,10 @@
 //! `ShardedCache`: the engine, generic over key and value.
 //!
 //! A cache is a power-of-two array of [`Shard`]s, a hasher, a clock and a budget. An operation
-//! hashes its key once and spreads the hash over all 64 bits (folds and a multiply, so that a weak
-//! hasher still spreads keys): the top bits choose the shard, the low 32 bits the group in the
-//! shard's table and bits 32..38 the tag, so the three choices are independent.
+//! hashes its key once (spreading the hash over all 64 bits, by folds and a multiply, unless the
+//! hasher is the default ahash, so that a weak hasher still spreads keys): the top bits choose
+//! the shard, the low 32 bits the group in the shard's table and bits 32..38 the tag, so the
+//! three choices are independent.
 //!
 //! - `get` pins the epoch once, loads the shard's table, probes, and on a hit raises the entry's
 //!   access counter with a relaxed store when it is not yet at its maximum. It takes no lock and
@@ -69,6 +70,9 @@ pub struct ShardedCache<K, V, S = ahash::RandomState> {
     pub(crate) shards: Box<[Shard<K, V>]>,
     shard_shift: u32,
     hasher: S,
+    /// Whether [`hash`](Self::hash) spreads the hasher's output (see [`spread`]): every hasher
+    /// but the default ahash, whose hashes are already uniform in every bit.
+    spread_hashes: bool,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) budget: Budget,
     pub(crate) max_entry_weight: u64,
@@ -164,6 +168,8 @@ where
                 .map(|_| Shard::new(per_shard, budget.is_bounded()))
                 .collect(),
             shard_shift: 64 - shards.trailing_zeros(),
+            spread_hashes: std::any::type_name::<S>()
+                != std::any::type_name::<ahash::RandomState>(),
             hasher,
             clock,
             budget,
@@ -183,10 +189,23 @@ where
         }
     }
 
-    /// The hash the cache uses for `key`.
+    /// The hash the cache uses for `key`: the hasher's, spread over all 64 bits unless the
+    /// hasher is the default ahash (a branch that always goes the same way for a cache). The
+    /// shard, the home group, the tag, the policy's queues and sketch all take this value.
     #[inline]
     pub(crate) fn hash<Q: ?Sized + Hash>(&self, key: &Q) -> u64 {
-        self.hasher.hash_one(key)
+        let hash = self.hasher.hash_one(key);
+        if self.spread_hashes {
+            spread(hash)
+        } else {
+            hash
+        }
+    }
+
+    /// Whether this cache spreads its hasher's output before using it; for tests.
+    #[doc(hidden)]
+    pub fn spreads_hashes(&self) -> bool {
+        self.spread_hashes
     }
 
     #[inline]
@@ -212,10 +231,8 @@ where
 
     #[inline]
     pub(crate) fn shard_index(&self, hash: u64) -> usize {
-        // The top bits of the spread hash, which depend on every bit of the caller's: its own top
-        // bits may all be alike (small integers hashed to themselves). `checked_shr` gives 0 for
-        // one shard (a shift by 64).
-        spread(hash).checked_shr(self.shard_shift).unwrap_or(0) as usize
+        // `checked_shr` gives 0 for one shard (a shift by 64).
+        hash.checked_shr(self.shard_shift).unwrap_or(0) as usize
     }
 
     /// The number of shards.

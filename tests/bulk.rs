@@ -632,3 +632,19 @@ fn a_key_removed_and_written_again_during_a_walk_is_yielded_at_most_once_a_value
         "the rewrite is ahead of the walk here"
     );
 }
+
+/// The cache spreads a hasher's output unless the hasher is the default ahash (uniform already:
+/// spreading it cost a hot `get` about 4%); an identity hasher's, or a seeded ahash's type
+/// (the same type), are told apart by type.
+#[test]
+fn only_hashers_other_than_ahash_are_spread() {
+    let default: ShardedCache<u64, u64> = ShardedCache::new();
+    assert!(!default.spreads_hashes());
+    let seeded: ShardedCache<u64, u64, ahash::RandomState> = ShardedCache::builder()
+        .hasher(ahash::RandomState::with_seeds(1, 2, 3, 4))
+        .build();
+    assert!(!seeded.spreads_hashes());
+    let identity: ShardedCache<u64, u64, std::hash::BuildHasherDefault<Identity>> =
+        ShardedCache::builder().hasher(Default::default()).build();
+    assert!(identity.spreads_hashes());
+}

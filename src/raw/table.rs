@@ -15,11 +15,12 @@
 //!
 //! # Probing
 //!
-//! A key's home group is the low 32 bits of its spread hash ([`tag::spread`]) scaled onto the
-//! group count (a multiply and a shift, not a mask), so the count need not be a power of two: a
-//! shard grows by half rather than doubling, and a presized table is as large as asked, which keeps
-//! a table between 58% and 7/8 full instead of between 44% and 7/8. (The shard index takes the
-//! spread hash's top bits and the tag bits 32..38, so the three are independent.)
+//! A key's home group is the low 32 bits of its hash scaled onto the group count (a multiply and
+//! a shift, not a mask), so the count need not be a power of two: a shard grows by half rather
+//! than doubling, and a presized table is as large as asked, which keeps a table between 58% and
+//! 7/8 full instead of between 44% and 7/8. (The shard index takes the hash's top bits and the tag
+//! bits 32..38, so the three are independent; a weak hasher's hashes are spread first, see
+//! [`tag::spread`].)
 //!
 //! From the home group, groups are visited in order, wrapping at the end (linear probing over
 //! whole groups: seven slots a step, and the next group is the next cache line). The first `n`
@@ -55,7 +56,7 @@
 use std::fmt;
 
 use super::entry::Entry;
-use super::tag::{self, spread, Tag, GROUP_SLOTS};
+use super::tag::{self, Tag, GROUP_SLOTS};
 use crate::sync::epoch::{Atomic, Guard, Owned, Shared};
 use crate::sync::{AtomicU64, Ordering};
 
@@ -176,11 +177,11 @@ impl<K, V> Table<K, V> {
     }
 
     /// The group a probe for `hash` starts at: Lemire's multiply-shift range reduction of the
-    /// low 32 bits of its [`spread`](tag::spread), below the group count and uniform when the bits
-    /// are.
+    /// hash's low 32 bits, below the group count and uniform when the bits are (the cache
+    /// spreads a weak hasher's hashes first, see [`spread`](tag::spread)).
     #[inline]
     fn home(&self, hash: u64) -> usize {
-        ((u64::from(spread(hash) as u32) * self.groups.len() as u64) >> 32) as usize
+        ((u64::from(hash as u32) * self.groups.len() as u64) >> 32) as usize
     }
 
     /// Reads the home group of `hash` and discards what it read: a writer calls it before taking
@@ -507,6 +508,7 @@ pub(crate) fn alloc_entry_exempt<K, V>(entry: Entry<K, V>) -> NewEntry<K, V> {
 
 #[cfg(all(test, not(epochcache_loom)))]
 mod tests {
+    use super::super::tag::spread;
     use super::*;
 
     /// Hashes a weak hasher gives: small integers as themselves, and the same shifted into the
@@ -535,10 +537,11 @@ mod tests {
             let mut tags = [false; 128];
             let mut per_shard = [0u32; 8];
             for k in 0..keys {
-                let hash = hash_of(k);
+                // As the cache hashes a key when its hasher is not ahash.
+                let hash = spread(hash_of(k));
                 per_group[table.home(hash)] += 1;
                 tags[usize::from(Tag::full(hash).0 & 0x7f)] = true;
-                per_shard[(spread(hash) >> 61) as usize] += 1;
+                per_shard[(hash >> 61) as usize] += 1;
             }
             let mean = keys as u32 / table.group_count() as u32;
             let fullest = per_group.iter().copied().max().unwrap_or(0);
