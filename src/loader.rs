@@ -297,8 +297,9 @@ where
                 Role::Lead(flight) => flight,
                 Role::Reentered => return Err(CacheError::LoaderReentered),
                 Role::Unshared(_recorded) => {
-                    // Waiting would close a cycle of waits: loaded here, outside any flight,
-                    // recorded until done so that `init` asking for this key is refused.
+                    // Waiting would close a cycle of waits (or this thread is settling its
+                    // own load of the key): loaded here, outside any flight, recorded until
+                    // done so that `init` asking for this key is refused.
                     if let Some(v) = self.peek(&key) {
                         return Ok(v);
                     }
