@@ -26,7 +26,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use crate::raw::shard::Walk;
 use crate::raw::{Entry, Shard};
-use crate::room::{drain_retired, mark_retired, Panic};
+use crate::room::Panic;
 use crate::sharded::{Pinned, ShardedCache};
 use crate::stats::RemovalCause;
 use crate::sync::epoch::{self, Guard};
@@ -130,13 +130,6 @@ where
             }
         }
         (retired, first_panic)
-    }
-
-    /// Has the collector free the `retired` entries this thread removed so far before
-    /// returning, as [`clear`](Self::clear) does (see `drain_retired`).
-    pub(crate) fn free_retired(&self, retired: usize) {
-        let freed = mark_retired(&epoch::pin());
-        drain_retired(&freed, retired);
     }
 
     /// The entries of `shard` that `keep` rejects, with their keys' hashes, read under `guard`

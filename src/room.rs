@@ -24,7 +24,6 @@
 
 use std::hash::{BuildHasher, Hash};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
 
 use crate::compute::Replacing;
 use crate::raw::shard::{FreshParts, ShardState};
@@ -32,7 +31,7 @@ use crate::raw::{Entry, NewEntry, Shard, Verdict};
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
 use crate::sync::epoch::{self, Guard};
-use crate::sync::{AtomicBool, MutexGuard, Ordering};
+use crate::sync::{MutexGuard, Ordering};
 use crate::CacheError;
 
 /// A caught panic's payload, resumed later.
@@ -614,7 +613,7 @@ where
     /// Empties every shard, one lock at a time, for `cause` (`close`, `clear`): each shard
     /// starts over with parts allocated before the locks are taken, and the parts they replace
     /// are dropped after the last lock is released. Then has the collector free what it
-    /// removed (see [`drain_retired`]) before it returns.
+    /// removed (see [`free_retired`]) before it returns.
     pub(crate) fn clear_every_shard(&self, cause: RemovalCause) {
         // A `clear` meets expired entries as a write does: they go as expired (see
         // `cause_met_by`). `close` removes everything as closed.
@@ -624,7 +623,7 @@ where
             self.clock.now_nanos()
         };
         let cause_of = |entry: &Entry<K, V>| cause_met_by(entry, now, cause);
-        let (retired, freed) = {
+        let retired = {
             let guard = &epoch::pin();
             let mut fresh: Vec<FreshParts<K, V>> =
                 self.shards.iter().map(|_| FreshParts::new()).collect();
@@ -635,9 +634,9 @@ where
                 }
             });
             drop(stale);
-            (retired, mark_retired(guard))
+            retired
         };
-        drain_retired(&freed, retired);
+        free_retired(retired);
     }
 
     /// As [`settle`](Self::settle) then [`finish`](Self::finish), for one entry.
@@ -647,35 +646,31 @@ where
     }
 }
 
-/// Defers, after everything this thread retired so far, a marker that the collector sets when
-/// it runs it, and hands the thread's garbage to the collector.
-pub(crate) fn mark_retired(guard: &Guard) -> Arc<AtomicBool> {
-    let freed = Arc::new(AtomicBool::new(false));
-    let marker = Arc::clone(&freed);
-    guard.defer(move || marker.store(true, Ordering::Release));
-    guard.flush();
-    freed
-}
-
-/// Runs the collector, with no pin held between rounds, until the marker of [`mark_retired`]
-/// has run: the collector frees the queued bags first in, first out, so then every entry this
-/// thread retired before the marker has been freed (and its value dropped), or is being freed
-/// by another thread's collection. A cache that is closed, or cleared, and then left alone
-/// would otherwise keep its values until some later pin of some thread collects them.
+/// Frees what the calling thread retired so far (`retired` entries) before returning: it
+/// hands the thread's garbage to the collector, and, unless nothing was retired or the thread is
+/// pinned, runs the collector until a marker deferred after those retirements has run. A cache
+/// that is closed, cleared or purged and then left alone would otherwise keep its values until
+/// some later pin of some thread collects them. Called with no pin of its own held.
 ///
-/// Bounded: each round frees up to eight bags of 64, so about `retired / 512` rounds suffice,
-/// plus a few to advance the epoch twice; another thread that stays pinned can hold the
-/// collector back, and then the rounds run out (yielding, so it may move) and the rest is freed
-/// by later collections, as before. Skipped when nothing was retired, and when the calling
-/// thread is itself pinned (a listener, a `get_with` closure, a [`Pinned`](crate::Pinned)
-/// handle, a value's `Drop`): its own pin keeps the epoch from advancing twice, so no round
-/// could free anything. Skipped under loom, whose models free garbage promptly
-/// (`crossbeam_sanitize`) and explore every operation of each round.
-pub(crate) fn drain_retired(freed: &AtomicBool, retired: usize) {
+/// The collector frees the queued bags first in, first out, so once the marker has run every
+/// entry this thread retired before it has been freed (its value dropped), or is being freed by
+/// another thread's collection. Bounded: each round frees up to eight bags of 64, so about
+/// `retired / 512` rounds suffice, plus a few to advance the epoch twice; another thread that
+/// stays pinned can hold the collector back, and then the rounds run out (yielding, so it may
+/// move) and the rest is freed by later collections. A caller that is itself pinned (a
+/// listener, a `get_with` closure, a [`Pinned`](crate::Pinned) handle, a value's `Drop`) keeps
+/// the epoch from advancing twice, so no round could free anything. Under loom the garbage is
+/// only handed over: the models free it promptly (`crossbeam_sanitize`), and would explore
+/// every operation of each round.
+pub(crate) fn free_retired(retired: usize) {
     #[cfg(not(epochcache_loom))]
-    {
-        if retired == 0 || epoch::is_pinned() {
-            return;
+    if retired > 0 && !epoch::is_pinned() {
+        let freed = std::sync::Arc::new(crate::sync::AtomicBool::new(false));
+        {
+            let guard = epoch::pin();
+            let marker = std::sync::Arc::clone(&freed);
+            guard.defer(move || marker.store(true, Ordering::Release));
+            guard.flush();
         }
         let rounds = retired.div_ceil(512).saturating_mul(2).saturating_add(64);
         for round in 0..rounds {
@@ -687,9 +682,10 @@ pub(crate) fn drain_retired(freed: &AtomicBool, retired: usize) {
                 crate::sync::pause(false);
             }
         }
+        return;
     }
-    #[cfg(epochcache_loom)]
-    let _ = (freed, retired);
+    let _ = retired;
+    epoch::pin().flush();
 }
 
 /// Why an entry that an operation for `cause` (a replacement, a removal, a `clear`) meets at

@@ -30,7 +30,7 @@ use crate::equivalent::Equivalent;
 use crate::expires::{deadline_of, has_passed, is_expired};
 use crate::loader::Flights;
 use crate::raw::{alloc_entry, alloc_entry_exempt, spread, stored_deadline, Entry, Shard};
-use crate::room::{cause_met_by, drain_retired, drop_quietly, mark_retired};
+use crate::room::{cause_met_by, drop_quietly, free_retired};
 use crate::stats::{CacheStats, ReadCounters, RemovalCause};
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{AtomicBool, Ordering};
@@ -707,20 +707,20 @@ where
     pub fn purge_expired(&self) {
         let now = self.clock.now_nanos();
         let hash_of = |k: &K| self.hash(k);
-        let (retired, freed) = {
+        // Unpinned before the frees below: a pin held would keep the epoch from advancing.
+        let retired = {
             let guard = epoch::pin();
-            let retired = self.remove_from_every_shard(
+            self.remove_from_every_shard(
                 |_| RemovalCause::Expired,
                 &guard,
                 |shard, state, expired| {
                     shard.sweep_expired(state, usize::MAX, now, &hash_of, &guard, expired)
                 },
-            );
-            (retired, mark_retired(&guard))
+            )
         };
         // An idle cache has no writes to run the collector: the expired values are dropped
         // before this returns.
-        drain_retired(&freed, retired);
+        free_retired(retired);
     }
 
     /// Checks every internal invariant of every shard (counts, tags, reachability, fill); for

@@ -102,9 +102,8 @@ fn release_slack(queue: &mut VecDeque<u64>) {
     }
 }
 
-/// Hashes of keys need only their bits spread (a caller's hasher may leave them alike: an
-/// identity hash of integers shifted into the high half put every hash in one bucket, and a
-/// queue compaction of 60,000 entries took 1.8 s), not a second full hash.
+/// Hashes are already uniform in every bit (ahash's, or another hasher's spread by
+/// `ShardedCache::hash`); hashing them again would only cost time.
 #[derive(Default)]
 pub(crate) struct IdentityHasher(u64);
 
@@ -118,7 +117,7 @@ impl Hasher for IdentityHasher {
         }
     }
     fn write_u64(&mut self, n: u64) {
-        self.0 = super::tag::spread(n);
+        self.0 = n;
     }
     /// A 32-bit fingerprint is uniform in its own bits only: the multiply carries them up to the
     /// high bits, where the hash set takes its control byte.
@@ -127,7 +126,7 @@ impl Hasher for IdentityHasher {
     }
 }
 
-/// How many times each hash occurs (keyed by the hash, spread).
+/// How many times each hash occurs (the hashes are already mixed, so they key it as they are).
 type CountOfHashes = HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>;
 
 /// Keys recently dropped by one of the queues, by a 32-bit fingerprint of their hash, oldest
@@ -450,16 +449,20 @@ mod tests {
     use crate::raw::table::Probe;
     use crate::sync::epoch::{self, Owned};
 
-    /// The hash maps keyed by hashes (the compaction's counts) see them spread: a std
-    /// `HashMap` takes its bucket from the low bits and its control byte from the top seven,
-    /// which a weak hasher's hashes of integers shifted into the high half left all alike, so
-    /// a compaction of 60,000 entries probed one cluster (1.8 s against 1.5 ms with ahash).
+    /// The hash maps keyed by hashes (the compaction's counts) take them as they are, and see
+    /// a weak hasher's hashes spread by `ShardedCache::hash`: a std `HashMap` takes its bucket
+    /// from the low bits and its control byte from the top seven, which a weak hasher's hashes
+    /// of integers shifted into the high half left all alike, so a compaction of 60,000 entries
+    /// once probed one cluster (1.8 s against 1.5 ms with ahash).
     #[test]
     fn hashes_keying_the_counts_are_spread_over_buckets_and_control_bytes() {
         use std::collections::HashSet;
         use std::hash::BuildHasher;
         let hasher = BuildHasherDefault::<IdentityHasher>::default();
-        let hashed: Vec<u64> = (0..60_000u64).map(|k| hasher.hash_one(k << 32)).collect();
+        let spread = crate::raw::tag::spread;
+        let hashed: Vec<u64> = (0..60_000u64)
+            .map(|k| hasher.hash_one(spread(k << 32)))
+            .collect();
         let buckets: HashSet<u64> = hashed.iter().map(|h| h & 0xffff).collect();
         let control: HashSet<u64> = hashed.iter().map(|h| h >> 57).collect();
         assert!(buckets.len() > 30_000, "{} low-bit buckets", buckets.len());
