@@ -24,10 +24,11 @@
 use std::hash::{BuildHasher, Hash};
 use std::panic::{self, AssertUnwindSafe};
 
+use crate::pinned::Pinned;
 use crate::raw::shard::Walk;
 use crate::raw::{Entry, Shard};
 use crate::room::Panic;
-use crate::sharded::{Pinned, ShardedCache};
+use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
 use crate::sync::epoch::{self, Guard};
 use crate::sync::Ordering;

@@ -174,6 +174,7 @@ mod equivalent;
 mod error;
 mod expires;
 mod loader;
+mod pinned;
 mod raw;
 mod room;
 mod sharded;
@@ -191,7 +192,8 @@ pub use dict::DictCache;
 pub use equivalent::Equivalent;
 pub use error::CacheError;
 pub use expires::Expires;
-pub use sharded::{Pinned, ShardedCache};
+pub use pinned::Pinned;
+pub use sharded::ShardedCache;
 pub use stats::{CacheStats, RemovalCause};
 pub use traits::{BaseCache, SeparateBodyCache};
 

@@ -10,7 +10,7 @@ use support::{quiet, stats_add_up, unless_deadlocked};
 use std::cell::RefCell;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -602,69 +602,6 @@ fn a_listener_that_reenters_the_cache_works() {
 }
 
 #[test]
-fn loaders_reentering_failing_and_panicking() {
-    let cache: ShardedCache<u64, u64> = ShardedCache::new();
-    let inner = cache.get_or_insert_with(1, || {
-        let r = cache.get_or_insert_with(1, || 7);
-        assert!(matches!(r, Err(CacheError::LoaderReentered)), "{r:?}");
-        // A loader may use the cache for other keys, and insert its own key: that write came
-        // after the miss, so it stays and is what the call returns.
-        cache.get_or_insert_with(2, || 2).unwrap();
-        cache.insert(1, 99).unwrap();
-        10
-    });
-    assert_eq!(inner.unwrap(), 99);
-    assert_eq!(cache.get(&1), Some(99));
-    assert!(quiet(|| cache.get_or_insert_with(3, || panic!("loader"))).is_err());
-    assert_eq!(cache.get_or_insert_with(3, || 3).unwrap(), 3);
-    let b = ByteCache::new();
-    let r = b.get_or_set_with("k", || {
-        let inner = b.get_or_set_with("k", || Ok::<_, std::io::Error>(Bytes::new()));
-        assert!(matches!(inner, Err(CacheError::LoaderReentered)));
-        Ok::<_, std::io::Error>(Bytes::from_static(b"v"))
-    });
-    assert_eq!(r.unwrap(), Bytes::from_static(b"v"));
-}
-
-#[test]
-fn waiters_on_a_panicking_or_failing_leader_are_not_stuck() {
-    for fail_by_panic in [true, false] {
-        let cache: ShardedCache<u64, u64> = ShardedCache::new();
-        let started = Barrier::new(2);
-        let release = Barrier::new(2);
-        let loads = AtomicUsize::new(0);
-        thread::scope(|s| {
-            let leader = s.spawn(|| {
-                quiet(|| {
-                    cache.try_get_or_insert_with(1, || {
-                        started.wait();
-                        release.wait();
-                        if fail_by_panic {
-                            panic!("leader");
-                        }
-                        Err("leader fails")
-                    })
-                })
-            });
-            started.wait();
-            let waiter = s.spawn(|| {
-                cache.get_or_insert_with(1, || {
-                    loads.fetch_add(1, Ordering::SeqCst);
-                    5
-                })
-            });
-            // Give the waiter a chance to join the flight (not needed for correctness).
-            thread::yield_now();
-            release.wait();
-            let _ = leader.join().unwrap();
-            assert_eq!(waiter.join().unwrap().unwrap(), 5);
-        });
-        assert_eq!(loads.load(Ordering::SeqCst), 1);
-        assert_eq!(cache.get(&1), Some(5));
-    }
-}
-
-#[test]
 fn budget_holds_with_many_shards_and_replacements() {
     let cache: ShardedCache<u64, Vec<u8>> = ShardedCache::builder()
         .shards(64)
@@ -785,22 +722,6 @@ fn an_entry_expires_at_its_deadline_on_an_unaligned_clock() {
         .unwrap();
     clock.advance(Duration::from_secs(5));
     assert_eq!(cache.get(&1), None);
-}
-
-#[test]
-fn a_closed_sharded_cache_does_not_run_the_loader() {
-    let cache: ShardedCache<u64, u64> = ShardedCache::new();
-    cache.close();
-    let ran = AtomicBool::new(false);
-    let r = cache.get_or_insert_with(1, || {
-        ran.store(true, Ordering::SeqCst);
-        1
-    });
-    assert!(matches!(r, Err(CacheError::Closed)));
-    assert!(
-        !ran.load(Ordering::SeqCst),
-        "the loader ran against a closed cache"
-    );
 }
 
 // ---------------------------------------------------------------------------------------------
