@@ -569,7 +569,7 @@ where
     /// return `None`. Closing twice is fine. Every entry is told to the listener as
     /// [`RemovalCause::Closed`], expired ones included. The values are dropped before `close`
     /// returns, unless a thread stays pinned meanwhile (another thread's read in progress or
-    /// [`Pinned`] handle, or the caller's own: `close` called from a listener, a `get_with`
+    /// [`Pinned`](crate::Pinned) handle, or the caller's own: `close` called from a listener, a `get_with`
     /// closure or a value's `Drop`): then the epoch collector drops them later, as it runs.
     ///
     /// ```
