@@ -90,9 +90,11 @@
 //! (crossbeam-epoch would not go on with a batch after a panic: the other values freed with it
 //! would never be dropped, and the count of unfreed weight would stay up for good). The panic
 //! goes on at that thread's next write or removal of an epochcache cache that removes an entry;
-//! a thread that never makes one never sees it. The engine settles every removal's budget, and `close` clears
-//! every shard, before it lets the collector run, so such a panic loses nothing stored and no
-//! budget.
+//! a thread that never makes one never sees it. The engine settles every removal's budget, and
+//! `close` clears every shard, before it lets the collector run, so such a panic loses nothing
+//! stored and no budget. Dropping a cache drops every value it still holds, even if some of
+//! their `Drop`s panic, and then resumes the first of those panics, as dropping a `Vec` does
+//! (unless the cache is dropped while its thread is already unwinding).
 //!
 //! # Bounded memory and eviction
 //!

@@ -553,9 +553,12 @@ where
             crate::budget::pace_reclamation(guard, retired, self.retire_batch);
             self.garbage.flush_if_over(guard);
             // A value's `Drop` that panicked in a collection (this one, or an earlier one of
-            // this thread's) goes on here.
-            if let Some(payload) = crate::raw::shard::take_drop_panic() {
-                panic::resume_unwind(payload);
+            // this thread's) goes on here, in a write that removed an entry: one that removed
+            // none (an insert of a new key) does not raise a panic that is not its own.
+            if retired > 0 {
+                if let Some(payload) = crate::raw::shard::take_drop_panic() {
+                    panic::resume_unwind(payload);
+                }
             }
         });
         if let Some(listener) = &self.listener {

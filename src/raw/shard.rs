@@ -134,7 +134,7 @@ loom::thread_local! {
 /// key's or value's `Drop` is user code and may panic there, inside crossbeam-epoch's bag: a
 /// panic unwinding out of the bag would skip every function deferred after it (other entries,
 /// never dropped, and the garbage count's decrements, lost for good). So the panic is caught
-/// and kept, for the thread's next write to resume ([`take_drop_panic`]).
+/// and kept, for the thread's next write that removes an entry to resume ([`take_drop_panic`]).
 ///
 /// # Safety
 ///
@@ -731,7 +731,15 @@ impl<K, V> Drop for Shard<K, V> {
         let mut table = unsafe { table.into_owned() };
         // SAFETY: as above: exclusive access, and these entries are linked nowhere else that
         // will free them.
-        unsafe { table.drop_entries() };
+        let first_panic = unsafe { table.drop_entries() };
+        // Every entry was dropped, whatever panicked; the first panic goes on, unless this
+        // drop is part of an unwinding already (the cache dropped by a panic, or another shard
+        // of it that resumed its own), where a second panic would abort the process.
+        if let Some(payload) = first_panic {
+            if !std::thread::panicking() {
+                std::panic::resume_unwind(payload);
+            }
+        }
     }
 }
 

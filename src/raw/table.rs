@@ -54,6 +54,7 @@
 //! the deadline (to 16 ns until 2554) and the access counter.
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 
 use super::entry::Entry;
 use super::tag::{self, Tag, GROUP_SLOTS};
@@ -461,26 +462,34 @@ impl<K, V> Table<K, V> {
         )
     }
 
-    /// Drops every entry still linked in this table.
+    /// Drops every entry still linked in this table, all of them even if a key's or a value's
+    /// `Drop` panics: the first panic is returned, for the caller to resume once it is done (as
+    /// a `Vec` does), and any later one is dropped.
     ///
     /// # Safety
     ///
     /// - No other thread can reach this table or its entries any more (the cache is being
     ///   dropped), and no entry of it is also retired or linked in another live table.
-    pub(crate) unsafe fn drop_entries(&mut self) {
+    pub(crate) unsafe fn drop_entries(&mut self) -> Option<Box<dyn std::any::Any + Send>> {
         // SAFETY: the caller guarantees exclusive access, so the unprotected guard is enough.
         let guard = unsafe { crate::sync::epoch::unprotected() };
+        let mut first_panic = None;
         for group in self.groups.iter() {
             for slot in &group.slots {
                 let ptr = slot.swap(Shared::null(), Ordering::Relaxed, guard);
                 if !ptr.is_null() {
                     // SAFETY: by the caller's guarantee this table holds the only link to the
-                    // entry, so it is dropped exactly once, here.
-                    drop(unsafe { ptr.into_owned() });
+                    // entry, and the slot was emptied above, so it is dropped exactly once, here.
+                    let owned = unsafe { ptr.into_owned() };
+                    let dropped = std::panic::catch_unwind(AssertUnwindSafe(move || drop(owned)));
+                    if let Err(payload) = dropped {
+                        first_panic.get_or_insert(payload);
+                    }
                 }
             }
             group.tags.store(0, Ordering::Relaxed);
         }
+        first_panic
     }
 }
 
