@@ -456,13 +456,32 @@ where
         };
         // Entries evicted under the lock to make room, settled there, finished after it.
         let mut evicted = Vec::new();
+        // A panic of user code told of evictions made with the lock released, resumed below.
+        let mut deferred = None;
         // A key's `Hash` that panics in the eviction (after which the lock is released and the
         // panic resumed) leaves the entry to drop here, where a second panic in its `Drop`
         // must not abort the process either.
         let locked = panic::catch_unwind(AssertUnwindSafe(|| {
             let key = &entry.key;
-            self.lock_with_room(hash, key, weight, replacing, &mut evicted, &guard)
+            self.lock_with_room(
+                hash,
+                key,
+                weight,
+                replacing,
+                &mut evicted,
+                &mut deferred,
+                &guard,
+            )
         }));
+        // A panic kept while room was made (a listener's, or a value's `Drop`) goes on after the
+        // write's value is stored; a write that stores nothing resumes it now.
+        if !matches!(locked, Ok(Ok(Some(_)))) {
+            if let Some(payload) = deferred.take() {
+                drop(locked);
+                drop_quietly(entry);
+                panic::resume_unwind(payload);
+            }
+        }
         let (mut state, reserved) = match locked {
             Ok(Ok(Some(locked))) => locked,
             // The key's entry is not the one `compute` read: nothing was reserved or linked,
@@ -511,8 +530,12 @@ where
             replaced.and_then(|old| self.settle_replaced(old, &reserved, weight, &guard));
         let settled_expired = self.settle(expired.iter().copied(), &guard);
         let removed = replaced.zip(replaced_as);
-        // A panic of the sweep's `Hash` or of the weigher goes on once the listener was told.
-        let first_panic = swept.err().or(settled_replaced).or(settled_expired);
+        // A panic kept while room was made, or one of the sweep's `Hash` or of the weigher,
+        // goes on once the listener was told.
+        let first_panic = deferred
+            .or(swept.err())
+            .or(settled_replaced)
+            .or(settled_expired);
         self.finish(
             usize::from(replaced.is_some()) + expired.len() + evicted.len(),
             evicted.into_iter().chain(removed).chain(expired),
