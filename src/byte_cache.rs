@@ -637,7 +637,7 @@ impl ByteCache {
         // that it cannot leave metadata without its body.
         let (bodies, panicked) = self.inner.retain_counting(|k, _| k.namespace() != BODY);
         let (metadata, then) = self.inner.retain_counting(|k, _| k.namespace() == BODY);
-        crate::room::free_retired(bodies + metadata);
+        crate::sweep::free_retired(bodies + metadata);
         // The sweeps pass over expired entries (no read returns them): they go as expired.
         let purged = panic::catch_unwind(AssertUnwindSafe(|| self.inner.purge_expired()));
         if let Some(payload) = panicked.or(then).or(purged.err()) {

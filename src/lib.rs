@@ -181,6 +181,7 @@ mod raw;
 mod room;
 mod sharded;
 mod stats;
+mod sweep;
 mod sync;
 mod traits;
 

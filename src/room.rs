@@ -26,7 +26,7 @@ use std::hash::{BuildHasher, Hash};
 use std::panic::{self, AssertUnwindSafe};
 
 use crate::compute::Replacing;
-use crate::raw::shard::{FreshParts, ShardState};
+use crate::raw::shard::ShardState;
 use crate::raw::{Entry, NewEntry, Shard, Verdict};
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
@@ -64,13 +64,12 @@ where
     /// shard is asked first anyway) costs no other lookup and no second lock. Only where that
     /// would run the caller's weigher, or where expired entries of other shards must go first,
     /// is the room made with the lock released and the reservation checked under it afterwards.
-    /// Entries evicted under the lock are settled there and left in `evicted` for the caller to
-    /// [`finish`](Self::finish).
-    ///
-    /// Entries evicted with the lock released are told to the listener (and the collector
-    /// paced) at once. A panic there, of the listener or of a value's `Drop`, is kept in
-    /// `deferred`, not resumed: the write goes on, and resumes it once its value is stored (or
-    /// at once, if it stores none), as a listener's panic during a write goes on after it.
+    /// Entries evicted under the lock are settled there and left in `made` for the caller to
+    /// [`finish`](Self::finish). Entries evicted with the lock released are told to the
+    /// listener (and the collector paced) at once; a panic there, of the listener or of a
+    /// value's `Drop`, is kept in `made`, not resumed: the write goes on, and resumes it once
+    /// its value is stored (or at once, if it stores none), as a listener's panic during a
+    /// write goes on after it.
     ///
     /// A write that may replace only a given entry (`replacing`, from `compute`) is checked
     /// before any room is made: if the key's entry is another, this returns `Ok(None)`, with no
@@ -83,10 +82,13 @@ where
         key: &K,
         weight: u64,
         replacing: Replacing,
-        evicted: &mut Vec<(&'g Entry<K, V>, RemovalCause)>,
-        deferred: &mut Option<Panic>,
+        made: &mut RoomMade<'g, K, V>,
         guard: &'g Guard,
     ) -> Result<Option<(MutexGuard<'s, ShardState>, Reserved)>, CacheError> {
+        let RoomMade {
+            evicted,
+            kept_panic,
+        } = made;
         let home = self.shard_index(hash);
         let shard = &self.shards[home];
         let current_entry = || shard.get(hash, |k| k == key, guard);
@@ -118,8 +120,8 @@ where
                 }
             }
             drop(state);
-            let made = std::mem::take(evicted);
-            keep_panic(deferred, || self.finish(made.len(), made, None, guard));
+            let told = std::mem::take(evicted);
+            keep_panic(kept_panic, || self.finish(told.len(), told, None, guard));
             known = Some(reserved);
         }
         loop {
@@ -133,7 +135,7 @@ where
                     self.reservation(current, weight)
                 }
             };
-            self.reserve(&reserved, home, weight, deferred, guard)?;
+            self.reserve(&reserved, home, weight, kept_panic, guard)?;
             let state = shard.lock_for(hash, guard);
             if self.is_closed() {
                 drop(state);
@@ -333,14 +335,14 @@ where
         reserved: &Reserved,
         home: usize,
         weight: u64,
-        deferred: &mut Option<Panic>,
+        kept_panic: &mut Option<Panic>,
         guard: &Guard,
     ) -> Result<(), CacheError> {
         let keep = reserved.taking_over();
         let (mut still_rounds, mut last_seen) = (0, self.budget.used());
         let mut stepped_rounds = 0;
         while !self.try_take(reserved) {
-            let eviction = self.evict_one(home, keep, deferred, guard);
+            let eviction = self.evict_one(home, keep, kept_panic, guard);
             if eviction == Eviction::Evicted {
                 still_rounds = 0;
             } else if matches!(eviction, Eviction::Stepped { live } if stepped_rounds < live / 64 + 64)
@@ -396,7 +398,7 @@ where
         &self,
         home: usize,
         keep: Option<usize>,
-        deferred: &mut Option<Panic>,
+        kept_panic: &mut Option<Panic>,
         guard: &Guard,
     ) -> Eviction {
         // Expired entries go first, but only a cache that ever held a deadline looks for them
@@ -406,7 +408,7 @@ where
         } else {
             0
         };
-        if now != 0 && self.evict_expired(now, deferred, guard) {
+        if now != 0 && self.evict_expired(now, kept_panic, guard) {
             return Eviction::Evicted;
         }
         let n = self.shards.len();
@@ -429,7 +431,7 @@ where
             let cause = cause_of(verdict);
             state.stats.count_removal(cause);
             drop(state);
-            keep_panic(deferred, || self.release_entry(victim, cause, guard));
+            keep_panic(kept_panic, || self.release_entry(victim, cause, guard));
             return Eviction::Evicted;
         }
         stepped.map_or(Eviction::Nothing, |live| Eviction::Stepped { live })
@@ -438,7 +440,7 @@ where
     /// Removes one expired entry from the first shard that has one, found through the shards'
     /// published earliest deadlines (no lock is taken for a shard without one). Expired entries
     /// make room before any live entry is evicted.
-    fn evict_expired(&self, now: u64, deferred: &mut Option<Panic>, guard: &Guard) -> bool {
+    fn evict_expired(&self, now: u64, kept_panic: &mut Option<Panic>, guard: &Guard) -> bool {
         for shard in self.shards.iter() {
             if shard.earliest_deadline() > now {
                 continue;
@@ -452,7 +454,7 @@ where
             }
             drop(state);
             if let Some(old) = expired {
-                keep_panic(deferred, || {
+                keep_panic(kept_panic, || {
                     self.release_entry(old, RemovalCause::Expired, guard)
                 });
                 return true;
@@ -587,124 +589,11 @@ where
         }
     }
 
-    /// Removes from every shard, one shard lock at a time, what `take` unlinks there (passing
-    /// each unlinked entry to its last argument), each for the cause `cause_of` gives it. Each
-    /// shard's removals are counted and settled before the next shard is locked, and the
-    /// collector and the listener run once at the end, so a panic in user code cannot leave a
-    /// shard untouched or a removal unsettled (`close`, `clear`, `purge_expired`): a shard's
-    /// removals are all settled even if a caller's weigher or a key's `Hash` panics (see
-    /// [`settle`](Self::settle)), and the panic goes on after the last shard.
-    pub(crate) fn remove_from_every_shard<'g>(
-        &self,
-        cause_of: impl Fn(&Entry<K, V>) -> RemovalCause,
-        guard: &'g Guard,
-        mut take: impl FnMut(&Shard<K, V>, &mut ShardState, &mut dyn FnMut(&'g Entry<K, V>)),
-    ) -> usize {
-        let mut removed = Vec::new();
-        let mut first_panic = None;
-        for shard in self.shards.iter() {
-            let first = removed.len();
-            let mut state = shard.lock();
-            // A key's `Hash` may panic in `purge_expired`'s sweep after it unlinked some of
-            // this shard's entries: those are still counted, settled and told, and the panic
-            // goes on after the last step, as a weigher's does.
-            let took = panic::catch_unwind(AssertUnwindSafe(|| {
-                take(shard, &mut state, &mut |entry| {
-                    removed.push((entry, cause_of(entry)))
-                })
-            }));
-            for &(_, cause) in &removed[first..] {
-                state.stats.count_removal(cause);
-            }
-            drop(state);
-            if let Some(payload) = self.settle(removed[first..].iter().copied(), guard) {
-                first_panic.get_or_insert(payload);
-            }
-            if let Err(payload) = took {
-                first_panic.get_or_insert(payload);
-            }
-        }
-        let count = removed.len();
-        self.finish(count, removed, first_panic, guard);
-        count
-    }
-
-    /// Empties every shard, one lock at a time, for `cause` (`close`, `clear`): each shard
-    /// starts over with parts allocated before the locks are taken, and the parts they replace
-    /// are dropped after the last lock is released. Then has the collector free what it
-    /// removed (see [`free_retired`]) before it returns.
-    pub(crate) fn clear_every_shard(&self, cause: RemovalCause) {
-        // A `clear` meets expired entries as a write does: they go as expired (see
-        // `cause_met_by`). `close` removes everything as closed.
-        let now = if cause == RemovalCause::Closed || !self.expiring.load(Ordering::Relaxed) {
-            0
-        } else {
-            self.clock.now_nanos()
-        };
-        let cause_of = |entry: &Entry<K, V>| cause_met_by(entry, now, cause);
-        let retired = {
-            let guard = &epoch::pin();
-            let mut fresh: Vec<FreshParts<K, V>> =
-                self.shards.iter().map(|_| FreshParts::new()).collect();
-            let mut stale = Vec::with_capacity(fresh.len());
-            let retired = self.remove_from_every_shard(cause_of, guard, |shard, state, removed| {
-                if let Some(parts) = fresh.pop() {
-                    stale.push(shard.clear(state, parts, guard, removed));
-                }
-            });
-            drop(stale);
-            retired
-        };
-        free_retired(retired);
-    }
-
     /// As [`settle`](Self::settle) then [`finish`](Self::finish), for one entry.
     pub(crate) fn release_entry(&self, entry: &Entry<K, V>, cause: RemovalCause, guard: &Guard) {
         let settled = self.settle([(entry, cause)], guard);
         self.finish(1, [(entry, cause)], settled, guard);
     }
-}
-
-/// Frees what the calling thread retired so far (`retired` entries) before returning: it
-/// hands the thread's garbage to the collector, and, unless nothing was retired or the thread is
-/// pinned, runs the collector until a marker deferred after those retirements has run. A cache
-/// that is closed, cleared or purged and then left alone would otherwise keep its values until
-/// some later pin of some thread collects them. Called with no pin of its own held.
-///
-/// The collector frees the queued bags first in, first out, so once the marker has run every
-/// entry this thread retired before it has been freed (its value dropped), or is being freed by
-/// another thread's collection. Bounded: each round frees up to eight bags of 64, so about
-/// `retired / 512` rounds suffice, plus a few to advance the epoch twice; another thread that
-/// stays pinned can hold the collector back, and then the rounds run out (yielding, so it may
-/// move) and the rest is freed by later collections. A caller that is itself pinned (a
-/// listener, a `get_with` closure, a [`Pinned`](crate::Pinned) handle, a value's `Drop`) keeps
-/// the epoch from advancing twice, so no round could free anything. Under loom the garbage is
-/// only handed over: the models free it promptly (`crossbeam_sanitize`), and would explore
-/// every operation of each round.
-pub(crate) fn free_retired(retired: usize) {
-    #[cfg(not(epochcache_loom))]
-    if retired > 0 && !epoch::is_pinned() {
-        let freed = std::sync::Arc::new(crate::sync::AtomicBool::new(false));
-        {
-            let guard = epoch::pin();
-            let marker = std::sync::Arc::clone(&freed);
-            guard.defer(move || marker.store(true, Ordering::Release));
-            guard.flush();
-        }
-        let rounds = retired.div_ceil(512).saturating_mul(2).saturating_add(64);
-        for round in 0..rounds {
-            if freed.load(Ordering::Acquire) {
-                return;
-            }
-            epoch::pin().flush();
-            if round >= 8 {
-                crate::sync::pause(false);
-            }
-        }
-        return;
-    }
-    let _ = retired;
-    epoch::pin().flush();
 }
 
 /// Why an entry that an operation for `cause` (a replacement, a removal, a `clear`) meets at
@@ -785,6 +674,24 @@ impl Reserved {
         match self.taking_over() {
             Some(old) => current().is_some_and(|e| e.address() == old),
             None => true,
+        }
+    }
+}
+
+/// What making room for a write leaves for the write to finish once its entry is linked (see
+/// [`ShardedCache::lock_with_room`]).
+pub(crate) struct RoomMade<'g, K, V> {
+    /// Entries evicted under the shard's lock, settled there, not yet told to the listener.
+    pub(crate) evicted: Vec<(&'g Entry<K, V>, RemovalCause)>,
+    /// The first panic of user code told of an eviction made with the lock released.
+    pub(crate) kept_panic: Option<Panic>,
+}
+
+impl<K, V> Default for RoomMade<'_, K, V> {
+    fn default() -> Self {
+        RoomMade {
+            evicted: Vec::new(),
+            kept_panic: None,
         }
     }
 }

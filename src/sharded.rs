@@ -30,8 +30,9 @@ use crate::equivalent::Equivalent;
 use crate::expires::{deadline_of, has_passed, is_expired};
 use crate::loader::Flights;
 use crate::raw::{alloc_entry, alloc_entry_exempt, spread, stored_deadline, Entry, Shard};
-use crate::room::{cause_met_by, drop_quietly, free_retired};
+use crate::room::{cause_met_by, drop_quietly, RoomMade};
 use crate::stats::{CacheStats, ReadCounters, RemovalCause};
+use crate::sweep::free_retired;
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{AtomicBool, Ordering};
 use crate::{CacheError, Expires};
@@ -454,29 +455,20 @@ where
         } else {
             alloc_entry(entry)
         };
-        // Entries evicted under the lock to make room, settled there, finished after it.
-        let mut evicted = Vec::new();
-        // A panic of user code told of evictions made with the lock released, resumed below.
-        let mut deferred = None;
+        // Entries evicted under the lock to make room (settled there, finished after it), and a
+        // panic of user code told of evictions made with the lock released (resumed below).
+        let mut made = RoomMade::default();
         // A key's `Hash` that panics in the eviction (after which the lock is released and the
         // panic resumed) leaves the entry to drop here, where a second panic in its `Drop`
         // must not abort the process either.
         let locked = panic::catch_unwind(AssertUnwindSafe(|| {
             let key = &entry.key;
-            self.lock_with_room(
-                hash,
-                key,
-                weight,
-                replacing,
-                &mut evicted,
-                &mut deferred,
-                &guard,
-            )
+            self.lock_with_room(hash, key, weight, replacing, &mut made, &guard)
         }));
         // A panic kept while room was made (a listener's, or a value's `Drop`) goes on after the
         // write's value is stored; a write that stores nothing resumes it now.
         if !matches!(locked, Ok(Ok(Some(_)))) {
-            if let Some(payload) = deferred.take() {
+            if let Some(payload) = made.kept_panic.take() {
                 drop(locked);
                 drop_quietly(entry);
                 panic::resume_unwind(payload);
@@ -487,7 +479,7 @@ where
             // The key's entry is not the one `compute` read: nothing was reserved or linked,
             // and no room made for it.
             Ok(Ok(None)) => {
-                debug_assert!(evicted.is_empty(), "a refused write evicted nothing");
+                debug_assert!(made.evicted.is_empty(), "a refused write evicted nothing");
                 return Ok(Err(entry.into_box().into_parts()));
             }
             Ok(Err(error)) => return Err(error),
@@ -508,7 +500,9 @@ where
         }));
         let replaced = match inserted {
             Ok(replaced) => replaced,
-            Err(payload) => self.abandon(state, Some(&reserved), evicted, entry, payload, &guard),
+            Err(payload) => {
+                self.abandon(state, Some(&reserved), made.evicted, entry, payload, &guard)
+            }
         };
         state.stats.inserts += 1;
         let judged_at = replacing.judged_at(now);
@@ -532,7 +526,11 @@ where
         let removed = replaced.zip(replaced_as);
         // A panic kept while room was made, or one of the sweep's `Hash` or of the weigher,
         // goes on once the listener was told.
-        let first_panic = deferred
+        let RoomMade {
+            evicted,
+            kept_panic,
+        } = made;
+        let first_panic = kept_panic
             .or(swept.err())
             .or(settled_replaced)
             .or(settled_expired);

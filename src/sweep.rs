@@ -1,0 +1,140 @@
+//! Removals from every shard at once: `close`, `clear` and `purge_expired` (and `ByteCache`'s
+//! `clear`, through [`free_retired`]).
+//!
+//! Kept apart from `room` because these are not writes looking for room but sweeps that must
+//! finish whatever user code does: every shard is visited, one lock at a time, every removal is
+//! settled before the next shard is locked, and the listener and the collector run once, at the
+//! end. And a sweep, unlike a write, is often the last thing a cache sees for a while (a cache
+//! closed, or cleared and left idle), so it frees what it removed before it returns rather than
+//! leave the values to some later collection.
+
+use std::hash::{BuildHasher, Hash};
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::raw::shard::{FreshParts, ShardState};
+use crate::raw::{Entry, Shard};
+use crate::room::cause_met_by;
+use crate::sharded::ShardedCache;
+use crate::stats::RemovalCause;
+use crate::sync::epoch::{self, Guard};
+use crate::sync::Ordering;
+
+impl<K, V, S> ShardedCache<K, V, S>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// Removes from every shard, one shard lock at a time, what `take` unlinks there (passing
+    /// each unlinked entry to its last argument), each for the cause `cause_of` gives it. Each
+    /// shard's removals are counted and settled before the next shard is locked, and the
+    /// collector and the listener run once at the end, so a panic in user code cannot leave a
+    /// shard untouched or a removal unsettled (`close`, `clear`, `purge_expired`): a shard's
+    /// removals are all settled even if a caller's weigher or a key's `Hash` panics (see
+    /// [`settle`](ShardedCache::settle)), and the panic goes on after the last shard.
+    pub(crate) fn remove_from_every_shard<'g>(
+        &self,
+        cause_of: impl Fn(&Entry<K, V>) -> RemovalCause,
+        guard: &'g Guard,
+        mut take: impl FnMut(&Shard<K, V>, &mut ShardState, &mut dyn FnMut(&'g Entry<K, V>)),
+    ) -> usize {
+        let mut removed = Vec::new();
+        let mut first_panic = None;
+        for shard in self.shards.iter() {
+            let first = removed.len();
+            let mut state = shard.lock();
+            // A key's `Hash` may panic in `purge_expired`'s sweep after it unlinked some of
+            // this shard's entries: those are still counted, settled and told, and the panic
+            // goes on after the last step, as a weigher's does.
+            let took = panic::catch_unwind(AssertUnwindSafe(|| {
+                take(shard, &mut state, &mut |entry| {
+                    removed.push((entry, cause_of(entry)))
+                })
+            }));
+            for &(_, cause) in &removed[first..] {
+                state.stats.count_removal(cause);
+            }
+            drop(state);
+            if let Some(payload) = self.settle(removed[first..].iter().copied(), guard) {
+                first_panic.get_or_insert(payload);
+            }
+            if let Err(payload) = took {
+                first_panic.get_or_insert(payload);
+            }
+        }
+        let count = removed.len();
+        self.finish(count, removed, first_panic, guard);
+        count
+    }
+
+    /// Empties every shard, one lock at a time, for `cause` (`close`, `clear`): each shard
+    /// starts over with parts allocated before the locks are taken, and the parts they replace
+    /// are dropped after the last lock is released. Then has the collector free what it
+    /// removed (see [`free_retired`]) before it returns.
+    pub(crate) fn clear_every_shard(&self, cause: RemovalCause) {
+        // A `clear` meets expired entries as a write does: they go as expired (see
+        // `cause_met_by`). `close` removes everything as closed.
+        let now = if cause == RemovalCause::Closed || !self.expiring.load(Ordering::Relaxed) {
+            0
+        } else {
+            self.clock.now_nanos()
+        };
+        let cause_of = |entry: &Entry<K, V>| cause_met_by(entry, now, cause);
+        let retired = {
+            let guard = &epoch::pin();
+            let mut fresh: Vec<FreshParts<K, V>> =
+                self.shards.iter().map(|_| FreshParts::new()).collect();
+            let mut stale = Vec::with_capacity(fresh.len());
+            let retired = self.remove_from_every_shard(cause_of, guard, |shard, state, removed| {
+                if let Some(parts) = fresh.pop() {
+                    stale.push(shard.clear(state, parts, guard, removed));
+                }
+            });
+            drop(stale);
+            retired
+        };
+        free_retired(retired);
+    }
+}
+
+/// Frees what the calling thread retired so far (`retired` entries) before returning: it
+/// hands the thread's garbage to the collector, and, unless nothing was retired or the thread is
+/// pinned, runs the collector until a marker deferred after those retirements has run. A cache
+/// that is closed, cleared or purged and then left alone would otherwise keep its values until
+/// some later pin of some thread collects them. Called with no pin of its own held.
+///
+/// The collector frees the queued bags first in, first out, so once the marker has run every
+/// entry this thread retired before it has been freed (its value dropped), or is being freed by
+/// another thread's collection. Bounded: each round frees up to eight bags of 64, so about
+/// `retired / 512` rounds suffice, plus a few to advance the epoch twice; another thread that
+/// stays pinned can hold the collector back, and then the rounds run out (yielding, so it may
+/// move) and the rest is freed by later collections. A caller that is itself pinned (a
+/// listener, a `get_with` closure, a [`Pinned`](crate::Pinned) handle, a value's `Drop`) keeps
+/// the epoch from advancing twice, so no round could free anything. Under loom the garbage is
+/// only handed over: the models free it promptly (`crossbeam_sanitize`), and would explore
+/// every operation of each round.
+pub(crate) fn free_retired(retired: usize) {
+    #[cfg(not(epochcache_loom))]
+    if retired > 0 && !epoch::is_pinned() {
+        let freed = std::sync::Arc::new(crate::sync::AtomicBool::new(false));
+        {
+            let guard = epoch::pin();
+            let marker = std::sync::Arc::clone(&freed);
+            guard.defer(move || marker.store(true, Ordering::Release));
+            guard.flush();
+        }
+        let rounds = retired.div_ceil(512).saturating_mul(2).saturating_add(64);
+        for round in 0..rounds {
+            if freed.load(Ordering::Acquire) {
+                return;
+            }
+            epoch::pin().flush();
+            if round >= 8 {
+                crate::sync::pause(false);
+            }
+        }
+        return;
+    }
+    let _ = retired;
+    epoch::pin().flush();
+}
