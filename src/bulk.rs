@@ -30,6 +30,7 @@ use crate::raw::{Entry, Shard};
 use crate::room::Panic;
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
+use crate::sweep::free_retired;
 use crate::sync::epoch::{self, Guard};
 use crate::sync::Ordering;
 
@@ -77,7 +78,9 @@ where
     /// on a value the key no longer holds. Entries written during the call may or may not be
     /// seen. If `keep` panics, the panic goes on after the removals already made are settled
     /// and told; the shards not yet reached are untouched. If the listener panics, every shard
-    /// is still swept, and the first such panic goes on at the end.
+    /// is still swept, and the first such panic goes on at the end. The removed values are
+    /// dropped before `retain` returns, as [`close`](Self::close)'s are, unless a thread stays
+    /// pinned meanwhile.
     ///
     /// ```
     /// # use epochcache::ShardedCache;
@@ -91,7 +94,9 @@ where
     /// assert_eq!(cache.get(&4), Some(4));
     /// ```
     pub fn retain(&self, keep: impl FnMut(&K, &V) -> bool) {
-        if let (_, Some(payload)) = self.retain_counting(keep) {
+        let (retired, listener_panic) = self.retain_counting(keep);
+        free_retired(retired);
+        if let Some(payload) = listener_panic {
             panic::resume_unwind(payload);
         }
     }

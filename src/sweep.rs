@@ -93,11 +93,12 @@ where
             drop(stale);
             retired
         };
-        free_retired(retired);
+        // Every shard's old table was retired too, whether or not it held an entry.
+        free_retired(retired + self.shards.len());
     }
 }
 
-/// Frees what the calling thread retired so far (`retired` entries) before returning: it
+/// Frees what the calling thread retired so far (`retired` entries and tables) before returning: it
 /// hands the thread's garbage to the collector, and, unless nothing was retired or the thread is
 /// pinned, runs the collector until a marker deferred after those retirements has run. A cache
 /// that is closed, cleared or purged and then left alone would otherwise keep its values until
