@@ -114,7 +114,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
 
     /// Bounds the number of entries; the cache evicts to stay within it. A bound of 0 holds
     /// nothing: every write is refused with [`CacheError::TooLarge`](crate::CacheError::TooLarge)
-    /// with `max: 0` (moka would accept it and keep nothing).
+    /// with `max: 0` (moka would accept it and keep nothing), but for a write whose expiry has
+    /// already passed, which stores nothing and so succeeds.
     ///
     /// ```
     /// # use epochcache::ShardedCache;

@@ -242,6 +242,8 @@ where
 {
     /// Every live entry's key and value, lent for as long as this handle stays pinned, shard by
     /// shard, without cloning either. Takes no lock. Consistent as [`ShardedCache::iter`] is.
+    /// Expiry is judged as the walk reaches each shard, by one reading of the clock: an entry
+    /// that expires while a lazy walk is still inside its shard may yet be lent.
     ///
     /// Memory that any thread retires cannot be freed while the handle lives: walk and drop it.
     ///

@@ -11,8 +11,10 @@ use crate::clock::system_time_to_nanos;
 
 /// When a value set in a cache expires.
 ///
-/// An expiry at or before the current time is not an error: `set` stores the value as already
-/// expired, which replaces any older value, and `get` returns `None` for it.
+/// An expiry at or before the current time is not an error: `set` takes the value as expired at
+/// once, which removes any older value, and `get` returns `None` for it (the engines,
+/// [`ShardedCache`](crate::ShardedCache) and [`ByteCache`](crate::ByteCache), do not store it at
+/// all).
 ///
 /// [`ShardedCache`](crate::ShardedCache) and [`ByteCache`](crate::ByteCache) keep a deadline to
 /// 16 ns, rounded down: a value is never served after its expiry, and may stop being served up

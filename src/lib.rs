@@ -104,7 +104,9 @@
 //! [`ShardedCache::weight`] never exceeds the bound, whichever shard the entry hashes to. An
 //! entry heavier than [`CacheBuilder::max_entry_weight`] (default: 1/8 of the budget) is refused
 //! with [`CacheError::TooLarge`] and the key keeps its old value (as it does in the rare case that
-//! nothing could be evicted for a fitting entry for a long while: [`CacheError::NoRoom`]). Under a
+//! nothing could be evicted for a fitting entry for a long while: [`CacheError::NoRoom`]). A
+//! write whose expiry has already passed stores nothing, so it is never refused: it removes the
+//! key's old value. Under a
 //! weight bound alone an entry that weighs nothing holds no room and is never evicted for size, as
 //! in Caffeine and quick_cache.
 //!
@@ -116,9 +118,10 @@
 //! the entry with a relaxed store, and only while it is below its maximum. `HITRATIO.md` has the
 //! measured hit ratios.
 //!
-//! Expired entries free their memory without being read: each write removes up to two expired
-//! entries of its shard (earliest deadline first), and [`ShardedCache::purge_expired`] removes all
-//! of them for an idle cache. Memory unlinked but not yet freed by the epoch collector is counted
+//! Expired entries free their memory without being read: each write that stores a value removes
+//! up to two expired entries of its shard (earliest deadline first; a write whose expiry has
+//! already passed stores nothing and sweeps nothing), and [`ShardedCache::purge_expired`] removes
+//! all of them for an idle cache. Memory unlinked but not yet freed by the epoch collector is counted
 //! too ([`CacheStats::garbage_weight`]); writers flush it once it passes one entry's maximum, and
 //! every writer hands its garbage to the collector every few entries it unlinks, so replaced and
 //! removed values are dropped promptly even without a bound.

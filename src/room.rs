@@ -4,7 +4,8 @@
 //! Kept apart from `sharded` because it is one protocol with one invariant: once a write returns,
 //! the budget counts exactly the linked entries (one entry and its weight each), whether the
 //! write was new, a replacement, refused, or raced by another writer of the same key, and
-//! whatever a listener or a weigher does. So:
+//! whatever a listener does (a weigher too, but for one that panics as an entry leaves, which
+//! loses that entry's weight: the engine does not store it). So:
 //!
 //! - A replacement reserves only the weight its value adds, never a new entry; a new key
 //!   reserves one entry and its weight. A writer never evicts to make room it does not need.

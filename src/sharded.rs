@@ -374,7 +374,9 @@ where
     /// Fails with [`CacheError::TooLarge`] if the entry weighs more than one entry may (the old
     /// value stays), with [`CacheError::NoRoom`] in the rare case that nothing could be evicted
     /// for it for a long while (the old value stays), and with [`CacheError::Closed`] after
-    /// [`close`](Self::close).
+    /// [`close`](Self::close). A value whose expiry has already passed is never stored, so it
+    /// needs no room and is never refused: the write succeeds and removes the key's old value,
+    /// as storing it and then sweeping it would.
     ///
     /// ```
     /// # use std::{sync::Arc, time::Duration};
