@@ -6,11 +6,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+step_log=$(mktemp)
+trap 'rm -f "$log" "$step_log"' EXIT
 step() {
   echo "==> $*"
-  "$@" 2>&1 | tee -a "$log"
+  "$@" 2>&1 | tee "$step_log"
+  cat "$step_log" >>"$log"
 }
+# Fails unless the last step ran at least $1 tests: a loom step whose cfg was lost would build
+# the models' files empty (each is `#![cfg(epochcache_loom)]`) and pass with none.
+ran_at_least() {
+  local ran
+  ran=$(grep -oE 'test result: ok\. [0-9]+ passed' "$step_log" | awk '{s += $4} END {print s + 0}')
+  if [ "$ran" -lt "$1" ]; then
+    echo "expected at least $1 loom models to run, $ran did" >&2
+    exit 1
+  fi
+}
+# Cargo prefers CARGO_ENCODED_RUSTFLAGS to RUSTFLAGS: one left in the environment would drop the
+# loom cfgs below.
+unset CARGO_ENCODED_RUSTFLAGS
 
 # The loom models explore every interleaving up to this many preemptions; 2 keeps the whole
 # suite within minutes on two cores (raise it locally for a deeper search).
@@ -30,6 +45,7 @@ RUSTDOCFLAGS="-D warnings" step cargo doc -p epochcache --no-deps
 # the models get a target directory of their own and never invalidate the normal build.
 RUSTFLAGS="$loom_cfg" CARGO_TARGET_DIR=target/loom \
   step cargo test --release -p epochcache-loom-tests
+ran_at_least 27
 
 # The same models under AddressSanitizer: loom checks orderings, ASan catches a read of memory
 # that the epoch collector already freed. `--target` keeps the sanitizer off build scripts and
@@ -44,6 +60,7 @@ RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address $loom_cfg" \
   -- --skip a_growing_replacement_racing_the_eviction_of_its_key \
   --skip two_threads_missing_one_key_load_it_once --skip a_loader_that_panics_leaves_no_waiter_stuck \
   --skip two_leaders_asking_for_each_others_keys_never_wait_for_each_other
+ran_at_least 23
 
 passed=$(grep -oE 'test result: ok\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -oE '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
