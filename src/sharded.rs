@@ -716,7 +716,7 @@ where
         let now = self.clock.now_nanos();
         let hash_of = |k: &K| self.hash(k);
         // Unpinned before the frees below: a pin held would keep the epoch from advancing.
-        let retired = {
+        let (retired, user_panic) = {
             let guard = epoch::pin();
             self.remove_from_every_shard(
                 |_| RemovalCause::Expired,
@@ -727,8 +727,11 @@ where
             )
         };
         // An idle cache has no writes to run the collector: the expired values are dropped
-        // before this returns.
+        // before this returns (and before a panic of user code goes on).
         free_retired(retired);
+        if let Some(payload) = user_panic {
+            panic::resume_unwind(payload);
+        }
     }
 
     /// Checks every internal invariant of every shard (counts, tags, reachability, fill); for

@@ -13,7 +13,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use crate::raw::shard::{FreshParts, ShardState};
 use crate::raw::{Entry, Shard};
-use crate::room::cause_met_by;
+use crate::room::{cause_met_by, Panic};
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
 use crate::sync::epoch::{self, Guard};
@@ -31,13 +31,14 @@ where
     /// collector and the listener run once at the end, so a panic in user code cannot leave a
     /// shard untouched or a removal unsettled (`close`, `clear`, `purge_expired`): a shard's
     /// removals are all settled even if a caller's weigher or a key's `Hash` panics (see
-    /// [`settle`](ShardedCache::settle)), and the panic goes on after the last shard.
+    /// [`settle`](ShardedCache::settle)). Returns how many entries it removed, and the first
+    /// panic of user code, for the caller to resume once it has freed them ([`free_retired`]).
     pub(crate) fn remove_from_every_shard<'g>(
         &self,
         cause_of: impl Fn(&Entry<K, V>) -> RemovalCause,
         guard: &'g Guard,
         mut take: impl FnMut(&Shard<K, V>, &mut ShardState, &mut dyn FnMut(&'g Entry<K, V>)),
-    ) -> usize {
+    ) -> (usize, Option<Panic>) {
         let mut removed = Vec::new();
         let mut first_panic = None;
         for shard in self.shards.iter() {
@@ -63,14 +64,16 @@ where
             }
         }
         let count = removed.len();
-        self.finish(count, removed, first_panic, guard);
-        count
+        let finished = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.finish(count, removed, first_panic, guard)
+        }));
+        (count, finished.err())
     }
 
     /// Empties every shard, one lock at a time, for `cause` (`close`, `clear`): each shard
     /// starts over with parts allocated before the locks are taken, and the parts they replace
     /// are dropped after the last lock is released. Then has the collector free what it
-    /// removed (see [`free_retired`]) before it returns.
+    /// removed (see [`free_retired`]) before it returns, or resumes a panic of user code.
     pub(crate) fn clear_every_shard(&self, cause: RemovalCause) {
         // A `clear` meets expired entries as a write does: they go as expired (see
         // `cause_met_by`). `close` removes everything as closed.
@@ -80,21 +83,24 @@ where
             self.clock.now_nanos()
         };
         let cause_of = |entry: &Entry<K, V>| cause_met_by(entry, now, cause);
-        let retired = {
+        let (retired, user_panic) = {
             let guard = &epoch::pin();
             let mut fresh: Vec<FreshParts<K, V>> =
                 self.shards.iter().map(|_| FreshParts::new()).collect();
             let mut stale = Vec::with_capacity(fresh.len());
-            let retired = self.remove_from_every_shard(cause_of, guard, |shard, state, removed| {
+            let removed = self.remove_from_every_shard(cause_of, guard, |shard, state, taken| {
                 if let Some(parts) = fresh.pop() {
-                    stale.push(shard.clear(state, parts, guard, removed));
+                    stale.push(shard.clear(state, parts, guard, taken));
                 }
             });
             drop(stale);
-            retired
+            removed
         };
         // Every shard's old table was retired too, whether or not it held an entry.
         free_retired(retired + self.shards.len());
+        if let Some(payload) = user_panic {
+            panic::resume_unwind(payload);
+        }
     }
 }
 

@@ -90,6 +90,32 @@ fn close_clear_and_purge_drop_the_values_they_remove_before_returning() {
         assert_eq!(cache.len(), 0, "{name}");
     }
 
+    // A listener that panics does not keep `close` (or `clear`) from freeing what it removed:
+    // the panic goes on after the frees.
+    for (name, closes) in [("close", true), ("clear", false)] {
+        let cache: Cache = ShardedCache::builder()
+            .shards(4)
+            .eviction_listener(|_, _, _| panic!("listener"))
+            .build();
+        for k in 0..1_000 {
+            cache.insert(k, Counted(vec![0; 256])).unwrap();
+        }
+        let before = DROPS.load(Ordering::SeqCst);
+        let removed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if closes {
+                cache.close()
+            } else {
+                cache.clear()
+            }
+        }));
+        assert!(removed.is_err(), "{name}: the listener's panic goes on");
+        let dropped = DROPS.load(Ordering::SeqCst) - before;
+        assert_eq!(
+            dropped, 1_000,
+            "{name} with a panicking listener: values dropped"
+        );
+    }
+
     // `clear` retires each shard's table as well: freed before it returns even when no entry
     // was left in it to retire (200,000 removed one by one first, their garbage collected).
     let cache: ShardedCache<u64, u64> = ShardedCache::builder().shards(1).build();
