@@ -26,8 +26,10 @@
 //! entry it read by address, as `retain` does.
 
 use std::hash::{BuildHasher, Hash};
+use std::panic;
 
 use crate::raw::Entry;
+use crate::room::{drop_quietly, Panic};
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
 use crate::sync::epoch;
@@ -163,7 +165,26 @@ where
     pub fn compute(
         &self,
         key: K,
+        f: impl FnMut(Option<&V>) -> Op<V>,
+    ) -> Result<Computed<V>, CacheError> {
+        // A panic of user code told of an eviction made for an answer that then met a conflict:
+        // resumed once the answer that follows it is applied (or refused).
+        let mut kept_panic = None;
+        let computed = self.compute_keeping_panics(key, f, &mut kept_panic);
+        if let Some(payload) = kept_panic {
+            drop_quietly(computed);
+            panic::resume_unwind(payload);
+        }
+        computed
+    }
+
+    /// [`compute`](Self::compute), keeping in `kept_panic` the first panic its writes handed
+    /// back with a conflict instead of resuming it.
+    fn compute_keeping_panics(
+        &self,
+        key: K,
         mut f: impl FnMut(Option<&V>) -> Op<V>,
+        kept_panic: &mut Option<Panic>,
     ) -> Result<Computed<V>, CacheError> {
         let hash = self.hash(&key);
         let shard = self.shard(hash);
@@ -229,7 +250,12 @@ where
                         None => Computed::Inserted(new),
                     })
                 }
-                Err((back, _)) => key = back,
+                Err((back, _, panicked)) => {
+                    key = back;
+                    if let Some(payload) = panicked {
+                        kept_panic.get_or_insert(payload);
+                    }
+                }
             }
         }
     }

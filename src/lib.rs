@@ -92,9 +92,10 @@
 //! goes on at that thread's next write or removal of an epochcache cache that removes an entry;
 //! a thread that never makes one never sees it. The engine settles every removal's budget, and
 //! `close` clears every shard, before it lets the collector run, so such a panic loses nothing
-//! stored and no budget. Dropping a cache drops every value it still holds, even if some of
-//! their `Drop`s panic, and then resumes the first of those panics, as dropping a `Vec` does
-//! (unless the cache is dropped while its thread is already unwinding).
+//! stored and no budget. Dropping a `ShardedCache` or a `ByteCache` drops every value it still
+//! holds, even if some of their `Drop`s panic, and then resumes the first of those panics (unless
+//! the cache is dropped while its thread is already unwinding); a `DictCache`, a `HashMap`
+//! inside, stops at the first, as a `HashMap` does.
 //!
 //! # Bounded memory and eviction
 //!

@@ -30,7 +30,7 @@ use crate::equivalent::Equivalent;
 use crate::expires::{deadline_of, has_passed, is_expired};
 use crate::loader::Flights;
 use crate::raw::{alloc_entry, alloc_entry_exempt, spread, stored_deadline, Entry, Shard};
-use crate::room::{cause_met_by, drop_quietly, RoomMade};
+use crate::room::{cause_met_by, drop_quietly, Panic, RoomMade};
 use crate::stats::{CacheStats, ReadCounters, RemovalCause};
 use crate::sweep::free_retired;
 use crate::sync::epoch::{self, Guard};
@@ -44,6 +44,11 @@ pub(crate) const ENTRY_OVERHEAD: u64 = 40;
 
 /// How many expired entries each write removes from its shard, at most.
 const SWEEP_PER_WRITE: usize = 2;
+
+/// A conditional write that found the key's entry changed: its key and value, given back, and
+/// the first panic of user code told of an eviction made for it, for the caller to resume once
+/// it has tried again (see [`ShardedCache::write_if`]).
+pub(crate) type Conflict<K, V> = (K, V, Option<Panic>);
 
 /// How an entry is weighed against the budget.
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> u64 + Send + Sync>;
@@ -403,7 +408,9 @@ where
     /// [`insert_with_expiry`](Self::insert_with_expiry) does, if the key's entry under its
     /// shard's lock is the one `replacing` names; otherwise changes nothing, evicts nothing for
     /// it (see [`lock_with_room`](Self::lock_with_room)), and gives the key and value back
-    /// (`Ok(Err(..))`) for the caller to try again. Every write goes through here;
+    /// (`Ok(Err(..))`) for the caller to try again, with the panic of user code told of an
+    /// eviction made for it meanwhile, if any, for the caller to resume once it is done (see
+    /// [`Conflict`]). Every write goes through here;
     /// [`compute`](Self::compute) passes the entry it read, and the hash it read it with, so
     /// that a key whose `Hash` is not stable cannot make it look in one place and check in
     /// another for ever.
@@ -414,7 +421,7 @@ where
         value: V,
         expires: Option<Expires>,
         replacing: Replacing,
-    ) -> Result<Result<(), (K, V)>, CacheError> {
+    ) -> Result<Result<(), Conflict<K, V>>, CacheError> {
         if self.is_closed() {
             return Err(CacheError::Closed);
         }
@@ -426,7 +433,8 @@ where
         // so it is not weighed either: it takes no room and is never `TooLarge`.
         if has_passed(expires, written_at) || is_expired(stored_deadline(deadline), written_at) {
             let judged_at = replacing.judged_at(written_at);
-            return self.write_expired(hash, key, value, replacing, judged_at);
+            let written = self.write_expired(hash, key, value, replacing, judged_at)?;
+            return Ok(written.map_err(|(key, value)| (key, value, None)));
         }
         let weight = if self.budget.weight.is_some() || self.max_entry_weight < u64::MAX {
             (self.weigher)(&key, &value)
@@ -468,8 +476,9 @@ where
             self.lock_with_room(hash, key, weight, replacing, &mut made, &guard)
         }));
         // A panic kept while room was made (a listener's, or a value's `Drop`) goes on after the
-        // write's value is stored; a write that stores nothing resumes it now.
-        if !matches!(locked, Ok(Ok(Some(_)))) {
+        // write's value is stored, or from the caller that tries again after a conflict; a
+        // write refused or failed resumes it now.
+        if !matches!(locked, Ok(Ok(_))) {
             if let Some(payload) = made.kept_panic.take() {
                 drop(locked);
                 drop_quietly(entry);
@@ -482,7 +491,8 @@ where
             // and no room made for it.
             Ok(Ok(None)) => {
                 debug_assert!(made.evicted.is_empty(), "a refused write evicted nothing");
-                return Ok(Err(entry.into_box().into_parts()));
+                let (key, value) = entry.into_box().into_parts();
+                return Ok(Err((key, value, made.kept_panic)));
             }
             Ok(Err(error)) => return Err(error),
             Err(payload) => {
@@ -503,6 +513,14 @@ where
         let replaced = match inserted {
             Ok(replaced) => replaced,
             Err(payload) => {
+                // The first panic goes on: one kept while room was made came before this one.
+                let payload = match made.kept_panic.take() {
+                    Some(first) => {
+                        drop_quietly(payload);
+                        first
+                    }
+                    None => payload,
+                };
                 self.abandon(state, Some(&reserved), made.evicted, entry, payload, &guard)
             }
         };

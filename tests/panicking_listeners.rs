@@ -7,11 +7,11 @@
 mod support;
 use support::{quiet, stats_add_up};
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use epochcache::{CacheBuilder, MockClock, Op, RemovalCause, ShardedCache};
+use epochcache::{CacheBuilder, Computed, MockClock, Op, RemovalCause, ShardedCache};
 
 /// A listener that panics on every eviction for size.
 fn panics_on_evictions(builder: CacheBuilder<u64, u64>) -> ShardedCache<u64, u64> {
@@ -79,5 +79,94 @@ fn a_computed_put_whose_eviction_panics_the_listener_is_stored_once() {
     assert!(computed.is_err(), "the panic goes on");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert_eq!(cache.get(&2), Some(20), "the computed value is stored");
+    cache.validate().unwrap();
+}
+
+/// `compute` whose answer meets a conflict (the listener, told of an eviction made for it,
+/// writes the key) runs again and applies its next answer, whether or not the listener then
+/// panicked; the panic goes on after that answer is stored.
+#[test]
+fn a_computed_put_that_meets_a_conflict_after_a_panicking_eviction_still_applies_its_answer() {
+    for listener_panics in [false, true] {
+        let first = Arc::new(AtomicBool::new(true));
+        let this_cache: Arc<OnceLock<Arc<ShardedCache<u64, u64>>>> = Arc::new(OnceLock::new());
+        let (first_in, cache_in) = (Arc::clone(&first), Arc::clone(&this_cache));
+        let cache = Arc::new(
+            ShardedCache::builder()
+                .shards(1)
+                .max_weight(100)
+                .max_entry_weight(100)
+                .weigher(|_, v: &u64| *v)
+                .eviction_listener(move |_, _, cause| {
+                    if cause == RemovalCause::Evicted && first_in.swap(false, Ordering::SeqCst) {
+                        cache_in.get().unwrap().insert(2, 10).unwrap();
+                        if listener_panics {
+                            panic!("listener panics after writing key 2");
+                        }
+                    }
+                })
+                .build(),
+        );
+        this_cache.set(Arc::clone(&cache)).ok().unwrap();
+        cache.insert(1, 60).unwrap();
+        let runs = AtomicUsize::new(0);
+        let computed = quiet(|| {
+            cache.compute(2, |current| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Op::Put(current.map_or(50, |v| v + 40))
+            })
+        });
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "panics: {listener_panics}");
+        if listener_panics {
+            assert!(computed.is_err(), "the listener's panic goes on");
+        } else {
+            let updated = computed.unwrap().unwrap();
+            assert_eq!(updated, Computed::Updated { old: 10, new: 50 });
+        }
+        assert_eq!(cache.get(&2), Some(50), "panics: {listener_panics}");
+        assert_eq!(cache.weight(), 50);
+        cache.validate().unwrap();
+    }
+}
+
+/// A key whose `Eq` panics in the insert, after a listener panicked on an eviction made for the
+/// same write: the write fails with nothing lost, and the first panic, the listener's, goes on.
+#[test]
+fn a_key_that_panics_after_a_kept_listener_panic_lets_the_first_panic_go_on() {
+    static EQ_ARMED: AtomicBool = AtomicBool::new(false);
+    #[derive(Clone, Debug)]
+    struct SameHash(u64);
+    impl std::hash::Hash for SameHash {
+        fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+            h.write_u64(7);
+        }
+    }
+    impl PartialEq for SameHash {
+        fn eq(&self, other: &SameHash) -> bool {
+            if EQ_ARMED.load(Ordering::SeqCst) {
+                panic!("eq");
+            }
+            self.0 == other.0
+        }
+    }
+    impl Eq for SameHash {}
+    let cache: ShardedCache<SameHash, u64> = ShardedCache::builder()
+        .shards(1)
+        .max_weight(100)
+        .max_entry_weight(100)
+        .weigher(|_, _| 40)
+        .eviction_listener(|_, _, cause| {
+            if cause == RemovalCause::Evicted {
+                EQ_ARMED.store(true, Ordering::SeqCst);
+                panic!("listener");
+            }
+        })
+        .build();
+    cache.insert(SameHash(1), 1).unwrap();
+    cache.insert(SameHash(2), 2).unwrap();
+    let payload = quiet(|| cache.insert(SameHash(3), 3)).unwrap_err();
+    EQ_ARMED.store(false, Ordering::SeqCst);
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"listener"));
+    assert_eq!((cache.len(), cache.weight()), (1, 40), "one entry left");
     cache.validate().unwrap();
 }
