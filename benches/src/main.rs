@@ -21,6 +21,15 @@ use epochcache_bench::trace::Trace;
 use epochcache_bench::{chart, merge, Config, System, Workload};
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// The most threads a measurement runs: each has its own stream (4 MiB by default) and a copy of
+/// a trace's, and the system refuses to spawn some thousands.
+const MAX_THREADS: usize = 1024;
+
+/// Parses a thread count of 1 to [`MAX_THREADS`].
+fn thread_count() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..=MAX_THREADS as u64)
+}
+
 /// Counts live heap bytes, for the memory workload.
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -33,8 +42,8 @@ static ALLOC: CountingAlloc = CountingAlloc;
 #[derive(Parser, Debug)]
 #[command(name = "epochcache-bench", version, about, long_about)]
 struct Args {
-    /// Thread counts of the throughput workloads.
-    #[arg(short, long, value_delimiter = ',', default_value = "1,2")]
+    /// Thread counts of the throughput workloads (1 to 1024).
+    #[arg(short, long, value_delimiter = ',', default_value = "1,2", value_parser = thread_count())]
     threads: Vec<usize>,
 
     /// Seconds each measurement runs (per system, workload and thread count).
@@ -131,6 +140,7 @@ fn run(args: Args) -> Result<(), String> {
             bar.inc(1);
         });
         bar.finish_and_clear();
+        let report = report?;
         print_report(&report, &format!("median of {}", opts.repeat.max(1)));
         report
     } else {

@@ -1,14 +1,14 @@
 //! Runs one workload on one system with a number of threads, and counts what happened.
 //!
 //! Each thread walks its own pre-generated stream of key indices (see [`crate::data`]), so that no
-//! random number, key or value is made while the clock runs. The threads start together at a
-//! barrier and stop either at a deadline (the comparison command) or after a fixed number of
-//! operations (criterion, which picks the count). The clock is read once every [`CHUNK`]
-//! operations, not per operation. The iterate workload ([`Mode::Walk`]) has no stream: each thread
+//! random number, key or value is made while the clock runs. The threads wait at a start line
+//! until every one of them is spawned and warmed up, and stop either at a deadline (the
+//! comparison command) or after a fixed number of operations (criterion, which picks the count).
+//! The clock is read once every [`CHUNK`] operations, not per operation. The iterate workload ([`Mode::Walk`]) has no stream: each thread
 //! walks the whole system again and again, and looks at the clock after each walk.
 
 use std::hint::black_box;
-use std::sync::Barrier;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -102,7 +102,79 @@ impl Measurement {
         self.ops += other.ops;
         self.gets += other.gets;
         self.hits += other.hits;
-        self.elapsed = self.elapsed.max(other.elapsed);
+    }
+}
+
+/// Where the threads of a run wait to start, each after its untimed warm-up.
+struct StartLine {
+    state: Mutex<Start>,
+    /// Wakes the coordinating thread when the last thread is ready.
+    all_ready: Condvar,
+    /// Wakes the threads when the line opens (or the run is called off).
+    opened: Condvar,
+}
+
+#[derive(Clone, Copy)]
+enum Start {
+    /// Not open yet; this many threads are waiting.
+    Waiting(usize),
+    /// Open: the clock's reading at the common start.
+    Go(Instant),
+    /// A thread could not be spawned: the others stop without running.
+    Abort,
+}
+
+impl StartLine {
+    fn new() -> Self {
+        StartLine {
+            state: Mutex::new(Start::Waiting(0)),
+            all_ready: Condvar::new(),
+            opened: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Start> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A thread's wait: the common start, or `None` when the run was called off.
+    fn wait(&self, threads: usize) -> Option<Instant> {
+        let mut state = self.lock();
+        if let Start::Waiting(n) = &mut *state {
+            *n += 1;
+            if *n == threads {
+                self.all_ready.notify_one();
+            }
+        }
+        loop {
+            match *state {
+                Start::Waiting(_) => {
+                    state = self.opened.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+                Start::Go(start) => return Some(start),
+                Start::Abort => return None,
+            }
+        }
+    }
+
+    /// The coordinator's wait for all `threads`, then the common start.
+    fn open(&self, threads: usize) -> Instant {
+        let mut state = self.lock();
+        while matches!(*state, Start::Waiting(n) if n < threads) {
+            state = self
+                .all_ready
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        let start = Instant::now();
+        *state = Start::Go(start);
+        self.opened.notify_all();
+        start
+    }
+
+    fn abort(&self) {
+        *self.lock() = Start::Abort;
+        self.opened.notify_all();
     }
 }
 
@@ -113,43 +185,84 @@ const WARM_UP_KEY: &str = "warm-up:never-stored";
 ///
 /// # Panics
 ///
-/// When the plan has fewer streams than `threads`.
+/// When the plan has fewer streams than `threads`, or a thread cannot be spawned (see
+/// [`try_run`], which returns that as an error).
 pub fn run(cache: &dyn Contender, plan: Plan<'_>, threads: usize, until: Until) -> Measurement {
+    try_run(cache, plan, threads, until).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// As [`run`], with a thread that cannot be spawned (the system's limit on threads or memory)
+/// returned as an error: the threads already started are called off, none is left waiting.
+///
+/// # Panics
+///
+/// When the plan has fewer streams than `threads`.
+pub fn try_run(
+    cache: &dyn Contender,
+    plan: Plan<'_>,
+    threads: usize,
+    until: Until,
+) -> Result<Measurement, String> {
     assert!(plan.streams.len() >= threads, "one stream per thread");
     assert_eq!(plan.keys.len(), plan.values.len(), "one value per key");
-    let barrier = Barrier::new(threads);
+    let line = StartLine::new();
     std::thread::scope(|s| {
-        let workers: Vec<_> = plan.streams[..threads]
-            .iter()
-            .map(|stream| {
-                let barrier = &barrier;
-                s.spawn(move || {
+        let mut workers = Vec::with_capacity(threads);
+        for (i, stream) in plan.streams[..threads].iter().enumerate() {
+            let line = &line;
+            let spawned = std::thread::Builder::new()
+                .name(format!("bench-{i}"))
+                .spawn_scoped(s, move || {
                     // One untimed get of a key that is never stored, so that whatever a system
                     // sets up on a thread's first call (crossbeam-epoch registers the thread, and
                     // its 2 KiB allocation can make glibc consolidate every chunk the previous
                     // system freed) happens before the clock starts: service threads pay it once.
                     let _ = cache.get(WARM_UP_KEY);
-                    barrier.wait();
-                    match plan.mode {
-                        Mode::Walk => walk_repeatedly(cache, until),
-                        _ => drive(cache, plan, stream, until),
-                    }
-                })
-            })
-            .collect();
+                    line.wait(threads)?;
+                    let start = Instant::now();
+                    let m = match plan.mode {
+                        Mode::Walk => walk_repeatedly(cache, start, until),
+                        _ => drive(cache, plan, stream, start, until),
+                    };
+                    Some((m, start.elapsed()))
+                });
+            match spawned {
+                Ok(w) => workers.push(w),
+                Err(e) => {
+                    line.abort();
+                    // The scope joins the threads already spawned; each returns at the line.
+                    return Err(format!(
+                        "could not start benchmark thread {} of {threads}: {e}",
+                        i + 1
+                    ));
+                }
+            }
+        }
+        line.open(threads);
         let mut total = Measurement::default();
         for w in workers {
-            total.add(w.join().expect("a benchmark thread panicked"));
+            let (m, elapsed) = w
+                .join()
+                .expect("a benchmark thread panicked")
+                .expect("the run was not called off");
+            total.add(m);
+            total.elapsed = total.elapsed.max(elapsed);
         }
-        total
+        Ok(total)
     })
 }
 
-/// One thread's loop: walks `stream` (wrapping around) until `until`.
-fn drive(cache: &dyn Contender, plan: Plan<'_>, stream: &[u32], until: Until) -> Measurement {
+/// One thread's loop: walks `stream` (wrapping around) until `until`, whose deadline counts from
+/// `start`.
+fn drive(
+    cache: &dyn Contender,
+    plan: Plan<'_>,
+    stream: &[u32],
+    start: Instant,
+    until: Until,
+) -> Measurement {
     assert!(!stream.is_empty(), "an empty stream");
     let mut m = Measurement::default();
-    let start = Instant::now();
     let (deadline, budget) = match until {
         Until::Elapsed(d) => (Some(start + d), u64::MAX),
         Until::Ops(n) => (None, n),
@@ -166,7 +279,6 @@ fn drive(cache: &dyn Contender, plan: Plan<'_>, stream: &[u32], until: Until) ->
             break;
         }
     }
-    m.elapsed = start.elapsed();
     m
 }
 
@@ -178,9 +290,8 @@ fn drive(cache: &dyn Contender, plan: Plan<'_>, stream: &[u32], until: Until) ->
 /// # Panics
 ///
 /// When `cache` cannot iterate: the suite only gives this workload to systems that can.
-fn walk_repeatedly(cache: &dyn Contender, until: Until) -> Measurement {
+fn walk_repeatedly(cache: &dyn Contender, start: Instant, until: Until) -> Measurement {
     let mut m = Measurement::default();
-    let start = Instant::now();
     let (deadline, budget) = match until {
         Until::Elapsed(d) => (Some(start + d), u64::MAX),
         Until::Ops(n) => (None, n),
@@ -193,7 +304,6 @@ fn walk_repeatedly(cache: &dyn Contender, until: Until) -> Measurement {
             break;
         }
     }
-    m.elapsed = start.elapsed();
     m
 }
 
@@ -231,5 +341,31 @@ fn step(cache: &dyn Contender, plan: Plan<'_>, op: u32, m: &mut Measurement) {
             m.gets += 1;
             m.hits += u64::from(black_box(cache.update(key)));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::systems::{Sizing, System};
+    use crate::workload::{DataSet, Workload};
+
+    #[test]
+    fn every_thread_runs_its_count_and_the_clock_spans_the_run() {
+        let data = DataSet::generate(0, 64, 8);
+        let sizing = Sizing {
+            entries: data.len(),
+            bound: None,
+        };
+        let cache = System::Epochcache.build(sizing, data.entries());
+        let streams: Vec<Vec<u32>> = (0..3).map(|t| (t..64).collect()).collect();
+        let plan = Plan::new(&data, &streams, Workload::HotGet);
+        let m = try_run(&*cache, plan, 3, Until::Ops(1_000)).unwrap();
+        assert_eq!(m.ops, 3_000);
+        assert_eq!(m.gets, 3_000);
+        assert_eq!(m.hits, 3_000);
+        assert!(m.elapsed > Duration::ZERO);
+        let timed = try_run(&*cache, plan, 2, Until::Elapsed(Duration::from_millis(20))).unwrap();
+        assert!(timed.elapsed >= Duration::from_millis(20), "{timed:?}");
     }
 }

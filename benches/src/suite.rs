@@ -83,11 +83,17 @@ impl Options {
 }
 
 /// Runs the comparison; `progress` is called before each measurement with what it is.
-pub fn run(opts: &Options, progress: &dyn Fn(&str)) -> Report {
+///
+/// # Errors
+///
+/// When the threads of a measurement cannot be spawned (the system's limit on threads or
+/// memory): the measurements after it are skipped.
+pub fn run(opts: &Options, progress: &dyn Fn(&str)) -> Result<Report, String> {
     let mut s = Session {
         opts,
         progress,
         report: Report::new(opts.config.clone(), opts.duration.as_secs_f64()),
+        failed: None,
     };
     s.hot_set();
     s.data_set();
@@ -95,6 +101,9 @@ pub fn run(opts: &Options, progress: &dyn Fn(&str)) -> Report {
     s.inserts();
     s.trace();
     s.memory();
+    if let Some(e) = s.failed {
+        return Err(e);
+    }
     let order = |w: Workload| opts.workloads.iter().position(|&x| x == w);
     let sys = |x: System| opts.systems.iter().position(|&y| y == x);
     s.report
@@ -102,13 +111,15 @@ pub fn run(opts: &Options, progress: &dyn Fn(&str)) -> Report {
         .sort_by_key(|r| (order(r.workload), r.threads, sys(r.system)));
     s.report.latency.sort_by_key(|r| sys(r.system));
     s.report.compute_ratios();
-    s.report
+    Ok(s.report)
 }
 
 struct Session<'a> {
     opts: &'a Options,
     progress: &'a dyn Fn(&str),
     report: Report,
+    /// Why a measurement could not run; the ones after it are skipped.
+    failed: Option<String>,
 }
 
 impl Session<'_> {
@@ -149,6 +160,9 @@ impl Session<'_> {
     /// Each system keeps the median of its repeats.
     fn measure_round(&mut self, built: &[Built], w: Workload, plan: Plan) {
         let repeat = self.opts.repeat.max(1);
+        if self.failed.is_some() {
+            return;
+        }
         for &t in &self.opts.threads {
             let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(); built.len()];
             for round in 0..repeat {
@@ -156,12 +170,14 @@ impl Session<'_> {
                     let b = &built[i];
                     if let Some(c) = &b.cache {
                         self.step(b.system, w, t);
-                        runs[i].push(runner::run(
-                            &**c,
-                            plan,
-                            t,
-                            Until::Elapsed(self.opts.duration),
-                        ));
+                        let until = Until::Elapsed(self.opts.duration);
+                        match runner::try_run(&**c, plan, t, until) {
+                            Ok(m) => runs[i].push(m),
+                            Err(e) => {
+                                self.failed = Some(e);
+                                return;
+                            }
+                        }
                     }
                 }
             }
@@ -361,6 +377,9 @@ impl Session<'_> {
         if !opts.wants(w) {
             return;
         }
+        if self.failed.is_some() {
+            return;
+        }
         let cfg = &opts.config;
         let start = (cfg.keys + MISS_KEYS) as u64;
         let data = DataSet::generate(start, cfg.inserts, cfg.value_size);
@@ -379,12 +398,14 @@ impl Session<'_> {
                     if w.applies_to(system) {
                         self.step(system, w, t);
                         let c = system.build(sizing, std::iter::empty());
-                        runs[i].push(runner::run(
-                            &*c,
-                            Plan::new(&data, &streams, w),
-                            t,
-                            per_thread,
-                        ));
+                        let plan = Plan::new(&data, &streams, w);
+                        match runner::try_run(&*c, plan, t, per_thread) {
+                            Ok(m) => runs[i].push(m),
+                            Err(e) => {
+                                self.failed = Some(e);
+                                return;
+                            }
+                        }
                     }
                 }
             }
@@ -506,7 +527,7 @@ mod tests {
             trace: Some(trace),
         };
         let steps = Cell::new(0u64);
-        let report = run(&opts, &|_| steps.set(steps.get() + 1));
+        let report = run(&opts, &|_| steps.set(steps.get() + 1)).unwrap();
         assert_eq!(steps.get(), opts.steps());
         let throughput = workloads.len() - 1; // all but latency
         assert_eq!(report.throughput.len(), throughput * 2 * System::ALL.len());
