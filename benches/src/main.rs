@@ -233,6 +233,13 @@ fn options(args: &Args) -> Result<Options, String> {
     {
         return Err("threads must be positive and the duration above 0".into());
     }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if let Some(&most) = args.threads.iter().max().filter(|&&t| t > cores) {
+        eprintln!(
+            "note: {most} threads on {cores} hardware threads: the threads take turns on the \
+             cores, so the figures measure the systems under preemption, not more parallelism"
+        );
+    }
     if config.keys == 0 || config.capacity == 0 || config.keys > u32::MAX as usize / 4 {
         return Err("keys and capacity must be positive (and keys below 2^30)".into());
     }

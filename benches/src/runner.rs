@@ -2,9 +2,12 @@
 //!
 //! Each thread walks its own pre-generated stream of key indices (see [`crate::data`]), so that no
 //! random number, key or value is made while the clock runs. The threads wait at a start line
-//! until every one of them is spawned and warmed up, and stop either at a deadline (the
-//! comparison command) or after a fixed number of operations (criterion, which picks the count).
-//! The clock is read once every [`CHUNK`] operations, not per operation. The iterate workload ([`Mode::Walk`]) has no stream: each thread
+//! until every one of them is spawned and warmed up; the coordinating thread then reads the clock
+//! once and opens the line, and the run's elapsed time goes from that one start to the last
+//! thread's finish, so that threads that wait for a core (more threads than cores) count the
+//! wait. They stop either at a deadline from the common start (the comparison command) or after
+//! a fixed number of operations (criterion, which picks the count). The clock is read once every
+//! [`CHUNK`] operations, not per operation. The iterate workload ([`Mode::Walk`]) has no stream: each thread
 //! walks the whole system again and again, and looks at the clock after each walk.
 
 use std::hint::black_box;
@@ -83,7 +86,7 @@ pub struct Measurement {
     pub gets: u64,
     /// Gets that found a value.
     pub hits: u64,
-    /// The longest time a thread ran (the run's wall time).
+    /// From the common start to the last thread's finish (the run's wall time).
     pub elapsed: Duration,
 }
 
@@ -218,13 +221,12 @@ pub fn try_run(
                     // its 2 KiB allocation can make glibc consolidate every chunk the previous
                     // system freed) happens before the clock starts: service threads pay it once.
                     let _ = cache.get(WARM_UP_KEY);
-                    line.wait(threads)?;
-                    let start = Instant::now();
+                    let start = line.wait(threads)?;
                     let m = match plan.mode {
                         Mode::Walk => walk_repeatedly(cache, start, until),
                         _ => drive(cache, plan, stream, start, until),
                     };
-                    Some((m, start.elapsed()))
+                    Some((m, Instant::now()))
                 });
             match spawned {
                 Ok(w) => workers.push(w),
@@ -238,22 +240,24 @@ pub fn try_run(
                 }
             }
         }
-        line.open(threads);
+        let start = line.open(threads);
         let mut total = Measurement::default();
+        let mut last = start;
         for w in workers {
-            let (m, elapsed) = w
+            let (m, finish) = w
                 .join()
                 .expect("a benchmark thread panicked")
                 .expect("the run was not called off");
             total.add(m);
-            total.elapsed = total.elapsed.max(elapsed);
+            last = last.max(finish);
         }
+        total.elapsed = last - start;
         Ok(total)
     })
 }
 
 /// One thread's loop: walks `stream` (wrapping around) until `until`, whose deadline counts from
-/// `start`.
+/// the common `start`.
 fn drive(
     cache: &dyn Contender,
     plan: Plan<'_>,
