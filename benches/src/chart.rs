@@ -30,8 +30,8 @@ fn colour(system: System) -> RGBColor {
     COLOURS[i % COLOURS.len()]
 }
 
-/// Whether `path` can take a chart: an `.svg` name in an existing folder. Checked before a run,
-/// so that a wrong name is not found only after the run's minutes.
+/// Whether `path` can take a chart: an `.svg` name, not a folder, in an existing folder. Checked
+/// before a run, so that a wrong name is not found only after the run's minutes.
 pub fn check_path(path: &Path) -> Result<(), String> {
     match path.extension().and_then(|e| e.to_str()) {
         Some(e) if e.eq_ignore_ascii_case("svg") => {}
@@ -41,6 +41,15 @@ pub fn check_path(path: &Path) -> Result<(), String> {
                 path.display()
             ))
         }
+    }
+    check_output(path)
+}
+
+/// Whether a file can be written at `path`: it is not a folder, and the folder it would be
+/// written in exists.
+pub fn check_output(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err(format!("{}: a folder, not a file", path.display()));
     }
     check_folder(path)
 }

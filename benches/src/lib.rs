@@ -35,3 +35,17 @@ pub mod workload;
 
 pub use systems::{Contender, Kind, Sizing, System};
 pub use workload::{Config, DataSet, Workload};
+
+/// Writes `text` to stdout; when the reader has gone (`| head`), the rest is dropped quietly.
+///
+/// # Errors
+///
+/// When stdout cannot be written for another reason.
+pub fn print_stdout(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("stdout: {e}")),
+        _ => Ok(()),
+    }
+}

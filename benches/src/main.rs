@@ -8,6 +8,7 @@
 //! cargo run --release --bin epochcache-bench -- --help
 //! ```
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -126,23 +127,32 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let started = Instant::now();
+    // Checked before the run, which takes minutes, rather than after it.
     if let Some(path) = &args.json {
-        chart::check_folder(path)?;
+        chart::check_output(path)?;
     }
     if let Some(path) = &args.chart {
         chart::check_path(path)?;
     }
-    let report = if args.median_of.is_empty() {
+    let (report, how) = if args.median_of.is_empty() {
         let opts = options(&args)?;
+        if args.chart.is_some()
+            && !opts
+                .workloads
+                .iter()
+                .any(|w| !matches!(w, Workload::Latency | Workload::Memory))
+        {
+            return Err("--chart draws the throughput workloads, and none is selected".into());
+        }
+        // Created now, so that a file that cannot be written is found before the run.
+        create_outputs(&args)?;
         let bar = progress_bar(opts.steps(), args.no_progress);
         let report = suite::run(&opts, &|what| {
             bar.set_message(what.to_string());
             bar.inc(1);
         });
         bar.finish_and_clear();
-        let report = report?;
-        print_report(&report, &format!("median of {}", opts.repeat.max(1)));
-        report
+        (report?, format!("median of {}", opts.repeat.max(1)))
     } else {
         let reports = args
             .median_of
@@ -153,41 +163,67 @@ fn run(args: Args) -> Result<(), String> {
                 serde_json::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))
             })
             .collect::<Result<Vec<Report>, String>>()?;
+        // After the inputs are read: the output may be one of them.
+        create_outputs(&args)?;
         let report = merge::medians(&reports)?;
-        print_report(&report, &format!("medians of {} runs", reports.len()));
-        report
+        (report, format!("medians of {} runs", reports.len()))
     };
-    println!("\nfinished in {:.1} s", started.elapsed().as_secs_f64());
+    // The files are written before anything is printed, so that a reader that stops early
+    // (`| head`) loses none of them.
+    let mut text = report_text(&report, &how);
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
-        println!("results written to {}", path.display());
     }
     if let Some(path) = &args.chart {
         chart::draw(&report, path)?;
-        println!("chart drawn to {}", path.display());
+    }
+    let _ = writeln!(
+        text,
+        "\nfinished in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &args.json {
+        let _ = writeln!(text, "results written to {}", path.display());
+    }
+    if let Some(path) = &args.chart {
+        let _ = writeln!(text, "chart drawn to {}", path.display());
+    }
+    epochcache_bench::print_stdout(&text)
+}
+
+/// Creates the --json and --chart files, empty, so that a path that cannot be written is refused
+/// before the run rather than after it.
+fn create_outputs(args: &Args) -> Result<(), String> {
+    for path in args.json.iter().chain(&args.chart) {
+        std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(())
 }
 
-/// Prints the report's header, legend and tables to stdout.
-fn print_report(report: &Report, how: &str) {
+/// The report's header, legend and tables.
+fn report_text(report: &Report, how: &str) -> String {
     let m = &report.machine;
-    println!(
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "epochcache-bench: {} ({} hardware threads, {}), {} s per measurement ({how}), \
          values of {} B",
         m.cpu, m.threads, m.os, report.seconds_per_measurement, report.config.value_size
     );
-    println!("x epochcache = the system's ops/s / epochcache's (above 1: the system is faster)");
+    out.push_str(
+        "x epochcache = the system's ops/s / epochcache's (above 1: the system is faster)\n",
+    );
     let mut systems: Vec<System> = report.throughput.iter().map(|r| r.system).collect();
     systems.extend(report.latency.iter().map(|r| r.system));
     systems.extend(report.memory.iter().map(|r| r.system));
     for s in System::ALL.into_iter().filter(|s| systems.contains(s)) {
-        println!("  {:<24} {}", s.name(), s.note());
+        let _ = writeln!(out, "  {:<24} {}", s.name(), s.note());
     }
-    print!("{}", throughput_table(report));
-    print!("{}", latency_table(report));
-    print!("{}", memory_table(report));
+    out.push_str(&throughput_table(report));
+    out.push_str(&latency_table(report));
+    out.push_str(&memory_table(report));
+    out
 }
 
 /// Turns the command line into what the suite runs.

@@ -178,13 +178,24 @@ fn run(args: &Args) -> Result<usize, String> {
     // Checked before the replay, which takes a while, rather than after it.
     if let Some(path) = &args.chart {
         chart::check_path(path)?;
-        epochcache_bench::chart::check_folder(path)?;
+        epochcache_bench::chart::check_output(path)?;
     }
     if let Some(path) = &args.json {
-        epochcache_bench::chart::check_folder(path)?;
+        epochcache_bench::chart::check_output(path)?;
     }
     let specs = specs(args)?;
     let jobs = make_jobs(&specs, args.seed, systems.contains(&System::Opt))?;
+    // Created now, so that a file that cannot be written is found before the replay.
+    let charts: Vec<PathBuf> = match &args.chart {
+        Some(path) => jobs
+            .iter()
+            .map(|job| chart_file(&jobs, job, path))
+            .collect(),
+        None => Vec::new(),
+    };
+    for path in args.json.iter().chain(&charts) {
+        std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let opts = ReplayOptions {
         shards: args.shards,
         moka_pending: args.moka_pending,
@@ -201,19 +212,22 @@ fn run(args: &Args) -> Result<usize, String> {
         seed: args.seed,
         rows,
     };
-    print!("{}", report::table(&report.rows));
-    println!("\n{}", report::summary(&report.rows));
-    if let Some(line) = report::published_summary(&report.rows) {
-        println!("{line}");
-    }
-    if let Some(path) = &args.chart {
-        draw_charts(&jobs, &report.rows, path)?;
+    // The files are written before anything is printed, so that a reader that stops early
+    // (`| head`) loses none of them.
+    if args.chart.is_some() {
+        draw_charts(&jobs, &report.rows, &charts)?;
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
+    let mut text = report::table(&report.rows);
+    text += &format!("\n{}\n", report::summary(&report.rows));
+    if let Some(line) = report::published_summary(&report.rows) {
+        text += &format!("{line}\n");
+    }
+    epochcache_bench::print_stdout(&text)?;
     Ok(report.rows.iter().filter(|r| r.below_peer).count())
 }
 
@@ -382,32 +396,35 @@ fn tasks(jobs: &[Job], systems: &[System]) -> Vec<Task> {
     tasks
 }
 
-/// Draws one chart per job: to `path` when there is one job, else to `path`'s stem followed by
-/// the workload's name.
-fn draw_charts(jobs: &[Job], rows: &[Row], path: &Path) -> Result<(), String> {
-    for job in jobs {
+/// The chart file of `job`: `path` when there is one job, else `path`'s stem followed by the
+/// workload's name.
+fn chart_file(jobs: &[Job], job: &Job, path: &Path) -> PathBuf {
+    if jobs.len() == 1 {
+        return path.to_path_buf();
+    }
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("chart");
+    let slug: String = job
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    path.with_file_name(format!("{stem}-{slug}.svg"))
+}
+
+/// Draws one chart per job, to `files` (one per job, from [`chart_file`]).
+fn draw_charts(jobs: &[Job], rows: &[Row], files: &[PathBuf]) -> Result<(), String> {
+    for (job, file) in jobs.iter().zip(files) {
         let mine: Vec<Row> = rows
             .iter()
             .filter(|r| r.workload == job.name)
             .cloned()
             .collect();
-        let file = if jobs.len() == 1 {
-            path.to_path_buf()
-        } else {
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("chart");
-            let slug: String = job
-                .name
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-                .collect();
-            path.with_file_name(format!("{stem}-{slug}.svg"))
-        };
         let title = format!(
             "{}: hit ratio by cache size ({} requests)",
             job.name,
             report::thousands(job.keys.len() as u64)
         );
-        chart::draw(&mine, &title, &file)?;
+        chart::draw(&mine, &title, file)?;
         eprintln!("wrote {}", file.display());
     }
     Ok(())
