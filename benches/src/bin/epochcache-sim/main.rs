@@ -117,13 +117,25 @@ struct Args {
     json: Option<PathBuf>,
 
     /// Replays run at once [default: the available cores].
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = at_least_one)]
     jobs: Option<usize>,
 
     /// Exit with status 2 when epochcache is more than 0.5 points below the best peer on any
     /// row (after printing everything).
     #[arg(long)]
     strict: bool,
+}
+
+/// The most requests a synthetic workload makes.
+const MAX_ACCESSES: usize = 1_000_000_000;
+
+/// Parses a count of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A workload with its keys, made once, and the sizes to replay it at.
@@ -202,8 +214,7 @@ fn run(args: &Args) -> Result<usize, String> {
     };
     let threads = args
         .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let rows = replay_all(&jobs, &systems, &opts, threads);
     let report = Report {
         machine: Machine::current(),
@@ -244,6 +255,12 @@ fn specs(args: &Args) -> Result<Vec<(Spec, Vec<usize>)>, String> {
         return Err(
             "--keys and --accesses: a synthetic workload needs at least one of each".into(),
         );
+    }
+    if args.accesses > MAX_ACCESSES {
+        return Err(format!(
+            "--accesses {}: at most {MAX_ACCESSES} (8 bytes a request, 16 with OPT, all in memory)",
+            args.accesses
+        ));
     }
     let mut specs = Vec::new();
     if args.all {

@@ -35,8 +35,10 @@ pub fn opt_hits(keys: &[u64], next: &[usize], capacity: usize) -> u64 {
     if capacity == 0 {
         return 0;
     }
-    let mut resident: HashMap<u64, usize> = HashMap::with_capacity(capacity + 1);
-    let mut heap: BinaryHeap<(usize, u64)> = BinaryHeap::with_capacity(capacity * 4 + 16);
+    // No more keys are ever resident than there are requests: a larger size reserves no more.
+    let room = capacity.min(keys.len());
+    let mut resident: HashMap<u64, usize> = HashMap::with_capacity(room + 1);
+    let mut heap: BinaryHeap<(usize, u64)> = BinaryHeap::with_capacity(room * 4 + 16);
     let mut hits = 0;
     for (&key, &next_use) in keys.iter().zip(next) {
         if let Some(slot) = resident.get_mut(&key) {
@@ -73,7 +75,7 @@ pub fn lru_hits(keys: &[u64], capacity: usize) -> u64 {
     if capacity == 0 {
         return 0;
     }
-    let mut stamp_of: HashMap<u64, u64> = HashMap::with_capacity(capacity + 1);
+    let mut stamp_of: HashMap<u64, u64> = HashMap::with_capacity(capacity.min(keys.len()) + 1);
     let mut by_stamp: BTreeMap<u64, u64> = BTreeMap::new();
     let mut hits = 0;
     for (now, &key) in (0u64..).zip(keys) {

@@ -63,6 +63,9 @@ pub struct S3Fifo {
     clock: u64,
 }
 
+/// The most entries [`S3Fifo::new`] reserves room for.
+const RESERVED: usize = 1 << 22;
+
 impl S3Fifo {
     /// An empty cache with room for `capacity` entries.
     pub fn new(capacity: usize) -> S3Fifo {
@@ -70,7 +73,9 @@ impl S3Fifo {
         S3Fifo {
             small_cap,
             main_cap: capacity - small_cap,
-            resident: HashMap::with_capacity(capacity + 1),
+            // Reserved up to a point: the map grows past it, and a size of 10^12 reserves no
+            // terabytes.
+            resident: HashMap::with_capacity(capacity.min(RESERVED) + 1),
             small: VecDeque::new(),
             main: VecDeque::new(),
             ghost: VecDeque::new(),

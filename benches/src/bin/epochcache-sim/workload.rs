@@ -217,15 +217,17 @@ pub fn zipf_keys(s: f64, keys: u64, accesses: usize, seed: u64) -> Vec<u64> {
 /// requests, `accesses` requests in all.
 pub fn scan_keys(keys: u64, accesses: usize, period: usize, burst: usize, seed: u64) -> Vec<u64> {
     let hot = zipf_keys(0.9, keys, accesses, seed);
-    let mut out = Vec::with_capacity(accesses + burst);
+    let mut out = Vec::with_capacity(accesses.saturating_add(burst.min(accesses)));
     let mut fresh = SCAN_KEY_BASE;
     for chunk in hot.chunks(period.max(1)) {
         if out.len() >= accesses {
             break;
         }
         out.extend_from_slice(chunk);
-        out.extend((0..burst as u64).map(|i| mix(fresh + i)));
-        fresh += burst as u64;
+        // Only as much of the scan as fits: the rest would be cut off below.
+        let room = accesses.saturating_sub(out.len()).min(burst);
+        out.extend((0..room as u64).map(|i| mix(fresh.wrapping_add(i))));
+        fresh = fresh.wrapping_add(burst as u64);
     }
     out.truncate(accesses);
     out
