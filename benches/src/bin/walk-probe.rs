@@ -23,14 +23,23 @@ struct Args {
     #[arg(short, long, value_enum)]
     system: System,
     /// Entries in the data set.
-    #[arg(short, long, default_value_t = 1_000_000)]
+    #[arg(short, long, default_value_t = 1_000_000, value_parser = at_least_one)]
     keys: usize,
     /// Bytes per value.
     #[arg(short, long, default_value_t = 64)]
     value_size: usize,
     /// Timed rounds of ten walks each; each round prints its rate.
-    #[arg(short, long, default_value_t = 3)]
+    #[arg(short, long, default_value_t = 3, value_parser = at_least_one)]
     rounds: usize,
+}
+
+/// Parses a count of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn main() -> std::process::ExitCode {

@@ -62,7 +62,9 @@ pub struct Defaults {
 }
 
 impl Spec {
-    /// Parses `zipf:S`, `scan`, `scan:PERIOD:BURST` or `loop:N`; anything else is a trace path.
+    /// Parses `zipf:S`, `scan`, `scan:PERIOD:BURST` or `loop:N`; any other text is a trace path
+    /// when a file of that name exists (trace files belong with `--trace`), and refused
+    /// otherwise, so that a misspelt workload is not read as a missing file.
     pub fn parse(text: &str, defaults: Defaults) -> Result<Spec, String> {
         let mut parts = text.split(':');
         let head = parts.next().unwrap_or_default();
@@ -71,6 +73,13 @@ impl Spec {
             s.replace('_', "")
                 .parse::<u64>()
                 .map_err(|e| format!("{text}: `{s}`: {e}"))
+        };
+        let positive = |n: u64, what: &str| -> Result<usize, String> {
+            match usize::try_from(n) {
+                Ok(0) => Err(format!("{text}: {what} must be at least 1")),
+                Ok(n) => Ok(n),
+                Err(e) => Err(format!("{text}: {what}: {e}")),
+            }
         };
         match (head, args.as_slice()) {
             ("zipf", [s]) => {
@@ -93,17 +102,21 @@ impl Spec {
             ("scan", [period, burst]) => Ok(Spec::Scan {
                 keys: defaults.keys,
                 accesses: defaults.accesses,
-                period: num(period)?.max(1) as usize,
-                burst: num(burst)? as usize,
+                period: positive(num(period)?, "PERIOD")?,
+                burst: positive(num(burst)?, "BURST")?,
             }),
             ("loop", [n]) => Ok(Spec::Loop {
-                n: num(n)?.max(1),
+                n: positive(num(n)?, "N")? as u64,
                 accesses: defaults.accesses,
             }),
             ("zipf" | "scan" | "loop", _) => Err(format!(
                 "{text}: expected zipf:S, scan, scan:PERIOD:BURST or loop:N"
             )),
-            _ => Ok(Spec::Trace(PathBuf::from(text))),
+            _ if Path::new(text).is_file() => Ok(Spec::Trace(PathBuf::from(text))),
+            _ => Err(format!(
+                "{text}: not a workload: expected zipf:S, scan, scan:PERIOD:BURST or loop:N \
+                 (a trace file goes with --trace FILE)"
+            )),
         }
     }
 
@@ -340,8 +353,20 @@ mod tests {
         assert!(matches!(Spec::parse("zipf:0.9", D), Ok(Spec::Zipf { s, .. }) if s == 0.9));
         assert!(Spec::parse("zipf:x", D).is_err());
         assert!(Spec::parse("loop", D).is_err());
-        let t = Spec::parse("../t/lirs-ps.txt", D).unwrap();
-        assert_eq!(t.to_string(), "lirs-ps");
+        for zero in ["loop:0", "scan:0:10", "scan:10:0"] {
+            assert!(Spec::parse(zero, D).is_err(), "{zero}");
+        }
+        let typo = Spec::parse("zipff:0.9", D).unwrap_err();
+        assert!(
+            typo.contains("zipf:S") && typo.contains("--trace"),
+            "{typo}"
+        );
+        assert!(Spec::parse("../t/lirs-ps.txt", D).is_err(), "no such file");
+        let file = std::env::temp_dir().join(format!("lirs-ps-{}.txt", std::process::id()));
+        std::fs::write(&file, "1\n").unwrap();
+        let t = Spec::parse(file.to_str().unwrap(), D);
+        std::fs::remove_file(&file).unwrap();
+        assert!(t.unwrap().to_string().starts_with("lirs-ps-"));
         let keys = read_trace("# c\n3 x\n\n4\n3\n".as_bytes()).unwrap();
         assert_eq!(keys, [3, 4, 3]);
         assert!(read_trace("a\n".as_bytes()).is_err());
