@@ -21,8 +21,9 @@ use crossbeam_epoch as epoch;
 #[derive(Parser)]
 #[command(about = "Measure crossbeam-epoch's pin and retire costs from 1 to N threads")]
 struct Args {
-    /// Thread counts to run each loop on.
-    #[arg(short, long, value_delimiter = ',', default_values_t = [1, 2, 4, 8, 16])]
+    /// Thread counts to run each loop on (1 to 1024).
+    #[arg(short, long, value_delimiter = ',', default_values_t = [1, 2, 4, 8, 16],
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     threads: Vec<usize>,
     /// Seconds each loop runs per thread count.
     #[arg(short, long, default_value_t = 0.3)]
@@ -151,11 +152,16 @@ fn drain_collector() {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    if args.threads.contains(&0) || !args.duration.is_finite() || args.duration <= 0.0 {
-        eprintln!("epoch-probe: thread counts must be positive and the duration above 0");
-        return std::process::ExitCode::FAILURE;
-    }
-    let duration = Duration::from_secs_f64(args.duration);
+    let duration = match Duration::try_from_secs_f64(args.duration) {
+        Ok(d) if !d.is_zero() => d,
+        _ => {
+            eprintln!(
+                "epoch-probe: --duration {}: the duration must be above 0 and finite",
+                args.duration
+            );
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
         "epoch-probe: {cores} hardware threads, {:.1} s per line",
