@@ -31,6 +31,30 @@ fn thread_count() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::new().range(1..=MAX_THREADS as u64)
 }
 
+/// The flags of a run, which --median-of (no run) refuses.
+const RUN_FLAGS: [&str; 11] = [
+    "threads",
+    "duration",
+    "repeat",
+    "rotate",
+    "workloads",
+    "systems",
+    "keys",
+    "capacity",
+    "value_size",
+    "trace",
+    "quick",
+];
+
+/// Parses a count of at least 1.
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Counts live heap bytes, for the memory workload.
 #[global_allocator]
 static ALLOC: CountingAlloc = CountingAlloc;
@@ -53,7 +77,7 @@ struct Args {
 
     /// Repeat each throughput measurement this many times and keep the median (for noisy
     /// machines; the run takes about that many times longer).
-    #[arg(short, long, default_value_t = 1)]
+    #[arg(short, long, default_value_t = 1, value_parser = at_least_one)]
     repeat: usize,
 
     /// Which system runs first in each round of a throughput measurement (0: epochcache); each
@@ -106,7 +130,7 @@ struct Args {
 
     /// Run nothing: read these JSON results (of earlier runs with --json) and print the medians,
     /// row by row, with each ratio's lowest and highest value.
-    #[arg(long, num_args = 1.., value_name = "FILE")]
+    #[arg(long, num_args = 1.., value_name = "FILE", conflicts_with_all = RUN_FLAGS)]
     median_of: Vec<PathBuf>,
 
     /// No progress bar.
@@ -292,13 +316,20 @@ fn options(args: &Args) -> Result<Options, String> {
             config.capacity.next_power_of_two()
         );
     }
+    // Refused before the file is read, which can take a while.
+    if args.trace.is_some()
+        && !args.workloads.is_empty()
+        && !args.workloads.contains(&Workload::Trace)
+    {
+        return Err("--trace is replayed by the trace workload, which -w does not select".into());
+    }
     let trace = match &args.trace {
         Some(p) => {
             Some(Trace::load(p, args.value_size).map_err(|e| format!("{}: {e}", p.display()))?)
         }
         None => None,
     };
-    let mut workloads = args.workloads.clone();
+    let mut workloads = first_of_each(&args.workloads);
     if workloads.is_empty() {
         workloads = Workload::DEFAULT.to_vec();
         if trace.is_some() {
@@ -311,7 +342,7 @@ fn options(args: &Args) -> Result<Options, String> {
     let mut systems = if args.systems.is_empty() {
         System::defaults()
     } else {
-        args.systems.clone()
+        first_of_each(&args.systems)
     };
     systems.retain(|&s| s != System::Epochcache);
     systems.insert(0, System::Epochcache);
@@ -320,13 +351,24 @@ fn options(args: &Args) -> Result<Options, String> {
     Ok(Options {
         systems,
         workloads,
-        threads: args.threads.clone(),
+        threads: first_of_each(&args.threads),
         duration,
         repeat: args.repeat,
         rotate: args.rotate,
         config,
         trace,
     })
+}
+
+/// `items` without repeats, each where it first appears.
+fn first_of_each<T: PartialEq + Copy>(items: &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(items.len());
+    for &x in items {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
 }
 
 fn progress_bar(steps: u64, hidden: bool) -> ProgressBar {
@@ -341,4 +383,56 @@ fn progress_bar(steps: u64, hidden: bool) -> ProgressBar {
     );
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("epochcache-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn thread_counts_are_one_to_the_cap() {
+        assert!(parse(&["-t", "0"]).is_err());
+        assert!(parse(&["-t", "5000"]).is_err());
+        assert_eq!(parse(&["-t", "1,1024"]).unwrap().threads, [1, MAX_THREADS]);
+    }
+
+    #[test]
+    fn counts_of_zero_are_refused() {
+        assert!(parse(&["--repeat", "0"]).is_err());
+        assert_eq!(parse(&["--repeat", "3"]).unwrap().repeat, 3);
+    }
+
+    #[test]
+    fn median_of_refuses_the_flags_of_a_run() {
+        assert!(parse(&["--median-of", "a.json", "-t", "2"]).is_err());
+        assert!(parse(&["--median-of", "a.json", "--quick"]).is_err());
+        assert!(parse(&["--median-of", "a.json", "b.json", "--json", "m.json"]).is_ok());
+    }
+
+    #[test]
+    fn repeats_run_once_in_the_order_given() {
+        let args = parse(&["-t", "2,1,2", "-w", "get,hot-get,get", "-s", "moka,moka"]).unwrap();
+        let opts = options(&args).unwrap();
+        assert_eq!(opts.threads, [2, 1]);
+        assert_eq!(opts.workloads, [Workload::Get, Workload::HotGet]);
+        assert_eq!(opts.systems, [System::Epochcache, System::Moka]);
+    }
+
+    #[test]
+    fn a_trace_needs_the_trace_workload_selected() {
+        let file = std::env::temp_dir().join(format!("bench-trace-{}.txt", std::process::id()));
+        std::fs::write(&file, "a\nb\na\n").unwrap();
+        let path = file.to_str().unwrap();
+        let refused = options(&parse(&["--trace", path, "-w", "get"]).unwrap());
+        let taken = options(&parse(&["--trace", path, "-w", "trace"]).unwrap());
+        let default = options(&parse(&["--trace", path]).unwrap());
+        std::fs::remove_file(&file).unwrap();
+        assert!(refused.is_err());
+        assert_eq!(taken.unwrap().workloads, [Workload::Trace]);
+        assert!(default.unwrap().workloads.contains(&Workload::Trace));
+    }
 }
