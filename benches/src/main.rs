@@ -104,8 +104,8 @@ struct Args {
     #[arg(short, long, default_value_t = 131_072)]
     capacity: usize,
 
-    /// Bytes per value (64 and 4096 are the usual ones; at most 1 MiB). Large values shrink the
-    /// data set to 1 GiB of values.
+    /// Bytes per value (64 and 4096 are the usual ones; at most 1,073,741, a thousandth of
+    /// 1 GiB). Large values shrink the data set to 1 GiB of values.
     #[arg(short = 'v', long, default_value_t = 64)]
     value_size: usize,
 

@@ -131,8 +131,8 @@ pub enum System {
     /// `BaseCache` trait.
     EpochcacheBytes,
     /// epochcache's `ShardedCache<String, Bytes>` returning a copy of the value (a fresh
-    /// allocation) instead of a handle that shares it: the issue's "copy small values out or
-    /// share them" question. Only run when asked for with `-s`.
+    /// allocation) instead of a handle that shares it, to measure whether small values are better
+    /// copied out or shared. Only run when asked for with `-s`.
     EpochcacheCopy,
     /// epochcache's `ShardedCache<String, Bytes>` bounded by weight instead of entry count, with
     /// a weigher of one per entry (as quick_cache is built here): the path a byte budget takes,

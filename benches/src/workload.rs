@@ -42,13 +42,13 @@ pub enum Workload {
     Latency,
     /// Heap bytes per entry beyond the keys and values (1M `u64` to `u64` entries).
     Memory,
-    /// Full walks over the whole data set, each thread walking on its own (see
-    /// [`Contender::walk`](crate::Contender::walk)); an operation is one entry visited. Only for
-    /// systems that can iterate.
+    /// Full walks over the whole data set, each thread walking on its own; an operation is one
+    /// entry visited. Only for systems that can iterate.
+    // (Each walk is one `Contender::walk`: no link here, since clap shows this text in --help.)
     Iterate,
     /// Atomic read-modify-writes of keys already there, Zipf 0.99 over the data set: each
-    /// system's own update of one key from its current value (see
-    /// [`Contender::update`](crate::Contender::update)). Only for systems that have one.
+    /// system's own update of one key from its current value. Only for systems that have one.
+    // (Each update is one `Contender::update`.)
     Update,
 }
 
