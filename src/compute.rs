@@ -26,7 +26,7 @@
 //! entry it read by address, as `retain` does.
 
 use std::hash::{BuildHasher, Hash};
-use std::panic;
+use std::panic::{self, AssertUnwindSafe};
 
 use crate::raw::Entry;
 use crate::room::{drop_quietly, Panic};
@@ -168,14 +168,24 @@ where
         f: impl FnMut(Option<&V>) -> Op<V>,
     ) -> Result<Computed<V>, CacheError> {
         // A panic of user code told of an eviction made for an answer that then met a conflict:
-        // resumed once the answer that follows it is applied (or refused).
+        // resumed once the answer that follows it is applied (or refused), and ahead of any
+        // later panic of user code in the rounds after it, since it came first.
         let mut kept_panic = None;
-        let computed = self.compute_keeping_panics(key, f, &mut kept_panic);
-        if let Some(payload) = kept_panic {
-            drop_quietly(computed);
-            panic::resume_unwind(payload);
+        let computed = panic::catch_unwind(AssertUnwindSafe(|| {
+            self.compute_keeping_panics(key, f, &mut kept_panic)
+        }));
+        match (kept_panic, computed) {
+            (None, Ok(computed)) => computed,
+            (None, Err(later)) => panic::resume_unwind(later),
+            (Some(first), Ok(computed)) => {
+                drop_quietly(computed);
+                panic::resume_unwind(first)
+            }
+            (Some(first), Err(later)) => {
+                drop_quietly(later);
+                panic::resume_unwind(first)
+            }
         }
-        computed
     }
 
     /// [`compute`](Self::compute), keeping in `kept_panic` the first panic its writes handed

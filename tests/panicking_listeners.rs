@@ -170,3 +170,87 @@ fn a_key_that_panics_after_a_kept_listener_panic_lets_the_first_panic_go_on() {
     assert_eq!((cache.len(), cache.weight()), (1, 40), "one entry left");
     cache.validate().unwrap();
 }
+
+/// `compute` whose first answer met a conflict after a listener panicked on an eviction made for
+/// it: when its function panics on the next run, the listener's panic, which came first, goes on.
+#[test]
+fn a_kept_listener_panic_goes_on_ahead_of_a_panic_of_computes_function_on_its_next_run() {
+    let first = Arc::new(AtomicBool::new(true));
+    let this_cache: Arc<OnceLock<Arc<ShardedCache<u64, u64>>>> = Arc::new(OnceLock::new());
+    let (first_in, cache_in) = (Arc::clone(&first), Arc::clone(&this_cache));
+    let cache = Arc::new(
+        ShardedCache::builder()
+            .shards(1)
+            .max_weight(100)
+            .max_entry_weight(100)
+            .weigher(|_, v: &u64| *v)
+            .eviction_listener(move |_, _, cause| {
+                if cause == RemovalCause::Evicted && first_in.swap(false, Ordering::SeqCst) {
+                    cache_in.get().unwrap().insert(2, 10).unwrap();
+                    panic!("listener");
+                }
+            })
+            .build(),
+    );
+    this_cache.set(Arc::clone(&cache)).ok().unwrap();
+    cache.insert(1, 60).unwrap();
+    let runs = AtomicUsize::new(0);
+    let payload = quiet(|| {
+        cache.compute(2, |_| {
+            if runs.fetch_add(1, Ordering::SeqCst) == 1 {
+                panic!("f");
+            }
+            Op::Put(50)
+        })
+    })
+    .unwrap_err();
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"listener"),
+        "first panic lost; got {:?}",
+        payload.downcast_ref::<&str>()
+    );
+}
+
+/// The same when the next answer is a remove, and the listener panics again on its `Deleted`:
+/// the remove is applied, and the first panic goes on.
+#[test]
+fn a_kept_listener_panic_goes_on_ahead_of_the_listeners_panic_on_the_next_answer() {
+    let first = Arc::new(AtomicBool::new(true));
+    let this_cache: Arc<OnceLock<Arc<ShardedCache<u64, u64>>>> = Arc::new(OnceLock::new());
+    let (first_in, cache_in) = (Arc::clone(&first), Arc::clone(&this_cache));
+    let cache = Arc::new(
+        ShardedCache::builder()
+            .shards(1)
+            .max_weight(100)
+            .max_entry_weight(100)
+            .weigher(|_, v: &u64| *v)
+            .eviction_listener(move |_, _, cause| {
+                if cause == RemovalCause::Evicted && first_in.swap(false, Ordering::SeqCst) {
+                    cache_in.get().unwrap().insert(2, 10).unwrap();
+                    panic!("listener (first)");
+                }
+                if cause == RemovalCause::Deleted {
+                    panic!("listener (deleted)");
+                }
+            })
+            .build(),
+    );
+    this_cache.set(Arc::clone(&cache)).ok().unwrap();
+    cache.insert(1, 60).unwrap();
+    let payload = quiet(|| {
+        cache.compute(2, |current| match current {
+            None => Op::Put(50),
+            Some(_) => Op::Remove,
+        })
+    })
+    .unwrap_err();
+    assert_eq!(cache.get(&2), None, "the remove was applied");
+    assert_eq!(
+        payload.downcast_ref::<&str>(),
+        Some(&"listener (first)"),
+        "first panic lost; got {:?}",
+        payload.downcast_ref::<&str>()
+    );
+}
