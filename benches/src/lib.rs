@@ -49,3 +49,49 @@ pub fn print_stdout(text: &str) -> Result<(), String> {
         _ => Ok(()),
     }
 }
+
+/// Checks before a run that the output file `path` can be written, without emptying it: it is
+/// opened to append (created if missing, then removed again), so that a run stopped or failed
+/// part way does not destroy the results an earlier run left there.
+///
+/// # Errors
+///
+/// When the file cannot be opened for writing (a folder, a read-only place).
+pub fn check_writable(path: &std::path::Path) -> Result<(), String> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_writable;
+
+    #[test]
+    fn checking_an_output_keeps_what_it_holds_and_leaves_no_new_file() {
+        let dir = std::env::temp_dir().join(format!("epochcache-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let earlier = dir.join("earlier.json");
+        std::fs::write(&earlier, "{\"kept\": true}").unwrap();
+        check_writable(&earlier).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&earlier).unwrap(),
+            "{\"kept\": true}"
+        );
+        let fresh = dir.join("fresh.json");
+        check_writable(&fresh).unwrap();
+        assert!(
+            !fresh.exists(),
+            "a checked path that was not there is not left behind"
+        );
+        assert!(check_writable(&dir).is_err(), "a folder is refused");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

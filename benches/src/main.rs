@@ -27,6 +27,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 const MAX_THREADS: usize = 1024;
 
 /// Parses a thread count of 1 to [`MAX_THREADS`].
+/// The longest `--duration` taken: a day.
+const MAX_DURATION: Duration = Duration::from_secs(86_400);
+
 fn thread_count() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::new().range(1..=MAX_THREADS as u64)
 }
@@ -216,11 +219,11 @@ fn run(args: Args) -> Result<(), String> {
     epochcache_bench::print_stdout(&text)
 }
 
-/// Creates the --json and --chart files, empty, so that a path that cannot be written is refused
-/// before the run rather than after it.
+/// Checks that the --json and --chart files can be written, so that a path that cannot be is
+/// refused before the run rather than after it (without emptying a file an earlier run left).
 fn create_outputs(args: &Args) -> Result<(), String> {
     for path in args.json.iter().chain(&args.chart) {
-        std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        epochcache_bench::check_writable(path)?;
     }
     Ok(())
 }
@@ -348,6 +351,14 @@ fn options(args: &Args) -> Result<Options, String> {
     systems.insert(0, System::Epochcache);
     let duration =
         Duration::try_from_secs_f64(duration).map_err(|e| format!("--duration {duration}: {e}"))?;
+    // A deadline is the start plus the duration, which an `Instant` may not hold for much more.
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "--duration {}: at most {} s (a day)",
+            duration.as_secs_f64(),
+            MAX_DURATION.as_secs()
+        ));
+    }
     Ok(Options {
         systems,
         workloads,

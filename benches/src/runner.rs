@@ -11,6 +11,7 @@
 //! walks the whole system again and again, and looks at the clock after each walk.
 
 use std::hint::black_box;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -160,8 +161,9 @@ impl StartLine {
         }
     }
 
-    /// The coordinator's wait for all `threads`, then the common start.
-    fn open(&self, threads: usize) -> Instant {
+    /// The coordinator's wait for all `threads`, then the common start; `None` if the run was
+    /// called off meanwhile (a thread panicked before the line).
+    fn open(&self, threads: usize) -> Option<Instant> {
         let mut state = self.lock();
         while matches!(*state, Start::Waiting(n) if n < threads) {
             state = self
@@ -169,15 +171,19 @@ impl StartLine {
                 .wait(state)
                 .unwrap_or_else(|e| e.into_inner());
         }
+        if matches!(*state, Start::Abort) {
+            return None;
+        }
         let start = Instant::now();
         *state = Start::Go(start);
         self.opened.notify_all();
-        start
+        Some(start)
     }
 
     fn abort(&self) {
         *self.lock() = Start::Abort;
         self.opened.notify_all();
+        self.all_ready.notify_one();
     }
 }
 
@@ -220,7 +226,15 @@ pub fn try_run(
                     // sets up on a thread's first call (crossbeam-epoch registers the thread, and
                     // its 2 KiB allocation can make glibc consolidate every chunk the previous
                     // system freed) happens before the clock starts: service threads pay it once.
-                    let _ = cache.get(WARM_UP_KEY);
+                    let warmed = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                        let _ = cache.get(WARM_UP_KEY);
+                    }));
+                    // A system that panics here would never reach the line: the run is called
+                    // off, so that no thread waits for it, and the panic goes on.
+                    if let Err(payload) = warmed {
+                        line.abort();
+                        std::panic::resume_unwind(payload);
+                    }
                     let start = line.wait(threads)?;
                     let m = match plan.mode {
                         Mode::Walk => walk_repeatedly(cache, start, until),
@@ -240,7 +254,15 @@ pub fn try_run(
                 }
             }
         }
-        let start = line.open(threads);
+        let Some(start) = line.open(threads) else {
+            // Called off by a thread's panic before the line: that panic goes on.
+            for w in workers {
+                if let Err(payload) = w.join() {
+                    std::panic::resume_unwind(payload);
+                }
+            }
+            return Err("the run was called off before it started".into());
+        };
         let mut total = Measurement::default();
         let mut last = start;
         for w in workers {

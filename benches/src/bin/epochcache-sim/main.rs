@@ -197,7 +197,7 @@ fn run(args: &Args) -> Result<usize, String> {
     }
     let specs = specs(args)?;
     let jobs = make_jobs(&specs, args.seed, systems.contains(&System::Opt))?;
-    // Created now, so that a file that cannot be written is found before the replay.
+    // Checked now, so that a file that cannot be written is found before the replay.
     let charts: Vec<PathBuf> = match &args.chart {
         Some(path) => jobs
             .iter()
@@ -206,7 +206,7 @@ fn run(args: &Args) -> Result<usize, String> {
         None => Vec::new(),
     };
     for path in args.json.iter().chain(&charts) {
-        std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        epochcache_bench::check_writable(path)?;
     }
     let opts = ReplayOptions {
         shards: args.shards,
