@@ -82,33 +82,54 @@ fn a_computed_put_whose_eviction_panics_the_listener_is_stored_once() {
     cache.validate().unwrap();
 }
 
+/// A cache of room 100 (a value weighs itself) holding key 1 at 60. Its listener, told of the
+/// first eviction (which a write of key 2 at 50 makes), writes key 2 at 10 itself, so that the
+/// write meets a conflict, then panics with `on_evict` if given; told of a `Deleted` removal, it
+/// panics with `on_delete` if given.
+fn cache_whose_eviction_writes_key_2(
+    on_evict: Option<&'static str>,
+    on_delete: Option<&'static str>,
+) -> Arc<ShardedCache<u64, u64>> {
+    let first = AtomicBool::new(true);
+    let this_cache: Arc<OnceLock<Arc<ShardedCache<u64, u64>>>> = Arc::new(OnceLock::new());
+    let cache_in = Arc::clone(&this_cache);
+    let cache = Arc::new(
+        ShardedCache::builder()
+            .shards(1)
+            .max_weight(100)
+            .max_entry_weight(100)
+            .weigher(|_, v: &u64| *v)
+            .eviction_listener(move |_, _, cause| {
+                if cause == RemovalCause::Evicted && first.swap(false, Ordering::SeqCst) {
+                    cache_in.get().unwrap().insert(2, 10).unwrap();
+                    if let Some(message) = on_evict {
+                        panic!("{message}");
+                    }
+                }
+                if let (RemovalCause::Deleted, Some(message)) = (cause, on_delete) {
+                    panic!("{message}");
+                }
+            })
+            .build(),
+    );
+    this_cache.set(Arc::clone(&cache)).ok().unwrap();
+    cache.insert(1, 60).unwrap();
+    cache
+}
+
+/// The payload of a panic raised with a formatted message.
+fn message(payload: &Box<dyn std::any::Any + Send>) -> Option<&str> {
+    payload.downcast_ref::<String>().map(String::as_str)
+}
+
 /// `compute` whose answer meets a conflict (the listener, told of an eviction made for it,
 /// writes the key) runs again and applies its next answer, whether or not the listener then
 /// panicked; the panic goes on after that answer is stored.
 #[test]
 fn a_computed_put_that_meets_a_conflict_after_a_panicking_eviction_still_applies_its_answer() {
     for listener_panics in [false, true] {
-        let first = Arc::new(AtomicBool::new(true));
-        let this_cache: Arc<OnceLock<Arc<ShardedCache<u64, u64>>>> = Arc::new(OnceLock::new());
-        let (first_in, cache_in) = (Arc::clone(&first), Arc::clone(&this_cache));
-        let cache = Arc::new(
-            ShardedCache::builder()
-                .shards(1)
-                .max_weight(100)
-                .max_entry_weight(100)
-                .weigher(|_, v: &u64| *v)
-                .eviction_listener(move |_, _, cause| {
-                    if cause == RemovalCause::Evicted && first_in.swap(false, Ordering::SeqCst) {
-                        cache_in.get().unwrap().insert(2, 10).unwrap();
-                        if listener_panics {
-                            panic!("listener panics after writing key 2");
-                        }
-                    }
-                })
-                .build(),
-        );
-        this_cache.set(Arc::clone(&cache)).ok().unwrap();
-        cache.insert(1, 60).unwrap();
+        let on_evict = listener_panics.then_some("listener panics after writing key 2");
+        let cache = cache_whose_eviction_writes_key_2(on_evict, None);
         let runs = AtomicUsize::new(0);
         let computed = quiet(|| {
             cache.compute(2, |current| {
@@ -175,25 +196,7 @@ fn a_key_that_panics_after_a_kept_listener_panic_lets_the_first_panic_go_on() {
 /// it: when its function panics on the next run, the listener's panic, which came first, goes on.
 #[test]
 fn a_kept_listener_panic_goes_on_ahead_of_a_panic_of_computes_function_on_its_next_run() {
-    let first = Arc::new(AtomicBool::new(true));
-    let this_cache: Arc<OnceLock<Arc<ShardedCache<u64, u64>>>> = Arc::new(OnceLock::new());
-    let (first_in, cache_in) = (Arc::clone(&first), Arc::clone(&this_cache));
-    let cache = Arc::new(
-        ShardedCache::builder()
-            .shards(1)
-            .max_weight(100)
-            .max_entry_weight(100)
-            .weigher(|_, v: &u64| *v)
-            .eviction_listener(move |_, _, cause| {
-                if cause == RemovalCause::Evicted && first_in.swap(false, Ordering::SeqCst) {
-                    cache_in.get().unwrap().insert(2, 10).unwrap();
-                    panic!("listener");
-                }
-            })
-            .build(),
-    );
-    this_cache.set(Arc::clone(&cache)).ok().unwrap();
-    cache.insert(1, 60).unwrap();
+    let cache = cache_whose_eviction_writes_key_2(Some("listener"), None);
     let runs = AtomicUsize::new(0);
     let payload = quiet(|| {
         cache.compute(2, |_| {
@@ -206,10 +209,9 @@ fn a_kept_listener_panic_goes_on_ahead_of_a_panic_of_computes_function_on_its_ne
     .unwrap_err();
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     assert_eq!(
-        payload.downcast_ref::<&str>(),
-        Some(&"listener"),
-        "first panic lost; got {:?}",
-        payload.downcast_ref::<&str>()
+        message(&payload),
+        Some("listener"),
+        "the first panic goes on"
     );
 }
 
@@ -217,28 +219,8 @@ fn a_kept_listener_panic_goes_on_ahead_of_a_panic_of_computes_function_on_its_ne
 /// the remove is applied, and the first panic goes on.
 #[test]
 fn a_kept_listener_panic_goes_on_ahead_of_the_listeners_panic_on_the_next_answer() {
-    let first = Arc::new(AtomicBool::new(true));
-    let this_cache: Arc<OnceLock<Arc<ShardedCache<u64, u64>>>> = Arc::new(OnceLock::new());
-    let (first_in, cache_in) = (Arc::clone(&first), Arc::clone(&this_cache));
-    let cache = Arc::new(
-        ShardedCache::builder()
-            .shards(1)
-            .max_weight(100)
-            .max_entry_weight(100)
-            .weigher(|_, v: &u64| *v)
-            .eviction_listener(move |_, _, cause| {
-                if cause == RemovalCause::Evicted && first_in.swap(false, Ordering::SeqCst) {
-                    cache_in.get().unwrap().insert(2, 10).unwrap();
-                    panic!("listener (first)");
-                }
-                if cause == RemovalCause::Deleted {
-                    panic!("listener (deleted)");
-                }
-            })
-            .build(),
-    );
-    this_cache.set(Arc::clone(&cache)).ok().unwrap();
-    cache.insert(1, 60).unwrap();
+    let cache =
+        cache_whose_eviction_writes_key_2(Some("listener (first)"), Some("listener (deleted)"));
     let payload = quiet(|| {
         cache.compute(2, |current| match current {
             None => Op::Put(50),
@@ -248,9 +230,8 @@ fn a_kept_listener_panic_goes_on_ahead_of_the_listeners_panic_on_the_next_answer
     .unwrap_err();
     assert_eq!(cache.get(&2), None, "the remove was applied");
     assert_eq!(
-        payload.downcast_ref::<&str>(),
-        Some(&"listener (first)"),
-        "first panic lost; got {:?}",
-        payload.downcast_ref::<&str>()
+        message(&payload),
+        Some("listener (first)"),
+        "the first panic goes on"
     );
 }
