@@ -480,7 +480,7 @@ where
         // write refused or failed resumes it now.
         if !matches!(locked, Ok(Ok(_))) {
             if let Some(payload) = made.kept_panic.take() {
-                drop(locked);
+                drop_quietly(locked);
                 drop_quietly(entry);
                 panic::resume_unwind(payload);
             }

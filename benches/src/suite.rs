@@ -95,12 +95,23 @@ pub fn run(opts: &Options, progress: &dyn Fn(&str)) -> Result<Report, String> {
         report: Report::new(opts.config.clone(), opts.duration.as_secs_f64()),
         failed: None,
     };
+    // After a measurement whose threads could not be spawned, nothing more is built or run.
     s.hot_set();
-    s.data_set();
-    s.cache_aside();
-    s.inserts();
-    s.trace();
-    s.memory();
+    if s.failed.is_none() {
+        s.data_set();
+    }
+    if s.failed.is_none() {
+        s.cache_aside();
+    }
+    if s.failed.is_none() {
+        s.inserts();
+    }
+    if s.failed.is_none() {
+        s.trace();
+    }
+    if s.failed.is_none() {
+        s.memory();
+    }
     if let Some(e) = s.failed {
         return Err(e);
     }
