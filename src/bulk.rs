@@ -22,12 +22,12 @@
 //!   [`Pinned::iter`] is the exception: it lends references, which live as long as its pin.
 
 use std::hash::{BuildHasher, Hash};
-use std::panic::{self, AssertUnwindSafe};
+use std::panic;
 
 use crate::pinned::Pinned;
 use crate::raw::shard::Walk;
 use crate::raw::{Entry, Shard};
-use crate::room::Panic;
+use crate::room::{keep_panic, Panic};
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
 use crate::sweep::free_retired;
@@ -128,12 +128,9 @@ where
             drop(state);
             let settled = self.settle(removed.iter().copied(), &guard);
             retired += removed.len();
-            let finished = panic::catch_unwind(AssertUnwindSafe(|| {
+            keep_panic(&mut first_panic, || {
                 self.finish(removed.len(), removed, settled, &guard)
-            }));
-            if let Err(payload) = finished {
-                first_panic.get_or_insert(payload);
-            }
+            });
         }
         (retired, first_panic)
     }

@@ -174,15 +174,10 @@ where
         let computed = panic::catch_unwind(AssertUnwindSafe(|| {
             self.compute_keeping_panics(key, f, &mut kept_panic)
         }));
-        match (kept_panic, computed) {
-            (None, Ok(computed)) => computed,
-            (None, Err(later)) => panic::resume_unwind(later),
-            (Some(first), Ok(computed)) => {
+        match kept_panic {
+            None => computed.unwrap_or_else(|later| panic::resume_unwind(later)),
+            Some(first) => {
                 drop_quietly(computed);
-                panic::resume_unwind(first)
-            }
-            (Some(first), Err(later)) => {
-                drop_quietly(later);
                 panic::resume_unwind(first)
             }
         }

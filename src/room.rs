@@ -563,12 +563,7 @@ where
     {
         // A panic from settling these removals (a caller's weigher) goes on first.
         let mut first_panic = settled;
-        let mut attempt = |step: &mut dyn FnMut()| {
-            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(step)) {
-                first_panic.get_or_insert(payload);
-            }
-        };
-        attempt(&mut || {
+        keep_panic(&mut first_panic, || {
             crate::budget::pace_reclamation(guard, retired, self.retire_batch);
             self.garbage.flush_if_over(guard);
             // A value's `Drop` that panicked in a collection (this one, or an earlier one of
@@ -582,7 +577,9 @@ where
         });
         if let Some(listener) = &self.listener {
             for (entry, cause) in removed {
-                attempt(&mut || listener(&entry.key, &entry.value, cause));
+                keep_panic(&mut first_panic, || {
+                    listener(&entry.key, &entry.value, cause)
+                });
             }
         }
         if let Some(payload) = first_panic {
@@ -706,7 +703,7 @@ pub(crate) fn drop_quietly<T>(value: T) {
 /// Runs `step` (user code: a removal told to the listener, or a collection running values'
 /// `Drop`), keeping its panic in `kept` unless an earlier one is there, for the caller to resume
 /// once it is done.
-fn keep_panic(kept: &mut Option<Panic>, step: impl FnOnce()) {
+pub(crate) fn keep_panic(kept: &mut Option<Panic>, step: impl FnOnce()) {
     if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(step)) {
         kept.get_or_insert(payload);
     }

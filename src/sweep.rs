@@ -13,7 +13,7 @@ use std::panic::{self, AssertUnwindSafe};
 
 use crate::raw::shard::{FreshParts, ShardState};
 use crate::raw::{Entry, Shard};
-use crate::room::{cause_met_by, Panic};
+use crate::room::{cause_met_by, keep_panic, Panic};
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
 use crate::sync::epoch::{self, Guard};
@@ -64,10 +64,11 @@ where
             }
         }
         let count = removed.len();
-        let finished = panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut user_panic = None;
+        keep_panic(&mut user_panic, || {
             self.finish(count, removed, first_panic, guard)
-        }));
-        (count, finished.err())
+        });
+        (count, user_panic)
     }
 
     /// Empties every shard, one lock at a time, for `cause` (`close`, `clear`): each shard

@@ -25,8 +25,9 @@ fn panics_on_evictions(builder: CacheBuilder<u64, u64>) -> ShardedCache<u64, u64
         .build()
 }
 
-#[test]
-fn a_weighed_write_whose_eviction_panics_the_listener_is_stored() {
+/// A cache of room 100 whose every entry weighs 60 (so room is made with the lock released, for
+/// the caller's weigher), holding key 1, and whose listener panics on every eviction.
+fn one_entry_of_60_in_100() -> ShardedCache<u64, u64> {
     let cache = panics_on_evictions(
         ShardedCache::builder()
             .max_weight(100)
@@ -34,6 +35,12 @@ fn a_weighed_write_whose_eviction_panics_the_listener_is_stored() {
             .weigher(|_, _| 60),
     );
     cache.insert(1, 1).unwrap();
+    cache
+}
+
+#[test]
+fn a_weighed_write_whose_eviction_panics_the_listener_is_stored() {
+    let cache = one_entry_of_60_in_100();
     assert!(quiet(|| cache.insert(2, 2)).is_err(), "the panic goes on");
     assert_eq!(cache.get(&1), None, "key 1 was evicted for it");
     assert_eq!(cache.get(&2), Some(2), "the write's value is stored");
@@ -61,13 +68,7 @@ fn a_write_to_a_cache_that_held_a_deadline_is_stored_when_its_eviction_panics_th
 
 #[test]
 fn a_computed_put_whose_eviction_panics_the_listener_is_stored_once() {
-    let cache = panics_on_evictions(
-        ShardedCache::builder()
-            .max_weight(100)
-            .max_entry_weight(100)
-            .weigher(|_, _| 60),
-    );
-    cache.insert(1, 1).unwrap();
+    let cache = one_entry_of_60_in_100();
     let runs = AtomicUsize::new(0);
     let computed = quiet(|| {
         cache.compute(2, |current| {
