@@ -466,6 +466,13 @@ impl ByteCacheBuilder {
     }
 }
 
+/// The builder [`ByteCache::builder`] gives: no bound, the system clock.
+impl Default for ByteCacheBuilder {
+    fn default() -> Self {
+        ByteCache::builder()
+    }
+}
+
 impl fmt::Debug for ByteCacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ByteCacheBuilder")

@@ -1,0 +1,57 @@
+//! The public surface a user of moka, quick_cache or Caffeine expects of every type: `Send` and
+//! `Sync` where a cache is shared between threads, `Debug` without asking `K` or `V` for it,
+//! `Default` for builders and caches, and an error type that is a `std::error::Error`.
+
+use epochcache::{
+    BodyReader, ByteCache, ByteCacheBuilder, CacheBuilder, CacheError, CacheStats, Computed,
+    DictCache, Expires, Iter, MockClock, Pinned, RemovalCause, ShardedCache,
+};
+
+fn assert_send_sync<T: Send + Sync>() {}
+fn assert_debug<T: std::fmt::Debug>() {}
+fn assert_default<T: Default>() {}
+fn assert_error<T: std::error::Error + Send + Sync + 'static>() {}
+
+/// A key and a value with no `Debug` of their own.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Opaque;
+
+#[test]
+fn every_public_type_has_the_traits_a_user_expects() {
+    assert_send_sync::<ShardedCache<u64, u64>>();
+    assert_send_sync::<ByteCache>();
+    assert_send_sync::<DictCache>();
+    assert_send_sync::<CacheBuilder<u64, u64>>();
+    assert_send_sync::<ByteCacheBuilder>();
+    assert_send_sync::<CacheError>();
+    assert_send_sync::<BodyReader>();
+    assert_send_sync::<CacheStats>();
+    assert_send_sync::<RemovalCause>();
+    assert_send_sync::<Expires>();
+    assert_send_sync::<MockClock>();
+    assert_send_sync::<Computed<u64>>();
+    assert_send_sync::<Iter<'static, u64, u64>>();
+
+    assert_debug::<ShardedCache<Opaque, Opaque>>();
+    assert_debug::<CacheBuilder<Opaque, Opaque>>();
+    assert_debug::<Iter<'static, Opaque, Opaque>>();
+    assert_debug::<Pinned<'static, Opaque, Opaque>>();
+    assert_debug::<ByteCache>();
+    assert_debug::<ByteCacheBuilder>();
+    assert_debug::<DictCache>();
+
+    assert_default::<CacheBuilder<u64, u64>>();
+    assert_default::<ByteCacheBuilder>();
+    assert_default::<ShardedCache<u64, u64>>();
+    assert_default::<ByteCache>();
+    assert_default::<DictCache>();
+
+    assert_error::<CacheError>();
+}
+
+#[test]
+fn a_default_byte_cache_builder_is_the_builder_of_a_default_cache() {
+    let cache = ByteCacheBuilder::default().max_entries(10).build();
+    assert_eq!(cache.max_weight(), None);
+    assert!(cache.is_empty());
+}
