@@ -55,3 +55,33 @@ fn a_default_byte_cache_builder_is_the_builder_of_a_default_cache() {
     assert_eq!(cache.max_weight(), None);
     assert!(cache.is_empty());
 }
+
+/// `iter` clones a shard's entries when it reaches that shard: those not yet yielded are a lower
+/// bound on what is left, which `collect` and `extend` use to reserve room.
+#[test]
+fn iter_size_hint_counts_the_entries_already_cloned() {
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder().shards(1).build();
+    for k in 0..100 {
+        cache.insert(k, k).unwrap();
+    }
+    let mut iter = cache.iter();
+    assert_eq!(iter.size_hint(), (0, None), "no shard reached yet");
+    iter.next().unwrap();
+    assert_eq!(iter.size_hint(), (99, None));
+    assert_eq!(iter.by_ref().count(), 99);
+    assert_eq!(iter.size_hint(), (0, None));
+}
+
+/// Once it has returned `None`, the iterator keeps returning `None`: it is fused.
+#[test]
+fn iter_is_fused() {
+    fn assert_fused<I: std::iter::FusedIterator>(_: &I) {}
+    let cache: ShardedCache<u64, u64> = ShardedCache::new();
+    cache.insert(1, 1).unwrap();
+    let mut iter = cache.iter();
+    assert_fused(&iter);
+    assert_eq!(iter.next(), Some((1, 1)));
+    assert_eq!(iter.next(), None);
+    cache.insert(2, 2).unwrap();
+    assert_eq!(iter.next(), None);
+}
