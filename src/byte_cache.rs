@@ -249,6 +249,24 @@ impl Equivalent<ByteKey> for KeyRef<'_> {
 /// assert_eq!(cache.get_with("user:1", |v| v.len())?, Some(3));
 /// # Ok::<(), epochcache::CacheError>(())
 /// ```
+///
+/// It is not `Clone` (moka's caches are handles that clone to the same store; quick_cache's, like
+/// this one, are the store): every method takes `&self`, so threads share one by reference, or
+/// through an `Arc` (an `Arc<ByteCache>` is a [`BaseCache`] and a [`SeparateBodyCache`] too).
+///
+/// ```
+/// use std::sync::Arc;
+/// use bytes::Bytes;
+/// use epochcache::{BaseCache, ByteCache};
+///
+/// let cache = Arc::new(ByteCache::new());
+/// let writer = Arc::clone(&cache);
+/// std::thread::spawn(move || writer.set("k", Bytes::from_static(b"v"), None))
+///     .join()
+///     .unwrap()?;
+/// assert_eq!(cache.get("k")?, Some(Bytes::from_static(b"v")));
+/// # Ok::<(), epochcache::CacheError>(())
+/// ```
 pub struct ByteCache {
     inner: ShardedCache<ByteKey, Bytes>,
 }
@@ -314,7 +332,8 @@ impl ByteCacheBuilder {
     }
 
     /// Bounds the total bytes: keys, values and per-entry overhead (112 bytes an entry, which
-    /// covers a key of up to 39 bytes kept in the entry; a longer key counts its length). A
+    /// covers a key of up to 39 bytes kept in the entry; a longer key, kept in an allocation of
+    /// its own with the byte that tells metadata from body, counts its length plus one). A
     /// value counts its length, not the allocation it shares: a `Bytes` sliced from a larger
     /// buffer keeps that whole buffer alive, which the bound does not see. One
     /// entry may take at most an eighth of the bound unless

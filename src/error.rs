@@ -27,8 +27,8 @@ pub enum CacheError {
     /// The entry is larger than the cache accepts for one entry.
     TooLarge {
         /// The weight of the refused entry as the cache's weigher gives it (for `ByteCache`, in
-        /// bytes: the value, the per-entry overhead, and the key when it is longer than the 39
-        /// bytes the overhead already covers).
+        /// bytes: the value, the per-entry overhead, and, for a key longer than the 39 bytes the
+        /// overhead already covers, the key's length plus one).
         size: usize,
         /// The largest weight the cache accepts for one entry.
         max: usize,

@@ -85,3 +85,26 @@ fn iter_is_fused() {
     cache.insert(2, 2).unwrap();
     assert_eq!(iter.next(), None);
 }
+
+/// `ByteCacheBuilder::max_weight`'s promise: a key of up to 39 bytes is covered by the 112 bytes
+/// of overhead, and a longer one counts its length plus the byte that tells metadata from body.
+#[test]
+fn a_long_key_weighs_its_length_plus_one() {
+    use bytes::Bytes;
+    use epochcache::BaseCache;
+    let cache = ByteCache::builder().max_weight(1 << 20).build();
+    cache.set(&"a".repeat(39), Bytes::new(), None).unwrap();
+    assert_eq!(cache.weight(), 112);
+    cache
+        .set(&"b".repeat(40), Bytes::from_static(b"xyz"), None)
+        .unwrap();
+    assert_eq!(cache.weight(), 112 + 112 + 40 + 1 + 3);
+    let small = ByteCache::builder().max_entry_weight(152).build();
+    match small.set(&"c".repeat(40), Bytes::new(), None) {
+        Err(CacheError::TooLarge {
+            size: 153,
+            max: 152,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
