@@ -108,3 +108,21 @@ fn a_long_key_weighs_its_length_plus_one() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `TooLarge` carries weights in the weigher's unit, which is bytes only for `ByteCache` and the
+/// default weigher: its message must not call a count of items bytes.
+#[test]
+fn too_large_says_weight_in_the_weighers_unit() {
+    let cache: ShardedCache<u64, Vec<String>> = ShardedCache::builder()
+        .weigher(|_, names: &Vec<String>| names.len() as u64)
+        .max_entry_weight(2)
+        .build();
+    let err = cache.insert(1, vec![String::new(); 3]).unwrap_err();
+    assert!(
+        matches!(err, CacheError::TooLarge { size: 3, max: 2 }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(!message.contains("bytes"), "{message}");
+    assert!(message.contains('3') && message.contains('2'), "{message}");
+}
