@@ -594,6 +594,49 @@ impl ByteCache {
         self.inner.max_weight()
     }
 
+    /// The entry bound, if any (metadata and bodies each count against it).
+    ///
+    /// ```
+    /// # use epochcache::ByteCache;
+    /// assert_eq!(ByteCache::builder().max_entries(10).build().max_entries(), Some(10));
+    /// ```
+    pub fn max_entries(&self) -> Option<u64> {
+        self.inner.max_entries()
+    }
+
+    /// Whether `key` has live metadata (a body alone does not count), without reading it: not
+    /// counted in the statistics nor recorded as a read by the eviction policy, as
+    /// [`ShardedCache::contains_key`]. Fails with [`CacheError::Closed`] after `close`.
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use epochcache::{BaseCache, ByteCache};
+    /// let cache = ByteCache::new();
+    /// cache.set("k", Bytes::from_static(b"v"), None)?;
+    /// assert!(cache.contains_key("k")?);
+    /// assert!(!cache.contains_key("other")?);
+    /// # Ok::<(), epochcache::CacheError>(())
+    /// ```
+    pub fn contains_key(&self, key: &str) -> Result<bool, CacheError> {
+        self.check_open()?;
+        Ok(self.inner.contains_key(&meta_key(key)))
+    }
+
+    /// Whether [`close`](BaseCache::close) was called: every operation of [`BaseCache`] and
+    /// [`SeparateBodyCache`] then fails with [`CacheError::Closed`].
+    ///
+    /// ```
+    /// # use epochcache::{BaseCache, ByteCache};
+    /// let cache = ByteCache::new();
+    /// assert!(!cache.is_closed());
+    /// cache.close()?;
+    /// assert!(cache.is_closed());
+    /// # Ok::<(), epochcache::CacheError>(())
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
     /// The value for `key`; on a miss, the loader's value, stored with no expiry of its own (the
     /// builder's time to live, if it has one). One thread
     /// per key runs the loader when many miss at once (see

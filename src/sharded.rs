@@ -702,6 +702,17 @@ where
         self.budget.weight.as_ref().map(|b| b.max())
     }
 
+    /// The entry bound, if any (quick_cache's `capacity`, moka's `policy().max_capacity()`).
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder().max_entries(100).build();
+    /// assert_eq!(cache.max_entries(), Some(100));
+    /// ```
+    pub fn max_entries(&self) -> Option<u64> {
+        self.budget.entries.as_ref().map(|b| b.max())
+    }
+
     /// What the cache did since it was built, summed over the shards (one lock at a time, so
     /// approximate under concurrent writes).
     ///

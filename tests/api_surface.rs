@@ -126,3 +126,52 @@ fn too_large_says_weight_in_the_weighers_unit() {
     assert!(!message.contains("bytes"), "{message}");
     assert!(message.contains('3') && message.contains('2'), "{message}");
 }
+
+/// What `ShardedCache` answers a moka user asks `ByteCache` too: whether a key is there without
+/// reading it (and without counting a read), and whether the cache is closed.
+#[test]
+fn byte_cache_contains_key_and_is_closed() {
+    use bytes::Bytes;
+    use epochcache::{BaseCache, SeparateBodyCache};
+    use std::{sync::Arc, time::Duration};
+    let clock = MockClock::new();
+    let cache = ByteCache::builder()
+        .record_stats()
+        .clock(Arc::new(clock.clone()))
+        .build();
+    cache
+        .set("meta", Bytes::new(), Some(Duration::from_secs(1).into()))
+        .unwrap();
+    cache.set_body("body only", Bytes::new()).unwrap();
+    assert_eq!(cache.contains_key("meta").ok(), Some(true));
+    assert_eq!(
+        cache.contains_key("body only").ok(),
+        Some(false),
+        "metadata only"
+    );
+    assert_eq!(cache.contains_key("missing").ok(), Some(false));
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(cache.contains_key("meta").ok(), Some(false), "expired");
+    assert_eq!((cache.stats().hits, cache.stats().misses), (0, 0));
+    assert!(!cache.is_closed());
+    cache.close().unwrap();
+    assert!(cache.is_closed());
+    assert!(matches!(
+        cache.contains_key("meta"),
+        Err(CacheError::Closed)
+    ));
+}
+
+/// The entry bound reads back as the weight bound does (quick_cache's `capacity`, moka's
+/// `policy().max_capacity()`).
+#[test]
+fn the_entry_bound_reads_back() {
+    let bounded: ShardedCache<u64, u64> = ShardedCache::builder().max_entries(100).build();
+    assert_eq!(bounded.max_entries(), Some(100));
+    assert_eq!(ShardedCache::<u64, u64>::new().max_entries(), None);
+    assert_eq!(
+        ByteCache::builder().max_entries(7).build().max_entries(),
+        Some(7)
+    );
+    assert_eq!(ByteCache::new().max_entries(), None);
+}
