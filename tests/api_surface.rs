@@ -175,3 +175,18 @@ fn the_entry_bound_reads_back() {
     );
     assert_eq!(ByteCache::new().max_entries(), None);
 }
+
+/// Caffeine's `hitRate`: hits over reads, and 1.0 before any read (or without `record_stats`).
+#[test]
+fn stats_give_the_hit_rate() {
+    let cache: ShardedCache<u64, u64> = ShardedCache::builder().record_stats().build();
+    assert_eq!(cache.stats().hit_rate(), 1.0);
+    cache.insert(1, 1).unwrap();
+    for k in [1, 1, 1, 2] {
+        cache.get(&k);
+    }
+    assert_eq!(cache.stats().hit_rate(), 0.75);
+    let unrecorded: ShardedCache<u64, u64> = ShardedCache::new();
+    unrecorded.get(&1);
+    assert_eq!(unrecorded.stats().hit_rate(), 1.0);
+}
