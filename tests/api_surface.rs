@@ -190,3 +190,40 @@ fn stats_give_the_hit_rate() {
     unrecorded.get(&1);
     assert_eq!(unrecorded.stats().hit_rate(), 1.0);
 }
+
+/// A weigher with no weight bound and no `max_entry_weight` has nothing to weigh against: it is
+/// never called, and `weight` stays 0. With `max_entry_weight` alone it judges each write.
+#[test]
+fn a_weigher_without_a_weight_bound_is_called_only_for_max_entry_weight() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let counting = |calls: &Arc<AtomicUsize>| {
+        let calls = Arc::clone(calls);
+        move |_: &u64, v: &u64| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            *v
+        }
+    };
+    let calls = Arc::new(AtomicUsize::new(0));
+    let entries: ShardedCache<u64, u64> = ShardedCache::builder()
+        .max_entries(2)
+        .weigher(counting(&calls))
+        .build();
+    for k in 0..10 {
+        entries.insert(k, 1_000).unwrap();
+    }
+    entries.remove(&9);
+    assert_eq!((calls.load(Ordering::Relaxed), entries.weight()), (0, 0));
+
+    let per_entry: ShardedCache<u64, u64> = ShardedCache::builder()
+        .max_entry_weight(10)
+        .weigher(counting(&calls))
+        .build();
+    per_entry.insert(1, 10).unwrap();
+    assert!(matches!(
+        per_entry.insert(2, 11),
+        Err(CacheError::TooLarge { .. })
+    ));
+    assert!(calls.load(Ordering::Relaxed) >= 2);
+    assert_eq!(per_entry.weight(), 0);
+}
