@@ -168,6 +168,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// How much an entry weighs against [`max_weight`](Self::max_weight). Default: the sizes of
     /// the key and value types plus the engine's per-entry overhead.
     ///
+    /// Without a weight bound it judges only [`max_entry_weight`](Self::max_entry_weight), if
+    /// set; with neither it is never called (an entry bound counts entries, not weight), and
+    /// [`ShardedCache::weight`] stays 0.
+    ///
     /// Under a weight bound alone (no [`max_entries`](Self::max_entries)), an entry that weighs 0
     /// holds no room, so it is never evicted for size, as in Caffeine and quick_cache: only its
     /// expiry, a removal, a replacement, `retain`, `clear` or `close` takes it out. Under an

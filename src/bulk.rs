@@ -221,6 +221,21 @@ where
             .into_iter();
         }
     }
+
+    /// The entries of the shard reached last that are not yet yielded: a lower bound, since the
+    /// shards ahead are counted only when the walk reaches them (taking no lock until then).
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.batch.len(), None)
+    }
+}
+
+/// Past the last shard `next` finds no shard to read, however the cache has changed since.
+impl<K, V, S> std::iter::FusedIterator for Iter<'_, K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
 }
 
 impl<K, V, S> std::fmt::Debug for Iter<'_, K, V, S> {

@@ -249,6 +249,24 @@ impl Equivalent<ByteKey> for KeyRef<'_> {
 /// assert_eq!(cache.get_with("user:1", |v| v.len())?, Some(3));
 /// # Ok::<(), epochcache::CacheError>(())
 /// ```
+///
+/// It is not `Clone` (moka's caches are handles that clone to the same store; quick_cache's, like
+/// this one, are the store): every method takes `&self`, so threads share one by reference, or
+/// through an `Arc` (an `Arc<ByteCache>` is a [`BaseCache`] and a [`SeparateBodyCache`] too).
+///
+/// ```
+/// use std::sync::Arc;
+/// use bytes::Bytes;
+/// use epochcache::{BaseCache, ByteCache};
+///
+/// let cache = Arc::new(ByteCache::new());
+/// let writer = Arc::clone(&cache);
+/// std::thread::spawn(move || writer.set("k", Bytes::from_static(b"v"), None))
+///     .join()
+///     .unwrap()?;
+/// assert_eq!(cache.get("k")?, Some(Bytes::from_static(b"v")));
+/// # Ok::<(), epochcache::CacheError>(())
+/// ```
 pub struct ByteCache {
     inner: ShardedCache<ByteKey, Bytes>,
 }
@@ -314,7 +332,8 @@ impl ByteCacheBuilder {
     }
 
     /// Bounds the total bytes: keys, values and per-entry overhead (112 bytes an entry, which
-    /// covers a key of up to 39 bytes kept in the entry; a longer key counts its length). A
+    /// covers a key of up to 39 bytes kept in the entry; a longer key, kept in an allocation of
+    /// its own with the byte that tells metadata from body, counts its length plus one). A
     /// value counts its length, not the allocation it shares: a `Bytes` sliced from a larger
     /// buffer keeps that whole buffer alive, which the bound does not see. One
     /// entry may take at most an eighth of the bound unless
@@ -466,6 +485,13 @@ impl ByteCacheBuilder {
     }
 }
 
+/// The builder [`ByteCache::builder`] gives: no bound, the system clock.
+impl Default for ByteCacheBuilder {
+    fn default() -> Self {
+        ByteCache::builder()
+    }
+}
+
 impl fmt::Debug for ByteCacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ByteCacheBuilder")
@@ -566,6 +592,49 @@ impl ByteCache {
     /// ```
     pub fn max_weight(&self) -> Option<u64> {
         self.inner.max_weight()
+    }
+
+    /// The entry bound, if any (metadata and bodies each count against it).
+    ///
+    /// ```
+    /// # use epochcache::ByteCache;
+    /// assert_eq!(ByteCache::builder().max_entries(10).build().max_entries(), Some(10));
+    /// ```
+    pub fn max_entries(&self) -> Option<u64> {
+        self.inner.max_entries()
+    }
+
+    /// Whether `key` has live metadata (a body alone does not count), without reading it: not
+    /// counted in the statistics nor recorded as a read by the eviction policy, as
+    /// [`ShardedCache::contains_key`]. Fails with [`CacheError::Closed`] after `close`.
+    ///
+    /// ```
+    /// # use bytes::Bytes;
+    /// # use epochcache::{BaseCache, ByteCache};
+    /// let cache = ByteCache::new();
+    /// cache.set("k", Bytes::from_static(b"v"), None)?;
+    /// assert!(cache.contains_key("k")?);
+    /// assert!(!cache.contains_key("other")?);
+    /// # Ok::<(), epochcache::CacheError>(())
+    /// ```
+    pub fn contains_key(&self, key: &str) -> Result<bool, CacheError> {
+        self.check_open()?;
+        Ok(self.inner.contains_key(&meta_key(key)))
+    }
+
+    /// Whether [`close`](BaseCache::close) was called: every operation of [`BaseCache`] and
+    /// [`SeparateBodyCache`] then fails with [`CacheError::Closed`].
+    ///
+    /// ```
+    /// # use epochcache::{BaseCache, ByteCache};
+    /// let cache = ByteCache::new();
+    /// assert!(!cache.is_closed());
+    /// cache.close()?;
+    /// assert!(cache.is_closed());
+    /// # Ok::<(), epochcache::CacheError>(())
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
     }
 
     /// The value for `key`; on a miss, the loader's value, stored with no expiry of its own (the

@@ -27,8 +27,8 @@ pub enum CacheError {
     /// The entry is larger than the cache accepts for one entry.
     TooLarge {
         /// The weight of the refused entry as the cache's weigher gives it (for `ByteCache`, in
-        /// bytes: the value, the per-entry overhead, and the key when it is longer than the 39
-        /// bytes the overhead already covers).
+        /// bytes: the value, the per-entry overhead, and, for a key longer than the 39 bytes the
+        /// overhead already covers, the key's length plus one).
         size: usize,
         /// The largest weight the cache accepts for one entry.
         max: usize,
@@ -55,9 +55,10 @@ impl fmt::Display for CacheError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CacheError::Closed => f.write_str("the cache is closed"),
+            // In the weigher's unit, which is bytes only for `ByteCache` and the default weigher.
             CacheError::TooLarge { size, max } => write!(
                 f,
-                "the entry weighs {size} bytes, more than the {max} bytes one entry may weigh"
+                "the entry weighs {size}, more than the {max} one entry may weigh"
             ),
             CacheError::NoRoom { size } => write!(
                 f,
@@ -87,7 +88,10 @@ mod tests {
     fn display_names_the_cause() {
         assert_eq!(CacheError::Closed.to_string(), "the cache is closed");
         let too_large = CacheError::TooLarge { size: 10, max: 4 };
-        assert!(too_large.to_string().contains("10 bytes"));
+        assert_eq!(
+            too_large.to_string(),
+            "the entry weighs 10, more than the 4 one entry may weigh"
+        );
         let no_room = CacheError::NoRoom { size: 7 }.to_string();
         assert!(
             no_room.contains("no room") && no_room.contains("weight 7"),

@@ -72,6 +72,20 @@ pub(crate) type Listener<K, V> = Arc<dyn Fn(&K, &V, RemovalCause) + Send + Sync>
 /// assert!(cache.remove("a"));
 /// assert_eq!(cache.get("a"), None);
 /// ```
+///
+/// It is not `Clone` (moka's caches are handles that clone to the same store; quick_cache's, like
+/// this one, are the store): every method takes `&self`, so threads share one by reference
+/// (`std::thread::scope`) or through an `Arc`.
+///
+/// ```
+/// use std::sync::Arc;
+/// use epochcache::ShardedCache;
+///
+/// let cache: Arc<ShardedCache<u64, u64>> = Arc::new(ShardedCache::new());
+/// let writer = Arc::clone(&cache);
+/// std::thread::spawn(move || writer.insert(1, 10)).join().unwrap().unwrap();
+/// assert_eq!(cache.get(&1), Some(10));
+/// ```
 pub struct ShardedCache<K, V, S = ahash::RandomState> {
     pub(crate) shards: Box<[Shard<K, V>]>,
     shard_shift: u32,
@@ -686,6 +700,17 @@ where
     /// ```
     pub fn max_weight(&self) -> Option<u64> {
         self.budget.weight.as_ref().map(|b| b.max())
+    }
+
+    /// The entry bound, if any (quick_cache's `capacity`, moka's `policy().max_capacity()`).
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder().max_entries(100).build();
+    /// assert_eq!(cache.max_entries(), Some(100));
+    /// ```
+    pub fn max_entries(&self) -> Option<u64> {
+        self.budget.entries.as_ref().map(|b| b.max())
     }
 
     /// What the cache did since it was built, summed over the shards (one lock at a time, so

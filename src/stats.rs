@@ -99,6 +99,27 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
+    /// Hits over reads (`hits / (hits + misses)`), 1.0 when no read was counted, as Caffeine's
+    /// `hitRate` gives it: so always 1.0 for a cache built without
+    /// [`record_stats`](crate::CacheBuilder::record_stats).
+    ///
+    /// ```
+    /// # use epochcache::ShardedCache;
+    /// let cache: ShardedCache<u64, u64> = ShardedCache::builder().record_stats().build();
+    /// cache.insert(1, 1).unwrap();
+    /// cache.get(&1);
+    /// cache.get(&2);
+    /// assert_eq!(cache.stats().hit_rate(), 0.5);
+    /// ```
+    pub fn hit_rate(&self) -> f64 {
+        let reads = self.hits.saturating_add(self.misses);
+        if reads == 0 {
+            1.0
+        } else {
+            self.hits as f64 / reads as f64
+        }
+    }
+
     /// Counts one removal.
     pub(crate) fn count_removal(&mut self, cause: RemovalCause) {
         self.count_removals(cause, 1);
