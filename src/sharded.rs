@@ -469,8 +469,9 @@ where
         }
         let guard = epoch::pin();
         let shard = self.shard(hash);
-        // A deadline published meanwhile waits for the next write's sweep.
-        let now = self.now_before_locking(shard);
+        // Read again, once the lock is taken, if the shard gains a deadline meanwhile (see
+        // `lock_with_room_at`).
+        let mut now = self.now_before_locking(shard);
         // Allocated before the lock, and the lock taken after reading the group to probe: the
         // lock is held for the table update, not for the allocator or a cache miss.
         let entry = Entry::new(key, value, deadline, 0);
@@ -487,7 +488,7 @@ where
         // must not abort the process either.
         let locked = panic::catch_unwind(AssertUnwindSafe(|| {
             let key = &entry.key;
-            self.lock_with_room(hash, key, weight, replacing, &mut made, &guard)
+            self.lock_with_room_at(hash, key, weight, replacing, &mut made, &mut now, &guard)
         }));
         // A panic kept while room was made (a listener's, or a value's `Drop`) goes on after the
         // write's value is stored, or from the caller that tries again after a conflict; a
@@ -594,8 +595,15 @@ where
         let hash = self.hash(key);
         let guard = epoch::pin();
         let shard = self.shard(hash);
-        let now = self.now_before_locking(shard);
+        let mut now = self.now_before_locking(shard);
         let mut state = shard.lock_for(hash, &guard);
+        if now == 0 && shard.earliest_deadline() != u64::MAX {
+            // An entry with a deadline was linked since the look: judged by the clock, read
+            // with the lock released (see `lock_with_room_at`).
+            drop(state);
+            now = self.clock.now_nanos();
+            state = shard.lock_for(hash, &guard);
+        }
         let removed = shard.remove(&mut state, hash, |k| key.equivalent(k), &guard);
         // An expired value goes as expired (as moka and Caffeine report it), a live one as
         // deleted.
@@ -611,7 +619,9 @@ where
 
     /// The time a write or removal in `shard` judges the entries it meets by: the clock's
     /// reading, taken before the shard's lock (a clock is user code), and only when the shard
-    /// holds a deadline; else 0, by which nothing has expired.
+    /// holds a deadline; else 0, by which nothing has expired. A caller that finds a deadline
+    /// in the shard once it holds the lock reads the clock after all (with the lock released):
+    /// an entry linked meanwhile may have expired before the operation began.
     fn now_before_locking(&self, shard: &Shard<K, V>) -> u64 {
         if shard.earliest_deadline() == u64::MAX {
             0
