@@ -32,7 +32,6 @@ use crate::loader::Flights;
 use crate::raw::{alloc_entry, alloc_entry_exempt, spread, stored_deadline, Entry, Shard};
 use crate::room::{cause_met_by, drop_quietly, Panic, RoomMade};
 use crate::stats::{CacheStats, ReadCounters, RemovalCause};
-use crate::sweep::free_retired;
 use crate::sync::epoch::{self, Guard};
 use crate::sync::{AtomicBool, Ordering};
 use crate::{CacheError, Expires};
@@ -749,42 +748,6 @@ where
             (total.hits, total.misses) = reads.totals();
         }
         total
-    }
-
-    /// Removes every expired entry now. Writes already sweep a little on every call; an idle
-    /// cache calls this (from a timer of its own) to free expired memory without writes.
-    ///
-    /// ```
-    /// # use std::{sync::Arc, time::Duration};
-    /// # use epochcache::{MockClock, ShardedCache};
-    /// let clock = MockClock::new();
-    /// let cache: ShardedCache<u64, u64> =
-    ///     ShardedCache::builder().clock(Arc::new(clock.clone())).build();
-    /// cache.insert_with_expiry(1, 1, Some(Duration::from_secs(1).into())).unwrap();
-    /// clock.advance(Duration::from_secs(1));
-    /// cache.purge_expired();
-    /// assert_eq!(cache.len(), 0);
-    /// ```
-    pub fn purge_expired(&self) {
-        let now = self.clock.now_nanos();
-        let hash_of = |k: &K| self.hash(k);
-        // Unpinned before the frees below: a pin held would keep the epoch from advancing.
-        let (retired, user_panic) = {
-            let guard = epoch::pin();
-            self.remove_from_every_shard(
-                |_| RemovalCause::Expired,
-                &guard,
-                |shard, state, expired| {
-                    shard.sweep_expired(state, usize::MAX, now, &hash_of, &guard, expired)
-                },
-            )
-        };
-        // An idle cache has no writes to run the collector: the expired values are dropped
-        // before this returns (and before a panic of user code goes on).
-        free_retired(retired);
-        if let Some(payload) = user_panic {
-            panic::resume_unwind(payload);
-        }
     }
 
     /// Checks every internal invariant of every shard (counts, tags, reachability, fill); for

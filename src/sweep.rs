@@ -25,6 +25,42 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher,
 {
+    /// Removes every expired entry now. Writes already sweep a little on every call; an idle
+    /// cache calls this (from a timer of its own) to free expired memory without writes.
+    ///
+    /// ```
+    /// # use std::{sync::Arc, time::Duration};
+    /// # use epochcache::{MockClock, ShardedCache};
+    /// let clock = MockClock::new();
+    /// let cache: ShardedCache<u64, u64> =
+    ///     ShardedCache::builder().clock(Arc::new(clock.clone())).build();
+    /// cache.insert_with_expiry(1, 1, Some(Duration::from_secs(1).into())).unwrap();
+    /// clock.advance(Duration::from_secs(1));
+    /// cache.purge_expired();
+    /// assert_eq!(cache.len(), 0);
+    /// ```
+    pub fn purge_expired(&self) {
+        let now = self.clock.now_nanos();
+        let hash_of = |k: &K| self.hash(k);
+        // Unpinned before the frees below: a pin held would keep the epoch from advancing.
+        let (retired, user_panic) = {
+            let guard = epoch::pin();
+            self.remove_from_every_shard(
+                |_| RemovalCause::Expired,
+                &guard,
+                |shard, state, expired| {
+                    shard.sweep_expired(state, usize::MAX, now, &hash_of, &guard, expired)
+                },
+            )
+        };
+        // An idle cache has no writes to run the collector: the expired values are dropped
+        // before this returns (and before a panic of user code goes on).
+        free_retired(retired);
+        if let Some(payload) = user_panic {
+            panic::resume_unwind(payload);
+        }
+    }
+
     /// Removes from every shard, one shard lock at a time, what `take` unlinks there (passing
     /// each unlinked entry to its last argument), each for the cause `cause_of` gives it. Each
     /// shard's removals are counted and settled before the next shard is locked, and the
