@@ -44,10 +44,13 @@ struct Args {
     #[arg(short, long, default_value_t = 1,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
     rounds: usize,
+    /// Only the three hot-map loops, and for each thread count their ratios round by round.
+    #[arg(long)]
+    hot_map: bool,
 }
 
 /// The loops measured; each iteration is one "operation".
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Probe {
     /// A pin and an unpin: what every `get` pays.
     Pin,
@@ -219,6 +222,38 @@ fn measure(probe: Probe, threads: usize, duration: Duration) -> f64 {
     rate
 }
 
+/// For each thread count, the pinned and the bare loop's ops/s over the read-locked loop's in the
+/// same round: the median over the rounds and the range.
+fn print_hot_map_ratios(lines: &[(Probe, usize)], rates: &[Vec<f64>]) {
+    let rates_of = |probe: Probe, threads: usize| {
+        lines
+            .iter()
+            .position(|&line| line == (probe, threads))
+            .map(|at| &rates[at])
+    };
+    for &(probe, threads) in lines {
+        if !matches!(probe, Probe::HotMapBare | Probe::HotMapPinned) {
+            continue;
+        }
+        let (Some(these), Some(locked)) = (
+            rates_of(probe, threads),
+            rates_of(Probe::HotMapReadLocked, threads),
+        ) else {
+            continue;
+        };
+        let mut ratios: Vec<f64> = these.iter().zip(locked).map(|(a, b)| a / b).collect();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "{:36} {threads:2} threads: {:.2}x read-locked, round by round (median of {}: {:.2}-{:.2})",
+            probe.name(),
+            ratios[ratios.len() / 2],
+            ratios.len(),
+            ratios[0],
+            ratios[ratios.len() - 1]
+        );
+    }
+}
+
 /// Frees what the finished threads left in the collector's queue, so that the next line does
 /// not pay for this one's garbage: each flush collects up to eight bags, and 16 threads leave
 /// some 200,000 bags in 0.3 s (an empty round costs about a tenth of a microsecond).
@@ -247,7 +282,12 @@ fn main() -> std::process::ExitCode {
     );
     // Built before the first line, so that no line's time includes it.
     HotMap::get();
-    let lines: Vec<(Probe, usize)> = Probe::ALL
+    let probes: &[Probe] = if args.hot_map {
+        &Probe::ALL[6..]
+    } else {
+        &Probe::ALL
+    };
+    let lines: Vec<(Probe, usize)> = probes
         .iter()
         .flat_map(|&probe| args.threads.iter().map(move |&threads| (probe, threads)))
         .collect();
@@ -256,6 +296,9 @@ fn main() -> std::process::ExitCode {
         for (&(probe, threads), rates) in lines.iter().zip(&mut rates) {
             rates.push(measure(probe, threads, duration));
         }
+    }
+    if args.hot_map {
+        print_hot_map_ratios(&lines, &rates);
     }
     for (&(probe, threads), rates) in lines.iter().zip(&mut rates) {
         rates.sort_by(f64::total_cmp);
