@@ -51,8 +51,13 @@ fn every_public_type_has_the_traits_a_user_expects() {
 
 #[test]
 fn a_default_byte_cache_builder_is_the_builder_of_a_default_cache() {
-    let cache = ByteCacheBuilder::default().max_entries(10).build();
-    assert_eq!(cache.max_weight(), None);
+    // Every option as `ByteCache::builder` sets it (no bound, no expiry, the system clock).
+    assert_eq!(
+        format!("{:?}", ByteCacheBuilder::default()),
+        format!("{:?}", ByteCache::builder())
+    );
+    let cache = ByteCacheBuilder::default().build();
+    assert_eq!((cache.max_weight(), cache.max_entries()), (None, None));
     assert!(cache.is_empty());
 }
 

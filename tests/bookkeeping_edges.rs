@@ -421,3 +421,96 @@ fn an_entry_linked_between_the_look_and_the_lock_is_judged_by_the_clock() {
     assert_eq!((s.replaced, s.expired, s.evicted), (1, 1, 1), "{s:?}");
     assert_eq!(cache.get(&1), Some(200));
 }
+
+/// Sends key `k` to shard `k % 2` of a two-shard cache: the hash is the inverse of the engine's
+/// spread of `(k % 2) << 63 | k << 32` (top bit: the shard), as `HomeGroupZero` in the loom
+/// models does.
+#[derive(Default)]
+struct ShardByParity(u64);
+
+impl std::hash::Hasher for ShardByParity {
+    fn finish(&self) -> u64 {
+        let spread = (self.0 & 1) << 63 | self.0 << 32;
+        let x = (spread ^ (spread >> 32)).wrapping_mul(0xF1DE_83E1_9937_733D);
+        x ^ (x >> 32)
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// As the test above, for `clear`: it judged every shard's entries at 0 when no entry of the
+/// cache had a deadline as it began, so an entry linked into a shard it had not reached yet,
+/// with a deadline passed before `clear` began, was told `Deleted`. Made deterministic by the
+/// weigher: B, writing key 1 (shard 1) with a deadline one tick after its reading, waits in it
+/// until `clear` settles key 0 (shard 0), where the weigher waits for B to be done.
+#[test]
+fn an_entry_linked_ahead_of_a_clear_is_judged_by_the_clock() {
+    let _turn = turn();
+    let clock = MockClock::new();
+    let tick = Duration::from_micros(1);
+    let heard: Arc<Mutex<Vec<(u64, u64, RemovalCause)>>> = Arc::default();
+    let (b_weighing, b_is_weighing) = mpsc::sync_channel::<()>(1);
+    let (clearing, is_clearing) = mpsc::sync_channel::<()>(1);
+    let (b_done, b_is_done) = mpsc::sync_channel::<()>(1);
+    let b_waits = Mutex::new(Some((b_weighing, is_clearing)));
+    type Waits = Option<(mpsc::SyncSender<()>, mpsc::Receiver<()>)>;
+    let clear_waits: Arc<Mutex<Waits>> = Arc::default();
+    let arm_clear = Arc::clone(&clear_waits);
+    let weigher_clock = clock.clone();
+    let listened = Arc::clone(&heard);
+    let cache: ShardedCache<u64, u64, std::hash::BuildHasherDefault<ShardByParity>> =
+        ShardedCache::builder()
+            .shards(2)
+            .hasher(std::hash::BuildHasherDefault::<ShardByParity>::default())
+            .clock(Arc::new(clock.clone()))
+            .max_weight(100)
+            .weigher(move |_: &u64, v: &u64| {
+                if *v == 100 {
+                    if let Some((weighing, clearing)) = b_waits.lock().unwrap().take() {
+                        // B's deadline (one tick after its reading) passes before `clear`.
+                        weigher_clock.advance(2 * tick);
+                        weighing.send(()).unwrap();
+                        clearing.recv().unwrap();
+                    }
+                }
+                if *v == 0 {
+                    if let Some((clearing, done)) = clear_waits.lock().unwrap().take() {
+                        clearing.send(()).unwrap();
+                        done.recv().unwrap();
+                    }
+                }
+                1
+            })
+            .eviction_listener(move |k: &u64, v: &u64, cause| {
+                listened.lock().unwrap().push((*k, *v, cause))
+            })
+            .build();
+    cache.insert(0, 0).unwrap();
+    // Armed once key 0 is in: `clear` waits as it settles key 0.
+    *arm_clear.lock().unwrap() = Some((clearing, b_is_done));
+    thread::scope(|s| {
+        let cache = &cache;
+        let b = s.spawn(move || {
+            cache.insert_with_expiry(1, 100, Some(tick.into())).unwrap();
+            b_done.send(()).unwrap();
+        });
+        b_is_weighing.recv().unwrap();
+        cache.clear();
+        b.join().unwrap();
+    });
+    let heard = std::mem::take(&mut *heard.lock().unwrap());
+    assert_eq!(
+        heard,
+        [
+            (0, 0, RemovalCause::Deleted),
+            (1, 100, RemovalCause::Expired)
+        ],
+        "key 1's value had expired before the clear began"
+    );
+    let s = cache.stats();
+    assert_eq!((s.deleted, s.expired, s.entries), (1, 1, 0), "{s:?}");
+}

@@ -2,6 +2,7 @@
 //! every byte value in play, pack, unpack and are found as themselves.
 
 use super::*;
+use crate::equivalent::Equivalent;
 
 /// Keys of every length around the inline limit, with every byte value in play.
 fn keys() -> Vec<String> {

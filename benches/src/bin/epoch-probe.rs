@@ -7,7 +7,7 @@
 //! meets a shared line falls as threads are added.
 //!
 //! The last three loops put the same lookup under each way of protecting it: a `get` of a hot
-//! set of 1,000 string keys (20 to 40 bytes) in a `std` `HashMap` of 64-byte `Bytes`, whose
+//! set of 1,000 string keys (17 to 37 bytes) in a `std` `HashMap` of 64-byte `Bytes`, whose
 //! value is cloned out and dropped, as the hot-get workload does, bare, under a pin (what
 //! epochcache pays) and under a `parking_lot` read lock (what quick_cache pays). The lookup is
 //! the same in all three and shorter than either cache's (no entry behind the slot), so the
@@ -139,8 +139,9 @@ impl Probe {
             Probe::HotMapBare | Probe::HotMapPinned | Probe::HotMapReadLocked => {
                 let hot = HotMap::get();
                 for i in 0..64 {
-                    // A cheap scramble of the operation's number picks the key, as the hot-get
-                    // workload's generator does, with no state shared between threads.
+                    // A cheap scramble of the operation's number picks the key, about uniformly
+                    // over the hot set as the hot-get workload's pre-generated streams do, with no
+                    // state shared between threads.
                     let at = ((n + i).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize;
                     let key = hot.keys[at % hot.keys.len()].as_str();
                     let value = match self {
@@ -158,7 +159,7 @@ impl Probe {
     }
 }
 
-/// The hot set the map loops read: 1,000 keys of 20 to 40 bytes to 64-byte values, in a map
+/// The hot set the map loops read: 1,000 keys of 17 to 37 bytes to 64-byte values, in a map
 /// read bare or under a pin, and the same behind a read-write lock.
 struct HotMap {
     keys: Vec<String>,
