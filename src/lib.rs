@@ -204,6 +204,10 @@ pub use sharded::ShardedCache;
 pub use stats::{CacheStats, RemovalCause};
 pub use traits::{BaseCache, SeparateBodyCache};
 
+/// For tests and loom models that place keys by their hash (not part of the API).
+#[doc(hidden)]
+pub use raw::hash_spreading_to;
+
 /// The README's code blocks run as doctests, so its quick start cannot rot.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -430,9 +430,7 @@ struct ShardByParity(u64);
 
 impl std::hash::Hasher for ShardByParity {
     fn finish(&self) -> u64 {
-        let spread = (self.0 & 1) << 63 | self.0 << 32;
-        let x = (spread ^ (spread >> 32)).wrapping_mul(0xF1DE_83E1_9937_733D);
-        x ^ (x >> 32)
+        epochcache::hash_spreading_to((self.0 & 1) << 63 | self.0 << 32)
     }
     fn write(&mut self, _: &[u8]) {
         unreachable!("only u64 keys")

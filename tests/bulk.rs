@@ -581,9 +581,7 @@ struct Identity(u64);
 
 impl std::hash::Hasher for Identity {
     fn finish(&self) -> u64 {
-        // Each fold is its own inverse; then the multiplier's inverse modulo 2^64.
-        let x = (self.0 ^ (self.0 >> 32)).wrapping_mul(0xF1DE_83E1_9937_733D);
-        x ^ (x >> 32)
+        epochcache::hash_spreading_to(self.0)
     }
     fn write(&mut self, _: &[u8]) {
         unreachable!("only u64 keys")

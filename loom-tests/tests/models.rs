@@ -373,9 +373,7 @@ struct ShardByParity(u64);
 impl std::hash::Hasher for ShardByParity {
     fn finish(&self) -> u64 {
         let spread = (self.0 & 1) << 63 | (self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 1);
-        // Each fold is its own inverse; then the multiplier's inverse modulo 2^64.
-        let x = (spread ^ (spread >> 32)).wrapping_mul(0xF1DE_83E1_9937_733D);
-        x ^ (x >> 32)
+        epochcache::hash_spreading_to(spread)
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {

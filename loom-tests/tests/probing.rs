@@ -18,10 +18,7 @@ struct HomeGroupZero(u64);
 
 impl std::hash::Hasher for HomeGroupZero {
     fn finish(&self) -> u64 {
-        let spread = self.0 << 32;
-        // Each fold is its own inverse; then the multiplier's inverse modulo 2^64.
-        let x = (spread ^ (spread >> 32)).wrapping_mul(0xF1DE_83E1_9937_733D);
-        x ^ (x >> 32)
+        epochcache::hash_spreading_to(self.0 << 32)
     }
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {

@@ -27,4 +27,5 @@ pub(crate) use entry::{stored_deadline, Entry};
 pub(crate) use policy::Verdict;
 pub(crate) use shard::Shard;
 pub(crate) use table::{alloc_entry, alloc_entry_exempt, NewEntry};
+pub use tag::hash_spreading_to;
 pub(crate) use tag::spread;

@@ -52,6 +52,15 @@ pub(crate) fn spread(hash: u64) -> u64 {
     x ^ (x >> 32)
 }
 
+/// The hash whose [`spread`] is `spread`: what a hasher returns to place a key in a chosen
+/// shard, home group and tag, for tests and loom models that must know where each key lies.
+/// Kept beside `spread` so that the two change together.
+pub fn hash_spreading_to(spread: u64) -> u64 {
+    // Each fold is its own inverse; then the multiplier's inverse modulo 2^64.
+    let x = (spread ^ (spread >> 32)).wrapping_mul(0xF1DE_83E1_9937_733D);
+    x ^ (x >> 32)
+}
+
 /// Slots in a group: seven control bytes and seven pointers make one 64-byte line.
 pub(crate) const GROUP_SLOTS: usize = 7;
 
@@ -132,6 +141,16 @@ mod tests {
         tags.iter()
             .enumerate()
             .fold(0, |w, (i, &t)| with_tag(w, i, Tag(t)))
+    }
+
+    #[test]
+    fn hash_spreading_to_undoes_spread() {
+        let mut x = 0x0123_4567_89AB_CDEFu64;
+        for _ in 0..10_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            assert_eq!(spread(hash_spreading_to(x)), x);
+            assert_eq!(hash_spreading_to(spread(x)), x);
+        }
     }
 
     #[test]
