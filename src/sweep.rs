@@ -17,7 +17,6 @@ use crate::room::{cause_met_by, keep_panic, Panic};
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
 use crate::sync::epoch::{self, Guard};
-use crate::sync::Ordering;
 
 impl<K, V, S> ShardedCache<K, V, S>
 where
@@ -166,12 +165,12 @@ pub(crate) fn free_retired(retired: usize) {
         {
             let guard = epoch::pin();
             let marker = std::sync::Arc::clone(&freed);
-            guard.defer(move || marker.store(true, Ordering::Release));
+            guard.defer(move || marker.store(true, crate::sync::Ordering::Release));
             guard.flush();
         }
         let rounds = retired.div_ceil(512).saturating_mul(2).saturating_add(64);
         for round in 0..rounds {
-            if freed.load(Ordering::Acquire) {
+            if freed.load(crate::sync::Ordering::Acquire) {
                 return;
             }
             epoch::pin().flush();
