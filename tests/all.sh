@@ -43,6 +43,9 @@ RUSTDOCFLAGS="-D warnings" step cargo doc -p epochcache --no-deps
 
 # Loom replaces the atomics, the thread locals and crossbeam-epoch's internals with its own, so
 # the models get a target directory of their own and never invalidate the normal build.
+# Code compiled only under those cfgs (or left out by them) is linted there too.
+RUSTFLAGS="$loom_cfg" CARGO_TARGET_DIR=target/loom \
+  step cargo clippy -p epochcache-loom-tests --tests -- -D warnings
 RUSTFLAGS="$loom_cfg" CARGO_TARGET_DIR=target/loom \
   step cargo test --release -p epochcache-loom-tests
 ran_at_least 28
