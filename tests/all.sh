@@ -40,6 +40,8 @@ step cargo bench --workspace --no-run
 step cargo test --workspace --doc
 # Broken intra-doc links fail the build of the docs users read.
 RUSTDOCFLAGS="-D warnings" step cargo doc -p epochcache --no-deps
+# And of the internals' docs, which link across the private modules.
+RUSTDOCFLAGS="-D warnings" step cargo doc -p epochcache --no-deps --document-private-items
 
 # Loom replaces the atomics, the thread locals and crossbeam-epoch's internals with its own, so
 # the models get a target directory of their own and never invalidate the normal build.

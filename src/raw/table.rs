@@ -9,7 +9,7 @@
 //! ```
 //!
 //! A lookup hashes the key, starts at the group named by the hash's low bits, compares the
-//! group's control word against the key's tag (see [`tag`](super::tag)), follows only the
+//! group's control word against the key's tag (see [`super::tag`]), follows only the
 //! pointers whose tag matches, and stops at the first group with an empty slot. On a hit that is
 //! two cache lines: the group and the entry.
 //!

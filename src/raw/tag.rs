@@ -52,7 +52,7 @@ pub(crate) fn spread(hash: u64) -> u64 {
     x ^ (x >> 32)
 }
 
-/// The hash whose [`spread`] is `spread`: what a hasher returns to place a key in a chosen
+/// The hash whose `spread` is `spread`: what a hasher returns to place a key in a chosen
 /// shard, home group and tag, for tests and loom models that must know where each key lies.
 /// Kept beside `spread` so that the two change together.
 pub fn hash_spreading_to(spread: u64) -> u64 {
