@@ -340,6 +340,21 @@ fn every_operation_after_close() {
     rig.finish(cache);
 }
 
+/// Where a thread's user code (a weigher, a listener) stops once: it tells another thread it got
+/// there, then waits to be let go. Armed with the two channel ends; taken on first use, so later
+/// calls pass straight through.
+type Pause = Mutex<Option<(mpsc::SyncSender<()>, mpsc::Receiver<()>)>>;
+
+/// Stops at `pause` if it is still armed, running `first` just before telling the other thread.
+fn stop_at(pause: &Pause, first: impl FnOnce()) {
+    let armed = pause.lock().unwrap().take();
+    if let Some((reached, go)) = armed {
+        first();
+        reached.send(()).unwrap();
+        go.recv().unwrap();
+    }
+}
+
 /// Found by `concurrent_bookkeeping` (release, a few seeds in hundreds): a write or removal
 /// judges the entries it meets at a clock reading taken before the shard's lock, but takes none
 /// (judging at 0, by which nothing has expired) when the shard holds no deadline at that moment.
@@ -360,8 +375,8 @@ fn an_entry_linked_between_the_look_and_the_lock_is_judged_by_the_clock() {
     let (b_weighing, b_is_weighing) = mpsc::sync_channel::<()>(1);
     let (a_looked, a_has_looked) = mpsc::sync_channel::<()>(1);
     let (b_done, b_is_done) = mpsc::sync_channel::<()>(1);
-    let weighing = Mutex::new(Some((b_weighing, a_has_looked)));
-    let evicting = Mutex::new(Some((a_looked, b_is_done)));
+    let weighing: Pause = Mutex::new(Some((b_weighing, a_has_looked)));
+    let evicting: Pause = Mutex::new(Some((a_looked, b_is_done)));
     let weigher_clock = clock.clone();
     let listened = Arc::clone(&heard);
     let cache: ShardedCache<u64, u64> = ShardedCache::builder()
@@ -371,12 +386,8 @@ fn an_entry_linked_between_the_look_and_the_lock_is_judged_by_the_clock() {
         .max_entry_weight(2)
         .weigher(move |_: &u64, v: &u64| {
             if *v == 100 {
-                if let Some((weighing, looked)) = weighing.lock().unwrap().take() {
-                    // B's deadline (one tick after its reading) passes before A begins.
-                    weigher_clock.advance(2 * tick);
-                    weighing.send(()).unwrap();
-                    looked.recv().unwrap();
-                }
+                // B's deadline (one tick after its reading) passes before A begins.
+                stop_at(&weighing, || weigher_clock.advance(2 * tick));
             }
             if *v == 200 {
                 2
@@ -387,10 +398,7 @@ fn an_entry_linked_between_the_look_and_the_lock_is_judged_by_the_clock() {
         .eviction_listener(move |k: &u64, v: &u64, cause| {
             listened.lock().unwrap().push((*k, *v, cause));
             if *k == 2 {
-                if let Some((looked, done)) = evicting.lock().unwrap().take() {
-                    looked.send(()).unwrap();
-                    done.recv().unwrap();
-                }
+                stop_at(&evicting, || {});
             }
         })
         .build();
@@ -454,9 +462,8 @@ fn an_entry_linked_ahead_of_a_clear_is_judged_by_the_clock() {
     let (b_weighing, b_is_weighing) = mpsc::sync_channel::<()>(1);
     let (clearing, is_clearing) = mpsc::sync_channel::<()>(1);
     let (b_done, b_is_done) = mpsc::sync_channel::<()>(1);
-    let b_waits = Mutex::new(Some((b_weighing, is_clearing)));
-    type Waits = Option<(mpsc::SyncSender<()>, mpsc::Receiver<()>)>;
-    let clear_waits: Arc<Mutex<Waits>> = Arc::default();
+    let b_waits: Pause = Mutex::new(Some((b_weighing, is_clearing)));
+    let clear_waits: Arc<Pause> = Arc::default();
     let arm_clear = Arc::clone(&clear_waits);
     let weigher_clock = clock.clone();
     let listened = Arc::clone(&heard);
@@ -468,18 +475,11 @@ fn an_entry_linked_ahead_of_a_clear_is_judged_by_the_clock() {
             .max_weight(100)
             .weigher(move |_: &u64, v: &u64| {
                 if *v == 100 {
-                    if let Some((weighing, clearing)) = b_waits.lock().unwrap().take() {
-                        // B's deadline (one tick after its reading) passes before `clear`.
-                        weigher_clock.advance(2 * tick);
-                        weighing.send(()).unwrap();
-                        clearing.recv().unwrap();
-                    }
+                    // B's deadline (one tick after its reading) passes before `clear`.
+                    stop_at(&b_waits, || weigher_clock.advance(2 * tick));
                 }
                 if *v == 0 {
-                    if let Some((clearing, done)) = clear_waits.lock().unwrap().take() {
-                        clearing.send(()).unwrap();
-                        done.recv().unwrap();
-                    }
+                    stop_at(&clear_waits, || {});
                 }
                 1
             })

@@ -30,7 +30,7 @@ use std::thread;
 use std::time::{Duration, UNIX_EPOCH};
 
 use epochcache::{CacheError, Clock, Computed, Expires, MockClock, Op, RemovalCause, ShardedCache};
-use support::{count_from_env, flush_until, turn, SplitMix};
+use support::{count_from_env, failing_seeds, flush_until, turn, SplitMix};
 
 /// The clock's step: a multiple of the engine's 16 ns deadline grain.
 const TICK: u64 = 1024;
@@ -621,18 +621,8 @@ fn check_resident(
 fn sweep(base: Config, seeds: u64) {
     let seeds = count_from_env("EPOCHCACHE_BOOKKEEPING_SEEDS", seeds as usize) as u64;
     let _turn = turn();
-    let mut failed = Vec::new();
-    for seed in 0..seeds {
-        let errors = run(Config { seed, ..base });
-        if !errors.is_empty() {
-            eprintln!(
-                "seed {seed}: {} errors: {:#?}",
-                errors.len(),
-                &errors[..errors.len().min(8)]
-            );
-            failed.push(seed);
-        }
-    }
+    // A run that deadlocks fails its seed instead of hanging the suite.
+    let failed = failing_seeds(seeds, move |seed| run(Config { seed, ..base }));
     assert!(failed.is_empty(), "{base:?}: failed seeds {failed:?}");
 }
 
