@@ -21,9 +21,19 @@ use bytes::{Buf, Bytes};
 /// assert_eq!(&first, b"ab");
 /// assert_eq!(reader.remaining(), 1);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BodyReader {
     rest: Bytes,
+}
+
+/// How much is left, not the bytes themselves: a body may be hundreds of megabytes, and a
+/// reader printed in a log line should not print it.
+impl std::fmt::Debug for BodyReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BodyReader")
+            .field("remaining", &self.rest.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl BodyReader {
@@ -102,5 +112,13 @@ mod tests {
         assert_eq!(total, 1000);
         reader.consume(5);
         assert_eq!(reader.remaining(), 0);
+    }
+
+    #[test]
+    fn debug_shows_what_is_left_not_the_bytes() {
+        let mut reader = BodyReader::new(Bytes::from(vec![b'x'; 10_000]));
+        reader.consume(1_000);
+        let shown = format!("{reader:?}");
+        assert_eq!(shown, "BodyReader { remaining: 9000, .. }");
     }
 }
