@@ -17,6 +17,7 @@ use bytes::Bytes;
 use crate::body::BodyReader;
 use crate::builder::CacheBuilder;
 use crate::clock::Clock;
+use crate::room::keep_panic;
 use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
 use crate::{BaseCache, CacheError, CacheStats, Expires, SeparateBodyCache};
@@ -576,10 +577,16 @@ impl BaseCache for ByteCache {
         self.check_open()?;
         // Two removals, the body's first: writers store metadata then body, so a writer that
         // runs between the two leaves no metadata without its body. A listener that panics on
-        // the first must not keep the second from happening, so its panic goes on after both.
-        let body = panic::catch_unwind(AssertUnwindSafe(|| self.inner.remove(&body_key(key))));
-        self.inner.remove(&meta_key(key));
-        if let Err(payload) = body {
+        // the first must not keep the second from happening, so its panic goes on after both
+        // (the first of two, as everywhere in the crate).
+        let mut kept = None;
+        keep_panic(&mut kept, || {
+            self.inner.remove(&body_key(key));
+        });
+        keep_panic(&mut kept, || {
+            self.inner.remove(&meta_key(key));
+        });
+        if let Some(payload) = kept {
             panic::resume_unwind(payload);
         }
         Ok(())

@@ -428,3 +428,28 @@ fn every_operation_fails_closed_after_close_and_a_held_stream_still_reads() {
     assert!(cache.close().is_ok());
     assert_eq!(read_all(held), b"body");
 }
+
+/// `delete` removes the body, then the metadata, and a listener panic on the first must not keep
+/// the second from happening; when the listener panics on both, the first panic (the body's) goes
+/// on, as everywhere in the crate, and the second is dropped.
+#[test]
+fn delete_lets_the_first_of_two_listener_panics_go_on() {
+    let cache = ByteCache::builder()
+        .eviction_listener(|_: &str, _: &Bytes, is_body, cause| {
+            if cause == RemovalCause::Deleted {
+                panic!("{}", if is_body { "body" } else { "metadata" });
+            }
+        })
+        .build();
+    cache.set("k", Bytes::from_static(b"meta"), None).unwrap();
+    cache.set_body("k", Bytes::from_static(b"body")).unwrap();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cache.delete("k")));
+    let payload = outcome.expect_err("the listener panicked on both removals");
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .unwrap_or("(not a string)");
+    assert_eq!(message, "body", "the first removal's panic goes on");
+    assert!(cache.get("k").unwrap().is_none(), "the metadata went too");
+    assert!(cache.get_body("k").unwrap().is_none(), "the body went");
+}
