@@ -5,7 +5,8 @@
 //! the eviction queues it holds hashes, not pointers: an entry replaced or removed leaves a stale
 //! pair behind, recognised when popped (no entry has that hash any more, or its deadline differs)
 //! and dropped. Each write's sweep rebuilds the heap from the table once stale pairs outnumber
-//! the live ones by more than an eighth of the table's slots (see `Shard::sweep_expired`).
+//! the live ones by more than an eighth of the table's slots plus 64 (see
+//! `Shard::sweep_expired`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
