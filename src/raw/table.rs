@@ -33,7 +33,8 @@
 //! Only the holder of the shard's lock writes a table; readers take no lock. The writer orders
 //! its stores so that a reader never follows a control byte to the wrong memory:
 //! - insert: store the slot's pointer, then its control byte (both `Release`);
-//! - delete: store `TOMBSTONE` in the control byte, then null in the pointer;
+//! - delete: store `TOMBSTONE` in the control byte (`EMPTY` in a group that still has an empty
+//!   slot, see [`vacate`](Table::vacate)), then null in the pointer;
 //! - replace: swap the pointer; the control byte stays, since the key (and its hash) is the same.
 //!
 //! A reader loads the control word and then the pointer (both `Acquire`), checks the pointer for
