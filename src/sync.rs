@@ -5,7 +5,8 @@
 //! models in `loom-tests/` explore the interleavings of the real table code. Nothing else in the
 //! engine imports `std::sync::atomic`, `std::sync::Mutex` or thread ids; the engine's
 //! thread-locals switch to loom's under the same cfg where they are declared. `DictCache`'s
-//! `RwLock` and `MockClock`'s atomic are `std`'s: no model explores them.
+//! `RwLock`, `MockClock`'s atomic and the statistics' stripe numbering ([`thread_stripe`], its
+//! counter and thread-local) are `std`'s: no model explores them.
 
 #[cfg(epochcache_loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
