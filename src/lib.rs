@@ -2,9 +2,11 @@
 //!
 //! # Usage
 //!
-//! Every cache implements [`BaseCache`] (get, set with an optional expiry, delete, close) and
-//! [`SeparateBodyCache`] (metadata and a large body stored apart, the body read as a stream).
-//! [`DictCache`] is a simple dictionary cache, the reference the others are tested against.
+//! The caches of the object API, [`DictCache`] and [`ByteCache`], implement [`BaseCache`] (get,
+//! set with an optional expiry, delete, close) and [`SeparateBodyCache`] (metadata and a large
+//! body stored apart, the body read as a stream); the generic engine, [`ShardedCache`], has
+//! methods of its own. [`DictCache`] is a simple dictionary cache, the reference the others are
+//! tested against.
 //!
 //! ```
 //! use std::time::Duration;
