@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, in the order a failure is cheapest to find: formatting, lints, the unit,
-# integration, property and doc tests, then the loom models, then the loom models again under
-# AddressSanitizer. README's test command; `.ci/run` calls exactly this.
+# integration, property and doc tests, the docs, then the lints and the loom models under the
+# loom cfgs, then the loom models again under AddressSanitizer. README's test command; `.ci/run`
+# calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
