@@ -97,8 +97,9 @@ pub struct ShardedCache<K, V, S = ahash::RandomState> {
     pub(crate) max_entry_weight: u64,
     pub(crate) weigher: Weigher<K, V>,
     closed: AtomicBool,
-    /// Set once an entry with a deadline is written (and never cleared): until then an eviction
-    /// neither reads the clock nor looks through the shards for expired entries.
+    /// Set by the first write given an expiry, before it reads the clock for the deadline (and
+    /// never cleared): until then an eviction neither reads the clock nor looks through the
+    /// shards for expired entries, and a walk judges the entries it meets at 0.
     pub(crate) expiring: AtomicBool,
     pub(crate) listener: Option<Listener<K, V>>,
     /// Loads in progress (see `loader`).
@@ -439,6 +440,12 @@ where
             return Err(CacheError::Closed);
         }
         let expires = expires.or(self.time_to_live);
+        if expires.is_some() && !self.expiring.load(Ordering::Relaxed) {
+            // Marked before the clock is read for the deadline: a walk, sweep or eviction that
+            // begins once the deadline has passed, so after this store, judges the entries it
+            // meets by the clock, not at 0, at which this one would pass for live.
+            self.expiring.store(true, Ordering::SeqCst);
+        }
         let written_at = expires.map_or(0, |_| self.clock.now_nanos());
         let deadline = deadline_of(expires, written_at);
         // Judged on the deadline as the entry would keep it, rounded down to 16 ns, as well as
@@ -462,9 +469,6 @@ where
                 size: usize::try_from(size).unwrap_or(usize::MAX),
                 max: usize::try_from(self.largest_entry()).unwrap_or(usize::MAX),
             });
-        }
-        if deadline != 0 && !self.expiring.load(Ordering::Relaxed) {
-            self.expiring.store(true, Ordering::Relaxed);
         }
         let guard = epoch::pin();
         let shard = self.shard(hash);

@@ -512,3 +512,83 @@ fn an_entry_linked_ahead_of_a_clear_is_judged_by_the_clock() {
     let s = cache.stats();
     assert_eq!((s.deleted, s.expired, s.entries), (1, 1, 0), "{s:?}");
 }
+
+/// Homes key 1 in the second group of a two-group shard and every other key in the first, so
+/// that a walk meets key 0 before key 1's slot.
+#[derive(Default)]
+struct KeyOneInGroupTwo(u64);
+
+impl std::hash::Hasher for KeyOneInGroupTwo {
+    fn finish(&self) -> u64 {
+        let group = if self.0 == 1 { 0x8000_0000 } else { 0 };
+        epochcache::hash_spreading_to(self.0 << 32 | group)
+    }
+    fn write(&mut self, _: &[u8]) {
+        unreachable!("only u64 keys")
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// As the two tests above, for a walk (`retain`, `iter`): it judged entries at 0 while no write
+/// had yet stored a deadline, so an entry linked ahead of the walk, with a deadline that passed
+/// before the walk began, was shown to `keep` (promised only live entries) and told `Deleted`.
+/// The cache's first write with a deadline now marks the cache as expiring before it reads the
+/// clock. Made deterministic by the weigher: B, writing key 1 with a deadline one tick after its
+/// reading, waits in it until `keep` is called for key 0, which waits for B to be done.
+#[test]
+fn an_entry_linked_ahead_of_a_walk_is_judged_by_the_clock() {
+    let _turn = turn();
+    let clock = MockClock::new();
+    let tick = Duration::from_micros(1);
+    let heard: Arc<Mutex<Vec<(u64, u64, RemovalCause)>>> = Arc::default();
+    let (b_weighing, b_is_weighing) = mpsc::sync_channel::<()>(1);
+    let (walking, is_walking) = mpsc::sync_channel::<()>(1);
+    let (b_done, b_is_done) = mpsc::sync_channel::<()>(1);
+    let b_waits: Pause = Mutex::new(Some((b_weighing, is_walking)));
+    let weigher_clock = clock.clone();
+    let listened = Arc::clone(&heard);
+    let cache: ShardedCache<u64, u64, std::hash::BuildHasherDefault<KeyOneInGroupTwo>> =
+        ShardedCache::builder()
+            .shards(1)
+            .initial_capacity(7) // two groups of seven slots
+            .hasher(std::hash::BuildHasherDefault::<KeyOneInGroupTwo>::default())
+            .clock(Arc::new(clock.clone()))
+            .max_weight(100)
+            .weigher(move |_: &u64, v: &u64| {
+                if *v == 100 {
+                    // B's deadline (one tick after its reading) passes before the walk.
+                    stop_at(&b_waits, || weigher_clock.advance(2 * tick));
+                }
+                1
+            })
+            .eviction_listener(move |k: &u64, v: &u64, cause| {
+                listened.lock().unwrap().push((*k, *v, cause))
+            })
+            .build();
+    cache.insert(0, 0).unwrap();
+    let walk_waits: Pause = Mutex::new(Some((walking, b_is_done)));
+    let mut seen = Vec::new();
+    thread::scope(|s| {
+        let cache = &cache;
+        let b = s.spawn(move || {
+            cache.insert_with_expiry(1, 100, Some(tick.into())).unwrap();
+            b_done.send(()).unwrap();
+        });
+        b_is_weighing.recv().unwrap();
+        cache.retain(|k, v| {
+            seen.push((*k, *v));
+            stop_at(&walk_waits, || {});
+            false
+        });
+        b.join().unwrap();
+    });
+    assert_eq!(seen, [(0, 0)], "keep is shown live entries only");
+    let heard = std::mem::take(&mut *heard.lock().unwrap());
+    assert!(
+        !heard.contains(&(1, 100, RemovalCause::Deleted)),
+        "key 1's value had expired before the walk began: {heard:?}"
+    );
+    assert_eq!(cache.iter().count(), 0, "an expired entry is never yielded");
+}
