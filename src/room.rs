@@ -439,7 +439,7 @@ where
         kept_panic: &mut Option<Panic>,
         guard: &Guard,
     ) -> Eviction {
-        // Expired entries go first, but only a cache that ever held a deadline looks for them
+        // Expired entries go first, but only a cache that was ever given an expiry looks for them
         // (or reads the clock: 0 then, which no deadline is at or before).
         let now = if self.expiring.load(Ordering::Relaxed) {
             self.clock.now_nanos()
