@@ -1,7 +1,8 @@
 //! Loom models of epochcache's engine and of its loader: the models are in `tests/` and run
 //! only under `--cfg epochcache_loom` (see this package's README). This library holds what the
 //! model files share: the engine built the way every model builds it, loom's search bounds, the
-//! collector's flushes and the drop-counting value. It is empty without that cfg.
+//! collector's flushes, the drop-counting value and a hasher that places keys in one of two
+//! shards by parity. It is empty without that cfg.
 
 #![cfg(epochcache_loom)]
 
@@ -33,6 +34,29 @@ pub fn cache<V: Clone + Send + Sync + 'static>(max_entries: Option<u64>) -> Cach
     }
 }
 
+/// Places a key by its parity: the top bit of the spread hash picks one of two shards (odd keys
+/// in the second), the rest is the key mixed, so that a model knows which shard each key lives
+/// in (models 11 and 30). The engine spreads every hash (a fold, a multiply by
+/// `0x9E37_79B9_7F4A_7C15`, a fold) before taking the shard from its top bits, so `finish`
+/// undoes that spread.
+#[derive(Default)]
+pub struct ShardByParity(u64);
+
+impl std::hash::Hasher for ShardByParity {
+    fn finish(&self) -> u64 {
+        let spread = (self.0 & 1) << 63 | (self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 1);
+        epochcache::hash_spreading_to(spread)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0 << 8 | u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// The preemption bound when `LOOM_MAX_PREEMPTIONS` is unset (loom's own default is no bound,
 /// an exhaustive search far longer than a test run).
 pub const DEFAULT_PREEMPTIONS: usize = 2;
@@ -52,6 +76,15 @@ pub fn model_with_at_least(min_preemptions: usize, f: impl Fn() + Sync + Send + 
         .unwrap_or(DEFAULT_PREEMPTIONS)
         .max(min_preemptions);
     builder.preemption_bound = Some(bound);
+    check(builder, f);
+}
+
+/// As [`model`], with room for at least `max_branches` steps in one execution (loom's default
+/// is 1,000): for a model whose setup, which runs in every execution, takes many steps itself.
+pub fn model_with_room_for(max_branches: usize, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(builder.preemption_bound.unwrap_or(DEFAULT_PREEMPTIONS));
+    builder.max_branches = builder.max_branches.max(max_branches);
     check(builder, f);
 }
 

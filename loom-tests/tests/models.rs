@@ -21,7 +21,7 @@ use std::time::Duration;
 use epochcache::{CacheError, MockClock, ShardedCache};
 use epochcache_loom_tests::{
     builder, cache, collect_all_garbage, flush, model, model_with_at_least, model_with_exactly,
-    on_another_thread, s, Cache, Counts, Tracked,
+    on_another_thread, s, Cache, Counts, ShardByParity, Tracked,
 };
 use loom::sync::Arc;
 use loom::thread;
@@ -361,28 +361,6 @@ fn a_growing_replacement_racing_the_eviction_of_its_key() {
         );
         cache.validate().unwrap();
     });
-}
-
-/// Places a key by its parity: the top bit of the spread hash picks one of two shards (odd keys
-/// in the second), the rest is the key mixed, so that a model knows which shard each key lives
-/// in. The engine spreads every hash (a fold, a multiply by `0x9E37_79B9_7F4A_7C15`, a fold)
-/// before taking the shard from its top bits, so `finish` undoes that spread.
-#[derive(Default)]
-struct ShardByParity(u64);
-
-impl std::hash::Hasher for ShardByParity {
-    fn finish(&self) -> u64 {
-        let spread = (self.0 & 1) << 63 | (self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 1);
-        epochcache::hash_spreading_to(spread)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0 << 8 | u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
 }
 
 /// Model 11: a new key whose own shard has nothing to evict, racing a replacement in the other

@@ -12,7 +12,7 @@ use loom::sync::Arc;
 /// Places every key in home group 0 with a tag of its own: the engine's spread hash of key `k`
 /// is `k << 32` (low 32 bits 0: group 0 of any table; bits 32..38: the tag; top bits: shard 0).
 /// The engine spreads a hash (a fold, a multiply by `0x9E37_79B9_7F4A_7C15`, a fold) before
-/// using it, so `finish` undoes that spread, as `ShardByParity` in `models.rs` does.
+/// using it, so `finish` undoes that spread, as this package's `ShardByParity` does.
 #[derive(Default)]
 struct HomeGroupZero(u64);
 
