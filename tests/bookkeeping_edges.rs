@@ -448,48 +448,51 @@ impl std::hash::Hasher for ShardByParity {
     }
 }
 
-/// As the test above, for `clear`: it judged every shard's entries at 0 when no entry of the
-/// cache had a deadline as it began, so an entry linked into a shard it had not reached yet,
-/// with a deadline passed before `clear` began, was told `Deleted`. Made deterministic by the
-/// weigher: B, writing key 1 (shard 1) with a deadline one tick after its reading, waits in it
-/// until `clear` settles key 0 (shard 0), where the weigher waits for B to be done.
-#[test]
-fn an_entry_linked_ahead_of_a_clear_is_judged_by_the_clock() {
-    let _turn = turn();
+/// A cache whose keys `H` places in chosen shards and groups.
+type Placed<H> = ShardedCache<u64, u64, std::hash::BuildHasherDefault<H>>;
+
+/// The choreography the two tests below share, on a cache of `builder`'s shards and hasher
+/// holding key 0: writer B stores key 1 = 100 with a deadline one tick after its clock reading,
+/// and stops in the weigher, having moved the clock past that deadline; then `op` runs the
+/// operation under test, which must call [`stop_at`] on the pause it is given where it meets
+/// key 0 (`weigher_stops_at_0`: the weigher does, as `clear` weighs key 0 to settle it), letting
+/// B link its entry and waiting for B to be done. Returns the cache and what the listener heard.
+fn race_an_expiring_write<H: std::hash::Hasher + Default>(
+    builder: CacheBuilder<u64, u64, std::hash::BuildHasherDefault<H>>,
+    weigher_stops_at_0: bool,
+    op: impl FnOnce(&Placed<H>, &Pause),
+) -> (Placed<H>, Vec<(u64, u64, RemovalCause)>) {
     let clock = MockClock::new();
     let tick = Duration::from_micros(1);
-    let heard: Arc<Mutex<Vec<(u64, u64, RemovalCause)>>> = Arc::default();
+    let heard: Heard = Arc::default();
     let (b_weighing, b_is_weighing) = mpsc::sync_channel::<()>(1);
-    let (clearing, is_clearing) = mpsc::sync_channel::<()>(1);
+    let (op_met_0, op_has_met_0) = mpsc::sync_channel::<()>(1);
     let (b_done, b_is_done) = mpsc::sync_channel::<()>(1);
-    let b_waits: Pause = Mutex::new(Some((b_weighing, is_clearing)));
-    let clear_waits: Arc<Pause> = Arc::default();
-    let arm_clear = Arc::clone(&clear_waits);
+    let b_waits: Pause = Mutex::new(Some((b_weighing, op_has_met_0)));
+    let op_waits: Arc<Pause> = Arc::default();
+    let weigher_waits = Arc::clone(&op_waits);
     let weigher_clock = clock.clone();
     let listened = Arc::clone(&heard);
-    let cache: ShardedCache<u64, u64, std::hash::BuildHasherDefault<ShardByParity>> =
-        ShardedCache::builder()
-            .shards(2)
-            .hasher(std::hash::BuildHasherDefault::<ShardByParity>::default())
-            .clock(Arc::new(clock.clone()))
-            .max_weight(100)
-            .weigher(move |_: &u64, v: &u64| {
-                if *v == 100 {
-                    // B's deadline (one tick after its reading) passes before `clear`.
-                    stop_at(&b_waits, || weigher_clock.advance(2 * tick));
-                }
-                if *v == 0 {
-                    stop_at(&clear_waits, || {});
-                }
-                1
-            })
-            .eviction_listener(move |k: &u64, v: &u64, cause| {
-                listened.lock().unwrap().push((*k, *v, cause))
-            })
-            .build();
+    let cache = builder
+        .clock(Arc::new(clock.clone()))
+        .max_weight(100)
+        .weigher(move |_: &u64, v: &u64| {
+            if *v == 100 {
+                // B's deadline (one tick after its reading) passes before the operation begins.
+                stop_at(&b_waits, || weigher_clock.advance(2 * tick));
+            }
+            if *v == 0 && weigher_stops_at_0 {
+                stop_at(&weigher_waits, || {});
+            }
+            1
+        })
+        .eviction_listener(move |k: &u64, v: &u64, cause| {
+            listened.lock().unwrap().push((*k, *v, cause))
+        })
+        .build();
     cache.insert(0, 0).unwrap();
-    // Armed once key 0 is in: `clear` waits as it settles key 0.
-    *arm_clear.lock().unwrap() = Some((clearing, b_is_done));
+    // Armed once key 0 is in, for the operation to stop at as it meets key 0.
+    *op_waits.lock().unwrap() = Some((op_met_0, b_is_done));
     thread::scope(|s| {
         let cache = &cache;
         let b = s.spawn(move || {
@@ -497,10 +500,24 @@ fn an_entry_linked_ahead_of_a_clear_is_judged_by_the_clock() {
             b_done.send(()).unwrap();
         });
         b_is_weighing.recv().unwrap();
-        cache.clear();
+        op(cache, &op_waits);
         b.join().unwrap();
     });
     let heard = std::mem::take(&mut *heard.lock().unwrap());
+    (cache, heard)
+}
+
+/// As the test above, for `clear`: it judged every shard's entries at 0 when no entry of the
+/// cache had a deadline as it began, so an entry linked into a shard it had not reached yet,
+/// with a deadline passed before `clear` began, was told `Deleted`. Key 0 lies in shard 0 and
+/// key 1 in shard 1, so B links key 1 while `clear` settles key 0 (weighing it).
+#[test]
+fn an_entry_linked_ahead_of_a_clear_is_judged_by_the_clock() {
+    let _turn = turn();
+    let builder = ShardedCache::builder()
+        .shards(2)
+        .hasher(std::hash::BuildHasherDefault::<ShardByParity>::default());
+    let (cache, heard) = race_an_expiring_write(builder, true, |cache, _| cache.clear());
     assert_eq!(
         heard,
         [
@@ -535,57 +552,23 @@ impl std::hash::Hasher for KeyOneInGroupTwo {
 /// had yet stored a deadline, so an entry linked ahead of the walk, with a deadline that passed
 /// before the walk began, was shown to `keep` (promised only live entries) and told `Deleted`.
 /// The cache's first write with a deadline now marks the cache as expiring before it reads the
-/// clock. Made deterministic by the weigher: B, writing key 1 with a deadline one tick after its
-/// reading, waits in it until `keep` is called for key 0, which waits for B to be done.
+/// clock. B links key 1, in the second group, while `keep` is called for key 0, in the first.
 #[test]
 fn an_entry_linked_ahead_of_a_walk_is_judged_by_the_clock() {
     let _turn = turn();
-    let clock = MockClock::new();
-    let tick = Duration::from_micros(1);
-    let heard: Arc<Mutex<Vec<(u64, u64, RemovalCause)>>> = Arc::default();
-    let (b_weighing, b_is_weighing) = mpsc::sync_channel::<()>(1);
-    let (walking, is_walking) = mpsc::sync_channel::<()>(1);
-    let (b_done, b_is_done) = mpsc::sync_channel::<()>(1);
-    let b_waits: Pause = Mutex::new(Some((b_weighing, is_walking)));
-    let weigher_clock = clock.clone();
-    let listened = Arc::clone(&heard);
-    let cache: ShardedCache<u64, u64, std::hash::BuildHasherDefault<KeyOneInGroupTwo>> =
-        ShardedCache::builder()
-            .shards(1)
-            .initial_capacity(7) // two groups of seven slots
-            .hasher(std::hash::BuildHasherDefault::<KeyOneInGroupTwo>::default())
-            .clock(Arc::new(clock.clone()))
-            .max_weight(100)
-            .weigher(move |_: &u64, v: &u64| {
-                if *v == 100 {
-                    // B's deadline (one tick after its reading) passes before the walk.
-                    stop_at(&b_waits, || weigher_clock.advance(2 * tick));
-                }
-                1
-            })
-            .eviction_listener(move |k: &u64, v: &u64, cause| {
-                listened.lock().unwrap().push((*k, *v, cause))
-            })
-            .build();
-    cache.insert(0, 0).unwrap();
-    let walk_waits: Pause = Mutex::new(Some((walking, b_is_done)));
+    let builder = ShardedCache::builder()
+        .shards(1)
+        .initial_capacity(7) // two groups of seven slots
+        .hasher(std::hash::BuildHasherDefault::<KeyOneInGroupTwo>::default());
     let mut seen = Vec::new();
-    thread::scope(|s| {
-        let cache = &cache;
-        let b = s.spawn(move || {
-            cache.insert_with_expiry(1, 100, Some(tick.into())).unwrap();
-            b_done.send(()).unwrap();
-        });
-        b_is_weighing.recv().unwrap();
+    let (cache, heard) = race_an_expiring_write(builder, false, |cache, met_0| {
         cache.retain(|k, v| {
             seen.push((*k, *v));
-            stop_at(&walk_waits, || {});
+            stop_at(met_0, || {});
             false
-        });
-        b.join().unwrap();
+        })
     });
     assert_eq!(seen, [(0, 0)], "keep is shown live entries only");
-    let heard = std::mem::take(&mut *heard.lock().unwrap());
     assert!(
         !heard.contains(&(1, 100, RemovalCause::Deleted)),
         "key 1's value had expired before the walk began: {heard:?}"
