@@ -256,8 +256,8 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Inserts or replaces the entry in `pending` (which holds one), taking it; returns the
-    /// replaced entry, retired. The entry comes allocated (see [`alloc_entry`](super::table::alloc_entry)), so that no
-    /// allocation happens under the lock.
+    /// replaced entry, retired. The entry comes allocated (see
+    /// [`alloc_entry`](super::table::alloc_entry)), so that no allocation happens under the lock.
     ///
     /// A key's `Eq` that panics in a probe, or its `Hash` in a rebuild, unwinds with the entry
     /// still in `pending`: it is not linked anywhere, and the caller drops it (its key and value
