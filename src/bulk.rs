@@ -32,7 +32,6 @@ use crate::sharded::ShardedCache;
 use crate::stats::RemovalCause;
 use crate::sweep::free_retired;
 use crate::sync::epoch::{self, Guard};
-use crate::sync::Ordering;
 
 impl<K, V, S> ShardedCache<K, V, S>
 where
@@ -144,10 +143,14 @@ where
         keep: &mut impl FnMut(&K, &V) -> bool,
         guard: &'g Guard,
     ) -> Vec<(u64, &'g Entry<K, V>)> {
-        Walk::new(std::slice::from_ref(shard), || self.now_for_walk(), guard)
-            .filter(|entry| !keep(&entry.key, &entry.value))
-            .map(|entry| (self.hash(&entry.key), entry))
-            .collect()
+        Walk::new(
+            std::slice::from_ref(shard),
+            || self.now_if_expiring(),
+            guard,
+        )
+        .filter(|entry| !keep(&entry.key, &entry.value))
+        .map(|entry| (self.hash(&entry.key), entry))
+        .collect()
     }
 
     /// Removes every entry, telling the listener with [`RemovalCause::Deleted`] (or
@@ -172,19 +175,6 @@ where
     /// ```
     pub fn clear(&self) {
         self.clear_every_shard(RemovalCause::Deleted);
-    }
-
-    /// The time a walk of one shard judges expiry by, read as the walk reaches that shard (an
-    /// iterator may be held a long time before it is drained): the clock's reading once any
-    /// entry has a deadline, else 0, at which the walk reads no entry's metadata word (so a cache
-    /// that never expires never reads its clock for a walk, and a walk over a large table reads
-    /// only what its caller reads of each entry).
-    fn now_for_walk(&self) -> u64 {
-        if self.expiring.load(Ordering::Relaxed) {
-            self.clock.now_nanos()
-        } else {
-            0
-        }
     }
 }
 
@@ -213,7 +203,7 @@ where
             let guard = epoch::pin();
             self.batch = Walk::new(
                 std::slice::from_ref(shard),
-                || self.cache.now_for_walk(),
+                || self.cache.now_if_expiring(),
                 &guard,
             )
             .map(|entry| (entry.key.clone(), entry.value.clone()))
@@ -270,7 +260,7 @@ where
     /// ```
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
         let cache = self.cache;
-        Walk::new(&cache.shards, move || cache.now_for_walk(), &self.guard)
+        Walk::new(&cache.shards, move || cache.now_if_expiring(), &self.guard)
             .map(|entry| (&entry.key, &entry.value))
     }
 }

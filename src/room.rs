@@ -174,43 +174,6 @@ where
         }
     }
 
-    /// [`lock_with_room`](Self::lock_with_room) for a write that judges the entries it meets
-    /// at `now`: a clock reading taken before the lock, or 0 where the shard held no deadline
-    /// then (see `now_before_locking`). If the shard holds one once locked, an entry with a
-    /// deadline was linked meanwhile, which 0 would judge live however long ago it expired
-    /// (reported `Replaced`, not `Expired`): the lock and the reservation are given back, the
-    /// entries evicted under the lock told, and the clock read with no lock held, once.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn lock_with_room_at<'s, 'g>(
-        &'s self,
-        hash: u64,
-        key: &K,
-        weight: u64,
-        replacing: Replacing,
-        made: &mut RoomMade<'g, K, V>,
-        now: &mut u64,
-        guard: &'g Guard,
-    ) -> Result<Option<(MutexGuard<'s, ShardState>, Reserved)>, CacheError> {
-        let mut clock_read = *now != 0;
-        loop {
-            match self.lock_with_room(hash, key, weight, replacing, made, guard)? {
-                Some((state, reserved))
-                    if !clock_read && self.shard(hash).earliest_deadline() != u64::MAX =>
-                {
-                    drop(state);
-                    self.unreserve(&reserved);
-                    let told = std::mem::take(&mut made.evicted);
-                    keep_panic(&mut made.kept_panic, || {
-                        self.finish(told.len(), told, None, guard)
-                    });
-                    *now = self.clock.now_nanos();
-                    clock_read = true;
-                }
-                locked => return Ok(locked),
-            }
-        }
-    }
-
     /// Writes a value whose expiry has passed when it is written (an expiry at or before now):
     /// it could never be read, so it is not stored and takes no room, which would otherwise
     /// evict a live entry for it. The key's old value is removed, as the write would have
@@ -441,11 +404,7 @@ where
     ) -> Eviction {
         // Expired entries go first, but only a cache that was ever given an expiry looks for them
         // (or reads the clock: 0 then, which no deadline is at or before).
-        let now = if self.expiring.load(Ordering::Relaxed) {
-            self.clock.now_nanos()
-        } else {
-            0
-        };
+        let now = self.now_if_expiring();
         if now != 0 && self.evict_expired(now, kept_panic, guard) {
             return Eviction::Evicted;
         }

@@ -98,8 +98,9 @@ pub struct ShardedCache<K, V, S = ahash::RandomState> {
     pub(crate) weigher: Weigher<K, V>,
     closed: AtomicBool,
     /// Set by the first write given an expiry, before it reads the clock for the deadline (and
-    /// never cleared): until then an eviction neither reads the clock nor looks through the
-    /// shards for expired entries, and a walk judges the entries it meets at 0.
+    /// never cleared): until then no operation reads the clock to judge the entries it meets
+    /// (see [`now_if_expiring`](Self::now_if_expiring)), and an eviction does not look through
+    /// the shards for expired entries.
     pub(crate) expiring: AtomicBool,
     pub(crate) listener: Option<Listener<K, V>>,
     /// Loads in progress (see `loader`).
@@ -472,9 +473,12 @@ where
         }
         let guard = epoch::pin();
         let shard = self.shard(hash);
-        // Read again, once the lock is taken, if the shard gains a deadline meanwhile (see
-        // `lock_with_room_at`).
-        let mut now = self.now_before_locking(shard);
+        // A write given an expiry has read the clock already.
+        let now = if expires.is_some() {
+            written_at
+        } else {
+            self.now_if_expiring()
+        };
         // Allocated before the lock, and the lock taken after reading the group to probe: the
         // lock is held for the table update, not for the allocator or a cache miss.
         let entry = Entry::new(key, value, deadline, 0);
@@ -491,7 +495,7 @@ where
         // must not abort the process either.
         let locked = panic::catch_unwind(AssertUnwindSafe(|| {
             let key = &entry.key;
-            self.lock_with_room_at(hash, key, weight, replacing, &mut made, &mut now, &guard)
+            self.lock_with_room(hash, key, weight, replacing, &mut made, &guard)
         }));
         // A panic kept while room was made (a listener's, or a value's `Drop`) goes on after the
         // write's value is stored, or from the caller that tries again after a conflict; a
@@ -598,15 +602,8 @@ where
         let hash = self.hash(key);
         let guard = epoch::pin();
         let shard = self.shard(hash);
-        let mut now = self.now_before_locking(shard);
+        let now = self.now_if_expiring();
         let mut state = shard.lock_for(hash, &guard);
-        if now == 0 && shard.earliest_deadline() != u64::MAX {
-            // An entry with a deadline was linked since the look: judged by the clock, read
-            // with the lock released (see `lock_with_room_at`).
-            drop(state);
-            now = self.clock.now_nanos();
-            state = shard.lock_for(hash, &guard);
-        }
         let removed = shard.remove(&mut state, hash, |k| key.equivalent(k), &guard);
         // An expired value goes as expired (as moka and Caffeine report it), a live one as
         // deleted.
@@ -620,16 +617,20 @@ where
             .is_some()
     }
 
-    /// The time a write or removal in `shard` judges the entries it meets by: the clock's
-    /// reading, taken before the shard's lock (a clock is user code), and only when the shard
-    /// holds a deadline; else 0, by which nothing has expired. A caller that finds a deadline
-    /// in the shard once it holds the lock reads the clock after all (with the lock released):
-    /// an entry linked meanwhile may have expired before the operation began.
-    fn now_before_locking(&self, shard: &Shard<K, V>) -> u64 {
-        if shard.earliest_deadline() == u64::MAX {
-            0
-        } else {
+    /// The time an operation judges the entries it meets by (a write or removal before it
+    /// locks, a walk as it reaches a shard, an eviction looking for expired entries): the
+    /// clock's reading once the cache has been given an expiry, else 0, by which nothing has
+    /// expired, and no clock (user code) is read. A write given an expiry sets `expiring` before
+    /// it reads the clock for its deadline, so an entry whose deadline passed before an
+    /// operation began was written by a write that set the flag before that operation looked.
+    /// A walk reads it as it reaches each shard (an iterator may be held a long time before it
+    /// is drained); at 0 it reads no entry's metadata word, so a walk over a large table of a
+    /// cache that never expires reads only what its caller reads of each entry.
+    pub(crate) fn now_if_expiring(&self) -> u64 {
+        if self.expiring.load(Ordering::SeqCst) {
             self.clock.now_nanos()
+        } else {
+            0
         }
     }
 

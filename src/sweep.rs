@@ -112,13 +112,11 @@ where
     /// removed (see [`free_retired`]) before it returns, or resumes a panic of user code.
     pub(crate) fn clear_every_shard(&self, cause: RemovalCause) {
         // A `clear` meets expired entries as a write does: they go as expired (see
-        // `cause_met_by`). `close` removes everything as closed. The clock is read even where no
-        // entry had a deadline yet: a write may link one into a shard not yet reached, with a
-        // deadline that passed before this began, and 0 would judge it live.
+        // `cause_met_by`). `close` removes everything as closed.
         let now = if cause == RemovalCause::Closed {
             0
         } else {
-            self.clock.now_nanos()
+            self.now_if_expiring()
         };
         let cause_of = |entry: &Entry<K, V>| cause_met_by(entry, now, cause);
         let (retired, user_panic) = {
