@@ -17,17 +17,20 @@ pub const PUBLISHED_TOLERANCE: f64 = 2.0;
 
 pub use epochcache_bench::report::Machine;
 
-/// One system's result on one workload at one size.
+/// One system's result on one workload at one size, over its replays (one per hasher seed for
+/// a system that hashes keys, else one).
 #[derive(Clone, Debug, Serialize)]
 pub struct Cell {
     /// The system.
     pub system: System,
-    /// Requests that hit.
+    /// Requests that hit, summed over the replays.
     pub hits: u64,
-    /// Hits per request, in percent.
+    /// Hits per request, in percent: the mean over the replays.
     pub hit_pct: f64,
-    /// The most entries the cache held after an insert (by its own count); `None` for LRU and
-    /// OPT.
+    /// Each replay's hit ratio, in percent, in the hashers' order.
+    pub per_seed_pct: Vec<f64>,
+    /// The most entries the cache held after an insert (by its own count), over the replays;
+    /// `None` for the simulated policies.
     pub peak: Option<u64>,
 }
 
@@ -46,8 +49,11 @@ pub struct Row {
     pub cells: Vec<Cell>,
     /// The better of moka and quick_cache, where either ran.
     pub best_peer: Option<System>,
-    /// epochcache's hit ratio minus the best peer's, in points.
+    /// epochcache's hit ratio minus the best peer's, in points (their means).
     pub vs_best_peer: Option<f64>,
+    /// Seed by seed, epochcache's hit ratio minus the better of moka's and quick_cache's with
+    /// the same hasher, in points.
+    pub per_seed_vs_best_peer: Vec<f64>,
     /// OPT's hit ratio minus epochcache's, in points.
     pub to_opt: Option<f64>,
     /// epochcache is more than [`TOLERANCE`] points below the best peer.
@@ -59,7 +65,8 @@ pub struct Row {
 }
 
 impl Row {
-    /// A row from each system's outcome, filling in the comparisons.
+    /// A row from each system's outcomes (several for a system replayed with several hashers,
+    /// in the hashers' order), filling in the comparisons.
     pub fn new(
         workload: String,
         size: usize,
@@ -67,17 +74,28 @@ impl Row {
         distinct: usize,
         outcomes: &[(System, Outcome)],
     ) -> Row {
-        let mut cells: Vec<Cell> = System::ALL
+        let cells: Vec<Cell> = System::ALL
             .iter()
-            .filter_map(|&s| outcomes.iter().find(|(x, _)| *x == s))
-            .map(|&(system, out)| Cell {
-                system,
-                hits: out.hits,
-                hit_pct: 100.0 * out.hits as f64 / accesses.max(1) as f64,
-                peak: out.peak,
+            .filter_map(|&system| {
+                let mine: Vec<Outcome> = outcomes
+                    .iter()
+                    .filter(|(s, _)| *s == system)
+                    .map(|&(_, out)| out)
+                    .collect();
+                let per_seed_pct: Vec<f64> = mine
+                    .iter()
+                    .map(|out| 100.0 * out.hits as f64 / accesses.max(1) as f64)
+                    .collect();
+                Some(Cell {
+                    system,
+                    hits: mine.iter().map(|out| out.hits).sum(),
+                    hit_pct: per_seed_pct.iter().sum::<f64>() / per_seed_pct.len() as f64,
+                    peak: mine.iter().filter_map(|out| out.peak).max(),
+                    per_seed_pct: (!mine.is_empty()).then_some(per_seed_pct)?,
+                })
             })
             .collect();
-        cells.dedup_by_key(|c| c.system);
+        let per_seed_vs_best_peer = per_seed_differences(&cells);
         let pct = |s: System| cells.iter().find(|c| c.system == s).map(|c| c.hit_pct);
         let best_peer = System::PEERS
             .into_iter()
@@ -98,6 +116,7 @@ impl Row {
             distinct,
             best_peer: best_peer.map(|(s, _)| s),
             vs_best_peer,
+            per_seed_vs_best_peer,
             to_opt,
             below_peer: vs_best_peer.is_some_and(|d| d < -TOLERANCE),
             best_published: best_published.map(|(s, _)| s),
@@ -115,6 +134,35 @@ impl Row {
     }
 }
 
+/// Seed by seed, epochcache's hit ratio minus the better peer's with the same hasher (a peer
+/// replayed fewer times than epochcache is paired by its last replay); empty where epochcache or
+/// no peer ran.
+fn per_seed_differences(cells: &[Cell]) -> Vec<f64> {
+    let seeds = |s: System| {
+        cells
+            .iter()
+            .find(|c| c.system == s)
+            .map(|c| &c.per_seed_pct)
+    };
+    let Some(mine) = seeds(System::Epochcache) else {
+        return Vec::new();
+    };
+    let peers: Vec<&Vec<f64>> = System::PEERS.into_iter().filter_map(seeds).collect();
+    if peers.is_empty() {
+        return Vec::new();
+    }
+    mine.iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let best = peers
+                .iter()
+                .map(|p| p[i.min(p.len() - 1)])
+                .fold(f64::NEG_INFINITY, f64::max);
+            e - best
+        })
+        .collect()
+}
+
 /// The whole run, as `--json` writes it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
@@ -126,6 +174,9 @@ pub struct Report {
     pub moka_pending: usize,
     /// The seed of the synthetic workloads.
     pub seed: u64,
+    /// How many hashers epochcache, moka and quick_cache were replayed with (see
+    /// `--hasher-seeds`).
+    pub hasher_seeds: u64,
     /// One row per workload and size.
     pub rows: Vec<Row>,
 }
@@ -242,6 +293,60 @@ pub fn summary(rows: &[Row]) -> String {
     }
 }
 
+/// With more than one hasher seed, a line that says the table gives means, and how the rows
+/// fare seed by seed: how many replays put epochcache more than [`TOLERANCE`] points below the
+/// better peer with the same hasher, on which rows, and the lowest; `None` with one seed.
+pub fn per_seed_summary(rows: &[Row], hasher_seeds: u64) -> Option<String> {
+    if hasher_seeds < 2 {
+        return None;
+    }
+    let compared: Vec<&Row> = rows
+        .iter()
+        .filter(|r| !r.per_seed_vs_best_peer.is_empty())
+        .collect();
+    let mut line = format!(
+        "epochcache, moka and quick_cache: means over {hasher_seeds} hasher seeds each (the \
+         simulated policies do not hash keys)"
+    );
+    let below_in = |r: &Row| {
+        r.per_seed_vs_best_peer
+            .iter()
+            .filter(|&&d| d < -TOLERANCE)
+            .count()
+    };
+    let replays: usize = compared.iter().map(|r| r.per_seed_vs_best_peer.len()).sum();
+    let below: usize = compared.iter().map(|r| below_in(r)).sum();
+    let lowest = compared
+        .iter()
+        .flat_map(|r| r.per_seed_vs_best_peer.iter().map(move |&d| (r, d)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((r, d)) = lowest {
+        let _ = write!(
+            line,
+            "; seed by seed, {below} of {replays} replays have epochcache more than {TOLERANCE} \
+             points below the better peer with the same seed"
+        );
+        let rows_below: Vec<String> = compared
+            .iter()
+            .filter(|r| below_in(r) > 0)
+            .map(|r| {
+                let n = below_in(r);
+                format!("{} @ {}: {n}", r.workload, thousands(r.size as u64))
+            })
+            .collect();
+        if !rows_below.is_empty() {
+            let _ = write!(line, " ({})", rows_below.join(", "));
+        }
+        let _ = write!(
+            line,
+            "; the lowest: {} @ {}, {d:+.2}",
+            r.workload,
+            thousands(r.size as u64)
+        );
+    }
+    Some(line)
+}
+
 /// A one-line summary against the published policies: how many rows have epochcache more than
 /// [`PUBLISHED_TOLERANCE`] points below the best of them, and which; `None` when none ran.
 pub fn published_summary(rows: &[Row]) -> Option<String> {
@@ -308,6 +413,54 @@ mod tests {
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(points(Some(-0.004)), "+0.00");
         assert_eq!(points(Some(-0.006)), "-0.01");
+    }
+
+    #[test]
+    fn averages_replays_over_hasher_seeds_and_pairs_them_seed_by_seed() {
+        let out = |hits| Outcome {
+            hits,
+            peak: Some(hits / 10),
+        };
+        // In the hashers' order, as `replay_all` passes them; OPT replayed once.
+        let outcomes = [
+            (System::Epochcache, out(50)),
+            (System::Moka, out(60)),
+            (System::QuickCache, out(52)),
+            (System::Epochcache, out(54)),
+            (System::Moka, out(44)),
+            (System::QuickCache, out(52)),
+            (
+                System::Opt,
+                Outcome {
+                    hits: 70,
+                    peak: None,
+                },
+            ),
+        ];
+        let row = Row::new("w".into(), 10, 100, 20, &outcomes);
+        let cell = |s| row.cells.iter().find(|c| c.system == s).unwrap();
+        assert_eq!(cell(System::Epochcache).hits, 104);
+        assert_eq!(cell(System::Epochcache).per_seed_pct, [50.0, 54.0]);
+        assert!((cell(System::Epochcache).hit_pct - 52.0).abs() < 1e-9);
+        assert_eq!(cell(System::Moka).peak, Some(6));
+        assert_eq!(cell(System::Opt).per_seed_pct, [70.0]);
+        // Means: epochcache 52, moka 52, quick_cache 52: level. Seed by seed: 50 against 60,
+        // then 54 against 52.
+        assert!(row.vs_best_peer.unwrap().abs() < 1e-9, "{row:?}");
+        assert!(!row.below_peer);
+        assert_eq!(row.per_seed_vs_best_peer, [-10.0, 2.0]);
+        assert!((row.to_opt.unwrap() - 18.0).abs() < 1e-9);
+        let line = per_seed_summary(std::slice::from_ref(&row), 2).unwrap();
+        assert!(line.contains("means over 2 hasher seeds"), "{line}");
+        assert!(
+            line.contains("1 of 2 replays have epochcache more"),
+            "{line}"
+        );
+        assert!(
+            line.contains("(w @ 10: 1); the lowest: w @ 10, -10.00"),
+            "{line}"
+        );
+        assert!(per_seed_summary(&[row], 1).is_none());
     }
 
     #[test]
