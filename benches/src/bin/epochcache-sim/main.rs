@@ -139,7 +139,7 @@ struct Args {
 /// How many hasher seeds a row is replayed with unless `--hasher-seeds` says otherwise. Over 20
 /// seeds moka's hit ratio on lirs-ps at 500 entries spread from 55.80 to 57.88 (the first seed
 /// gave 57.88, its best) with a standard deviation of 0.52, so the mean of eight is within about
-/// 0.2 of the mean of many; `--all` takes about eight times as long as with one (about 5 minutes
+/// 0.2 of the mean of many; `--all` takes about eight times as long as with one (about 4 minutes
 /// on two cores).
 const DEFAULT_HASHER_SEEDS: u64 = 8;
 
