@@ -254,7 +254,10 @@ mod tests {
     #[test]
     fn a_small_sketch_keeps_keys_seen_once_apart_from_new_ones() {
         let mistaken = rated_above_nothing(2_000, 10_000, 10_000);
-        assert!(mistaken < 1_000, "{mistaken} of 10,000 new keys rated above 0");
+        assert!(
+            mistaken < 1_000,
+            "{mistaken} of 10,000 new keys rated above 0"
+        );
         // A large shard's sketch, two counters a row an entry, under the same load per counter:
         // what the small one was.
         let large = rated_above_nothing(1 << 16, 10_000 << 5, 10_000);
