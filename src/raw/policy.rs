@@ -40,8 +40,8 @@
 //! compared as means over eight hasher seeds (the simulator's default): with the one seed used
 //! before, lirs-ps at 500 entries looked 0.78 points short of moka, but that seed was moka's best
 //! of twenty there (57.88; the mean of twenty is 56.96), and the scan at 1,000 entries looked
-//! 0.43 short where the mean is 0.50. The scan's shortfall was the sketch's: a small shard's
-//! sketch now has four times the counters (see [`sketch`](super::sketch)).
+//! 0.43 short where the mean was 0.50. The scan's shortfall was the sketch's: a small shard's
+//! sketch now has up to four times the counters (see [`sketch`](super::sketch)).
 //!
 //! # What the queues hold
 //!

@@ -1,5 +1,6 @@
 //! A frequency sketch: approximately how often each hash was seen recently, in four bytes a
-//! tracked key (sixteen in a small shard's sketch, up to 32 KB: see `SMALL_WIDTH_PER_ENTRY`).
+//! tracked key, or up to four times that in a small shard's sketch, 32 KB at most (see
+//! `SMALL_WIDTH_PER_ENTRY`); each row is rounded up to a power of two.
 //!
 //! Four rows of 4-bit counters (count-min), laid out so that all four counters of a hash share
 //! one cache line (as Caffeine lays out its sketch): a hash raises one counter in each row, and its
@@ -13,28 +14,33 @@ const PER_WORD: usize = 16;
 const ROWS: usize = 4;
 /// Words in a block: one cache line, holding every counter of a hash (two words a row).
 const BLOCK_WORDS: usize = 8;
-/// Counters in each row for each entry the sketch is sized for (the policy sizes it for twice the
-/// shard's entries: eight bytes an entry, as Caffeine spends).
+/// Counters in each row for each entry the sketch is sized for (the policy sizes it for between
+/// one and two times the shard's entries: up to eight bytes an entry, as Caffeine spends).
 const WIDTH_PER_ENTRY: usize = 2;
 /// Counters in each row for each entry a small sketch is sized for, up to [`SMALL_WIDTH_CAP`].
 ///
-/// A counter takes about `SAMPLE_PER_ENTRY / WIDTH_PER_ENTRY`, twelve, additions between two
-/// halvings, against Caffeine's two or three (its sketch forgets five times sooner), and keys seen
+/// At `WIDTH_PER_ENTRY`, a counter takes about `SAMPLE_PER_ENTRY / WIDTH_PER_ENTRY`, twelve,
+/// additions between two halvings (three at this width), against Caffeine's two or three (its sketch forgets five times sooner), and keys seen
 /// once then share counters with keys seen often enough to rate a few points above nothing: a
 /// candidate seen once looks as popular as the victim it should displace, or the other way
-/// round. Four times as many counters was measured over hasher seeds
+/// round. Up to four times as many counters (see [`SMALL_WIDTH_CAP`]) was measured over hasher
+/// seeds
 /// (`epochcache-sim --all --systems epochcache`, eight seeds): the scan at 1,000 entries +0.58
-/// points (0.50 below quick_cache before, 0.08 above after), Zipf 0.7 at 10k entries +0.37,
+/// points (0.50 below quick_cache before, 0.08 above after), Zipf 0.7 at 10k entries (8 shards of
+/// 1,250, twice the counters) +0.37,
 /// lirs-sprite at 500 +0.27, lirs-multi3 +0.19, lirs-ps +0.12, no row lower; beyond the table
 /// (74 rows from 100 to 50k entries) 13.4 points summed, lirs-ps at 100 entries +4.2, no row
-/// lower by more than 0.4 (lirs-sprite at 600). At eight bytes more an entry it is not worth it
-/// for a large shard, so only a small sketch gets it (see [`SMALL_WIDTH_CAP`]).
+/// lower by more than 0.4 (lirs-sprite at 600). For every shard it would cost about 24 bytes more
+/// an entry; twice the counters for every shard (8 more) had given the scan +0.5. So only a
+/// small sketch gets it (see [`SMALL_WIDTH_CAP`]).
 const SMALL_WIDTH_PER_ENTRY: usize = 8;
-/// The widest a row grows at [`SMALL_WIDTH_PER_ENTRY`]: 16,384 counters, a 32 KB sketch. A shard
-/// of up to 1,024 entries gets eight counters a row for each entry it tracks, one of up to 4,096
-/// at least 32 KB in all, a larger one two counters an entry, as before. So the extra costs a
-/// shard 32 KB at most, which at a million entries is nothing and at a thousand is 32 bytes an
-/// entry.
+/// The widest a row grows at [`SMALL_WIDTH_PER_ENTRY`]: 16,384 counters, a 32 KB sketch. The
+/// policy sizes the sketch for twice the entries it holds each time they outgrow it (64, then
+/// 130, 262, 526, 1,054, 2,110, 4,222 ...), so a shard of up to about 1,050 entries gets four
+/// times the counters it had, one of up to about 2,100 twice, and a larger one the same: the
+/// extra is at most 24 KB a shard (about 25 bytes an entry at 1,000 entries). A cache whose
+/// shards hold more than about 2,100 entries each spends what it spent before; a new shard's
+/// first sketch is 1 KB instead of 256 bytes.
 const SMALL_WIDTH_CAP: usize = 16_384;
 /// Additions per tracked entry after which every counter is halved (see `sample`).
 const SAMPLE_PER_ENTRY: usize = 25;
@@ -59,7 +65,8 @@ pub(crate) struct FrequencySketch {
     blocks: Vec<Block>,
     additions: usize,
     /// Additions after which every counter is halved: twenty-five per tracked entry (the policy
-    /// tracks twice a shard's entries, so fifty per resident entry). A resident entry's reads
+    /// tracks one to two times a shard's entries, so 25 to 50 per resident entry; the figures
+    /// below were measured with hasher seed 0 alone, before a small sketch was widened). A resident entry's reads
     /// reach the sketch only when the eviction hand passes it, so its counts grow more slowly
     /// than in a sketch fed by every read, and a longer memory makes up for it: ten per tracked
     /// entry lost 0.9 points on the scan workload and up to 0.8 on Zipf at 10k entries. With a
@@ -248,20 +255,38 @@ mod tests {
             .count() as u64
     }
 
-    /// A shard of 1,000 entries tracks 2,000 keys and halves after 50,000 additions; after
-    /// 10,000 keys seen once, a key never seen must still look new. With two counters a row an
-    /// entry (4,096 a row), as a large shard has, most did not.
+    /// A shard of 1,000 entries tracks 1,054 keys (16,384 counters a row) and halves after 26,350
+    /// additions; after 10,000 keys seen once, a key never seen must still look new. With two
+    /// counters a row a tracked key (4,096 a row), as a large shard has, most did not.
     #[test]
     fn a_small_sketch_keeps_keys_seen_once_apart_from_new_ones() {
-        let mistaken = rated_above_nothing(2_000, 10_000, 10_000);
+        let mistaken = rated_above_nothing(1_054, 10_000, 10_000);
         assert!(
             mistaken < 1_000,
             "{mistaken} of 10,000 new keys rated above 0"
         );
-        // A large shard's sketch, two counters a row an entry, under the same load per counter:
-        // what the small one was.
+        // A large shard's sketch, two counters a row a tracked key, under the load per counter
+        // that the small sketch had before it was widened (4,096 a row).
         let large = rated_above_nothing(1 << 16, 10_000 << 5, 10_000);
         assert!(large > 5_000, "{large} of 10,000 new keys rated above 0");
+    }
+
+    /// Bytes of the sketch the policy makes for `tracked` keys.
+    fn bytes_for(tracked: usize) -> usize {
+        FrequencySketch::new(tracked).blocks.len() * std::mem::size_of::<Block>()
+    }
+
+    /// The sizes the policy asks for as a shard grows (twice its entries each time they outgrow
+    /// the sketch): four times the counters up to 1,054 tracked keys, twice at 2,110, the same
+    /// from 4,222, and never more than 32 KB for the widening.
+    #[test]
+    fn a_small_shard_gets_up_to_four_times_the_counters_and_32_kb_at_most() {
+        assert_eq!(bytes_for(64), 1 << 10);
+        assert_eq!(bytes_for(526), 16 << 10);
+        assert_eq!(bytes_for(1_054), 32 << 10);
+        assert_eq!(bytes_for(2_110), 32 << 10);
+        assert_eq!(bytes_for(4_222), 32 << 10);
+        assert_eq!(bytes_for(1 << 16), 256 << 10);
     }
 
     #[test]
