@@ -113,7 +113,7 @@ struct Args {
 
     /// Replay epochcache, moka and quick_cache with this many fixed hasher seeds each and give
     /// their mean: where keys collide in a cache's sketch depends on the seed, and on a short
-    /// trace one seed moves a hit ratio by up to 2 points. 1 replays with the first seed only.
+    /// trace one seed moves a hit ratio by 2 points or more. 1 replays with the first seed only.
     #[arg(long, default_value_t = DEFAULT_HASHER_SEEDS, value_parser = at_least_one_u64)]
     hasher_seeds: u64,
 
@@ -138,9 +138,9 @@ struct Args {
 
 /// How many hasher seeds a row is replayed with unless `--hasher-seeds` says otherwise. Over 20
 /// seeds moka's hit ratio on lirs-ps at 500 entries spread from 55.80 to 57.88 (the first seed
-/// gave 57.88, its best) with a standard deviation of 0.52, so the mean of eight is within about
-/// 0.2 of the mean of many; `--all` takes about eight times as long as with one (about 4 minutes
-/// on two cores).
+/// gave 57.88, its best) with a standard deviation of 0.52, so the mean of eight has a standard
+/// error of about 0.2; `--all` takes four to five times as long as with one (about 4 minutes on
+/// two cores: the simulated policies run once).
 const DEFAULT_HASHER_SEEDS: u64 = 8;
 
 /// The most requests a synthetic workload makes.
@@ -411,7 +411,12 @@ fn replay_all(
         }
     });
     bar.finish_and_clear();
-    let mut results = results.into_inner().expect("no replay panics");
+    rows_from(jobs, results.into_inner().expect("no replay panics"))
+}
+
+/// One row per job and size, in the jobs' order, from the replays' outcomes in any order (the
+/// threads finish them as they come).
+fn rows_from(jobs: &[Job], mut results: Vec<(Task, Outcome)>) -> Vec<Row> {
     // Each system's replays in the hashers' order, so that a row pairs them seed by seed.
     results.sort_by_key(|(t, _)| t.hasher);
     let mut rows = Vec::new();
@@ -493,4 +498,48 @@ fn draw_charts(jobs: &[Job], rows: &[Row], files: &[PathBuf]) -> Result<(), Stri
         eprintln!("wrote {}", file.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every system that hashes keys is replayed once per hasher and the others once; whatever
+    /// order the replays finish in, a row holds each system's results in the hashers' order.
+    #[test]
+    fn rows_pair_each_systems_replays_by_hasher_in_any_order_of_finishing() {
+        let job = Job {
+            name: "w".into(),
+            keys: vec![0; 100],
+            next: Vec::new(),
+            distinct: 1,
+            sizes: vec![10],
+        };
+        let systems = [System::Epochcache, System::Moka, System::Opt];
+        let jobs = [job];
+        let tasks = tasks(&jobs, &systems, 3);
+        assert_eq!(tasks.len(), 3 + 3 + 1);
+        // Hits that say which hasher ran: 10 + hasher for epochcache, 20 + hasher for moka.
+        let mut results: Vec<(Task, Outcome)> = tasks
+            .iter()
+            .map(|&t| {
+                let base = match t.system {
+                    System::Epochcache => 10,
+                    System::Moka => 20,
+                    _ => 50,
+                };
+                let hits = base + t.hasher;
+                (t, Outcome { hits, peak: None })
+            })
+            .collect();
+        results.reverse();
+        results.swap(0, 4);
+        let rows = rows_from(&jobs, results);
+        assert_eq!(rows.len(), 1);
+        let pcts = |s| rows[0].cells.iter().find(|c| c.system == s).unwrap();
+        assert_eq!(pcts(System::Epochcache).per_seed_pct, [10.0, 11.0, 12.0]);
+        assert_eq!(pcts(System::Moka).per_seed_pct, [20.0, 21.0, 22.0]);
+        assert_eq!(pcts(System::Opt).per_seed_pct, [50.0]);
+        assert_eq!(rows[0].per_seed_vs_best_peer, [-10.0, -10.0, -10.0]);
+    }
 }
