@@ -17,6 +17,7 @@ const COLOURS: [RGBColor; System::ALL.len()] = [
     RGBColor(240, 120, 120),
     RGBColor(150, 20, 60),
     RGBColor(250, 170, 150),
+    RGBColor(120, 20, 20),
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),

@@ -270,11 +270,12 @@ pub fn footprint(system: System, rounds: usize) -> Option<Footprint> {
             collect_retired();
             (c.len(), live_bytes()?, Box::new(c) as Box<dyn Send>)
         }
-        // ByteCache has `str` keys only, and the copy-out and weighted variants store what
-        // epochcache stores: their figure is the engine's, measured above.
-        System::EpochcacheBytes | System::EpochcacheCopy | System::EpochcacheWeighted => {
-            return None
-        }
+        // ByteCache has `str` keys only, and the copy-out, weighted and statistics variants
+        // store what epochcache stores: their figure is the engine's, measured above.
+        System::EpochcacheBytes
+        | System::EpochcacheCopy
+        | System::EpochcacheWeighted
+        | System::EpochcacheStats => return None,
         System::Moka => {
             let c = moka::sync::Cache::<u64, u64>::new(n as u64);
             keys.for_each(|k| c.insert(k, k));

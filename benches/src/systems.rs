@@ -139,6 +139,10 @@ pub enum System {
     /// which counts retired weight until the collector frees it. Only run when asked for with
     /// `-s`.
     EpochcacheWeighted,
+    /// epochcache's `ShardedCache<String, Bytes>` with `record_stats()`: hits and misses counted
+    /// on per-thread stripes, to measure whether the statistics are cheap enough to leave on.
+    /// Only run when asked for with `-s`.
+    EpochcacheStats,
     /// `moka::sync::Cache`.
     Moka,
     /// `quick_cache::sync::Cache`.
@@ -208,11 +212,12 @@ pub fn quick_cache_for(
 
 impl System {
     /// Every system, epochcache first (the one the others are compared with).
-    pub const ALL: [System; 10] = [
+    pub const ALL: [System; 11] = [
         System::Epochcache,
         System::EpochcacheBytes,
         System::EpochcacheCopy,
         System::EpochcacheWeighted,
+        System::EpochcacheStats,
         System::Moka,
         System::QuickCache,
         System::Papaya,
@@ -221,12 +226,17 @@ impl System {
         System::StdHashmap,
     ];
 
-    /// The systems a run compares unless told otherwise: all but the copy-out and weighted
-    /// variants, which answer one question each and are only run when asked for.
+    /// The systems a run compares unless told otherwise: all but the copy-out, weighted and
+    /// statistics variants, which answer one question each and are only run when asked for.
     pub fn defaults() -> Vec<System> {
         Self::ALL
             .into_iter()
-            .filter(|&s| !matches!(s, System::EpochcacheCopy | System::EpochcacheWeighted))
+            .filter(|&s| {
+                !matches!(
+                    s,
+                    System::EpochcacheCopy | System::EpochcacheWeighted | System::EpochcacheStats
+                )
+            })
             .collect()
     }
 
@@ -237,6 +247,7 @@ impl System {
             System::EpochcacheBytes => "epochcache ByteCache",
             System::EpochcacheCopy => "epochcache copy-out",
             System::EpochcacheWeighted => "epochcache weighted",
+            System::EpochcacheStats => "epochcache stats on",
             System::Moka => "moka",
             System::QuickCache => "quick_cache",
             System::Papaya => "papaya",
@@ -253,6 +264,7 @@ impl System {
             System::EpochcacheBytes => "epochcache-bytes",
             System::EpochcacheCopy => "epochcache-copy",
             System::EpochcacheWeighted => "epochcache-weighted",
+            System::EpochcacheStats => "epochcache-stats",
             System::Moka => "moka",
             System::QuickCache => "quick_cache",
             System::Papaya => "papaya",
@@ -280,7 +292,8 @@ impl System {
             System::Epochcache
             | System::EpochcacheBytes
             | System::EpochcacheCopy
-            | System::EpochcacheWeighted => Kind::Cache,
+            | System::EpochcacheWeighted
+            | System::EpochcacheStats => Kind::Cache,
             System::Moka | System::QuickCache => Kind::Cache,
             // scc is a map by default and becomes scc::HashCache when a bound is asked for.
             System::Scc => Kind::Cache,
@@ -298,6 +311,7 @@ impl System {
                 "ShardedCache<String, Bytes>, get copies the value out, iter() clones"
             }
             System::EpochcacheWeighted => "ShardedCache<String, Bytes>, max_weight, one per entry",
+            System::EpochcacheStats => "ShardedCache<String, Bytes>, record_stats (hits, misses)",
             System::Moka => "moka::sync::Cache (TinyLFU)",
             System::QuickCache => "quick_cache::sync::Cache (CLOCK-Pro)",
             System::Papaya => "papaya::HashMap: not a cache, no eviction",
@@ -340,6 +354,13 @@ impl System {
                     .max_weight(capacity as u64)
                     .weigher(|_, _| 1)
                     .initial_capacity(sizing.entries.min(capacity))
+                    .build(),
+            ),
+            System::EpochcacheStats => Box::new(
+                epochcache::ShardedCache::<String, Bytes>::builder()
+                    .max_entries(capacity as u64)
+                    .initial_capacity(sizing.entries.min(capacity))
+                    .record_stats()
                     .build(),
             ),
             System::Moka => Box::new(
