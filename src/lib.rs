@@ -127,12 +127,14 @@
 //! all of them for an idle cache. Memory unlinked but not yet freed by the epoch collector is counted
 //! too ([`CacheStats::garbage_weight`]); writers flush it once it passes one entry's maximum, and
 //! every writer hands its garbage to the collector every few entries it unlinks, so replaced and
-//! removed values are dropped promptly even without a bound. That limit is kept by flushing, not
-//! by waiting: the collector frees an entry only once every thread pinned when it was unlinked
-//! has unpinned, so a thread descheduled while pinned holds garbage back until it runs again
-//! (`tests/garbage.rs`: one writer stays within a few limits; two writers of 4 KiB values on two
-//! cores shared with other work were measured with up to 13 MB waiting, against a 1 MiB limit
-//! and an 8 MiB budget). Resident weight itself never passes the budget.
+//! removed values are dropped promptly even without a bound. The collector frees an entry only
+//! once every thread pinned when it was unlinked has unpinned, and a thread descheduled while
+//! pinned holds that back until it runs again, so a write that leaves more than twice the limit
+//! waiting then waits for the collector, unpinned, a bounded number of times (two writers of
+//! 4 KiB values on two busy cores: at most twice the limit waiting, against up to 13 times with
+//! flushing alone; `tests/garbage.rs`). A thread that stays pinned for long (a held
+//! [`Pinned`]) holds garbage back however long writers wait, and they slow down meanwhile.
+//! Resident weight itself never passes the budget.
 //!
 //! [`CacheBuilder::eviction_listener`] is told of every entry that leaves, with its
 //! [`RemovalCause`], outside any lock. [`ShardedCache::stats`] counts inserts and removals by

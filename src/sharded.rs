@@ -582,6 +582,8 @@ where
             first_panic,
             &guard,
         );
+        drop(guard);
+        self.garbage.wait_for_collector();
         Ok(Ok(()))
     }
 

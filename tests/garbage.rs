@@ -71,7 +71,8 @@ fn rss() -> Option<u64> {
 fn two_writers_of_ten_times_the_budget_keep_memory_near_it() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let budget = 8u64 << 20;
-    let cache = blobs(budget, budget / 8, 4);
+    let limit = budget / 8;
+    let cache = blobs(budget, limit, 4);
     let before = rss();
     thread::scope(|s| {
         for t in 0..2u64 {
@@ -81,6 +82,11 @@ fn two_writers_of_ten_times_the_budget_keep_memory_near_it() {
                 for i in 0..10_000u64 {
                     cache.insert(t << 32 | i, Arc::new(vec![7; 4096])).unwrap();
                     assert!(cache.weight() <= budget, "resident weight over the budget");
+                    let garbage = cache.stats().garbage_weight;
+                    assert!(
+                        garbage <= 4 * limit,
+                        "{garbage} bytes wait to be freed, limit {limit}"
+                    );
                 }
             });
         }
