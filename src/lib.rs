@@ -131,7 +131,7 @@
 //! once every thread pinned when it was unlinked has unpinned, and a thread descheduled while
 //! pinned holds that back until it runs again, so a write that leaves more than twice the limit
 //! waiting then waits for the collector, unpinned, a bounded number of times (two writers of
-//! 4 KiB values on two busy cores: at most twice the limit waiting, against up to 13 times with
+//! 4 KiB values on two busy cores: at most twice the limit waiting, against up to 12 times with
 //! flushing alone; `tests/garbage.rs`). A thread that stays pinned for long (a held
 //! [`Pinned`]) holds garbage back however long writers wait, and they slow down meanwhile.
 //! Resident weight itself never passes the budget.
