@@ -248,9 +248,9 @@ impl Garbage {
         });
     }
 
-    /// Waits for the collector while more than `WAIT_PAST_LIMITS` limits' worth waits to be
-    /// freed: pins only to flush and collect, then lets other threads run, up to
-    /// `MAX_WAIT_ROUNDS` times. Called by a write once it has unpinned and let go of every lock.
+    /// Runs the collector while more than `WAIT_PAST_LIMITS` limits' worth waits to be freed,
+    /// `MAX_WAIT_ROUNDS` times at most (see [`collect_until`](crate::sweep::collect_until)).
+    /// Called by a write once it has unpinned and let go of every lock.
     ///
     /// [`flush_if_over`](Self::flush_if_over) runs while the writer is still pinned, and the
     /// collector frees nothing retired since the oldest pin of any thread: the writer's own, or
@@ -259,14 +259,8 @@ impl Garbage {
     /// MB waiting against a 1 MiB limit with flushing alone, 2 MB with this
     /// (`tests/garbage.rs`).
     pub(crate) fn wait_for_collector(&self) {
-        let mut rounds = 0;
-        while self.weight() > self.limit.saturating_mul(WAIT_PAST_LIMITS)
-            && rounds < MAX_WAIT_ROUNDS
-        {
-            crate::sync::epoch::pin().flush();
-            crate::sync::pause(false);
-            rounds += 1;
-        }
+        let enough = self.limit.saturating_mul(WAIT_PAST_LIMITS);
+        crate::sweep::collect_until(MAX_WAIT_ROUNDS, || self.weight() <= enough);
     }
 
     /// Flushes while too much waits to be freed. Call with no lock held: flushing runs deferred

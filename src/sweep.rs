@@ -141,43 +141,59 @@ where
 }
 
 /// Frees what the calling thread retired so far (`retired` entries and tables) before returning: it
-/// hands the thread's garbage to the collector, and, unless nothing was retired or the thread is
-/// pinned, runs the collector until a marker deferred after those retirements has run. A cache
-/// that is closed, cleared or purged and then left alone would otherwise keep its values until
-/// some later pin of some thread collects them. Called with no pin of its own held.
+/// hands the thread's garbage to the collector, and, unless nothing was retired, runs the
+/// collector until a marker deferred after those retirements has run (see [`collect_until`]). A
+/// cache that is closed, cleared or purged and then left alone would otherwise keep its values
+/// until some later pin of some thread collects them. Called with no pin of its own held.
 ///
 /// The collector frees the queued bags first in, first out, so once the marker has run every
 /// entry this thread retired before it has been freed (its value dropped), or is being freed by
-/// another thread's collection. Bounded: each round frees up to eight bags of 64, so about
-/// `retired / 512` rounds suffice, plus a few to advance the epoch twice; another thread that
-/// stays pinned can hold the collector back, and then the rounds run out (yielding, so it may
-/// move) and the rest is freed by later collections. A caller that is itself pinned (a
-/// listener, a `get_with` closure, a [`Pinned`](crate::Pinned) handle, a value's `Drop`) keeps
-/// the epoch from advancing twice, so no round could free anything. Under loom the garbage is
-/// only handed over: the models free it promptly (`crossbeam_sanitize`), and would explore
-/// every operation of each round.
+/// another thread's collection. Each round frees up to eight bags of 64, so about
+/// `retired / 512` rounds suffice, plus a few to advance the epoch twice; when the rounds run
+/// out, the rest is freed by later collections.
 pub(crate) fn free_retired(retired: usize) {
-    #[cfg(not(epochcache_loom))]
-    if retired > 0 && !epoch::is_pinned() {
-        let freed = std::sync::Arc::new(crate::sync::AtomicBool::new(false));
-        {
-            let guard = epoch::pin();
-            let marker = std::sync::Arc::clone(&freed);
-            guard.defer(move || marker.store(true, crate::sync::Ordering::Release));
-            guard.flush();
-        }
-        let rounds = retired.div_ceil(512).saturating_mul(2).saturating_add(64);
-        for round in 0..rounds {
-            if freed.load(crate::sync::Ordering::Acquire) {
-                return;
-            }
-            epoch::pin().flush();
-            if round >= 8 {
-                crate::sync::pause(false);
-            }
-        }
+    if retired == 0 || !collecting_helps() {
+        epoch::pin().flush();
         return;
     }
-    let _ = retired;
-    epoch::pin().flush();
+    let freed = std::sync::Arc::new(crate::sync::AtomicBool::new(false));
+    {
+        let guard = epoch::pin();
+        let marker = std::sync::Arc::clone(&freed);
+        guard.defer(move || marker.store(true, crate::sync::Ordering::Release));
+        guard.flush();
+    }
+    let rounds = retired.div_ceil(512).saturating_mul(2).saturating_add(64);
+    collect_until(rounds, || freed.load(crate::sync::Ordering::Acquire));
+}
+
+/// Runs the collector until `done`, `rounds` times at most: each round pins only to flush and
+/// collect, and from the eighth on lets other threads run (another thread that stays pinned
+/// holds the collector back, and may be descheduled). Does nothing where no round could free
+/// anything (see [`collecting_helps`]).
+pub(crate) fn collect_until(rounds: usize, done: impl Fn() -> bool) {
+    if !collecting_helps() {
+        return;
+    }
+    for round in 0..rounds {
+        if done() {
+            return;
+        }
+        epoch::pin().flush();
+        if round >= 8 {
+            crate::sync::pause(false);
+        }
+    }
+}
+
+/// Whether running the collector from the calling thread can free anything: not while the
+/// thread is pinned itself (a listener, a `get_with` closure, a [`Pinned`](crate::Pinned)
+/// handle, a value's `Drop`), which keeps the epoch from advancing twice; and not under loom,
+/// where the models free garbage promptly (`crossbeam_sanitize`) and would explore every
+/// operation of each round.
+fn collecting_helps() -> bool {
+    #[cfg(not(epochcache_loom))]
+    return !epoch::is_pinned();
+    #[cfg(epochcache_loom)]
+    return false;
 }
