@@ -176,6 +176,15 @@ impl Sizing {
     }
 }
 
+/// epochcache's engine as the comparison builds it for `sizing` (and its copy-out and statistics
+/// variants on top): bounded at [`Sizing::capacity`] entries, with room for what it will hold.
+fn engine(sizing: Sizing) -> epochcache::CacheBuilder<String, Bytes> {
+    let capacity = sizing.capacity();
+    epochcache::ShardedCache::<String, Bytes>::builder()
+        .max_entries(capacity as u64)
+        .initial_capacity(sizing.entries.min(capacity))
+}
+
 /// quick_cache as the comparison builds it for `sizing`, in `shards` shards (`None`: its default,
 /// four per core, as [`System::build`] leaves it).
 ///
@@ -331,24 +340,14 @@ impl System {
     ) -> Box<dyn Contender> {
         let capacity = sizing.capacity();
         let contender: Box<dyn Contender> = match self {
-            System::Epochcache => Box::new(
-                epochcache::ShardedCache::<String, Bytes>::builder()
-                    .max_entries(capacity as u64)
-                    .initial_capacity(sizing.entries.min(capacity))
-                    .build(),
-            ),
+            System::Epochcache => Box::new(engine(sizing).build()),
             System::EpochcacheBytes => Box::new(
                 epochcache::ByteCache::builder()
                     .max_entries(capacity as u64)
                     .initial_capacity(sizing.entries.min(capacity))
                     .build(),
             ),
-            System::EpochcacheCopy => Box::new(CopyOut(
-                epochcache::ShardedCache::<String, Bytes>::builder()
-                    .max_entries(capacity as u64)
-                    .initial_capacity(sizing.entries.min(capacity))
-                    .build(),
-            )),
+            System::EpochcacheCopy => Box::new(CopyOut(engine(sizing).build())),
             System::EpochcacheWeighted => Box::new(
                 epochcache::ShardedCache::<String, Bytes>::builder()
                     .max_weight(capacity as u64)
@@ -356,13 +355,7 @@ impl System {
                     .initial_capacity(sizing.entries.min(capacity))
                     .build(),
             ),
-            System::EpochcacheStats => Box::new(
-                epochcache::ShardedCache::<String, Bytes>::builder()
-                    .max_entries(capacity as u64)
-                    .initial_capacity(sizing.entries.min(capacity))
-                    .record_stats()
-                    .build(),
-            ),
+            System::EpochcacheStats => Box::new(engine(sizing).record_stats().build()),
             System::Moka => Box::new(
                 moka::sync::Cache::<String, Bytes>::builder()
                     .max_capacity(capacity as u64)
